@@ -1340,12 +1340,13 @@ type isRenderAnimationResponse_Event interface {
 }
 
 type RenderAnimationResponse_Header struct {
-	// First event: what the stream will carry.
+	// What the stream will carry; sent once, before the first chunk.
 	Header *RenderHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
 }
 
 type RenderAnimationResponse_Progress struct {
-	// How far the render has come, at least once a second.
+	// How far the render has come (or the queue position while waiting), at
+	// least once a second.
 	Progress *Progress `protobuf:"bytes,2,opt,name=progress,proto3,oneof"`
 }
 
@@ -1471,7 +1472,7 @@ func (x *RenderHeader) GetMimeType() string {
 // Progress reports a render's advance.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Frames encoded so far.
+	// Frames handed to the encoder so far.
 	FramesDone int32 `protobuf:"varint,1,opt,name=frames_done,json=framesDone,proto3" json:"frames_done,omitempty"`
 	// Frames in the whole video.
 	FramesTotal int32 `protobuf:"varint,2,opt,name=frames_total,json=framesTotal,proto3" json:"frames_total,omitempty"`
@@ -1550,8 +1551,8 @@ type MediaChunk struct {
 	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	// At most 64 KiB of the file.
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	// This chunk ends a complete box run a player can consume: the init segment
-	// or a whole fragment.
+	// This chunk ends a complete run of boxes a player can consume: the init
+	// segment or a whole fragment.
 	SegmentEnd    bool `protobuf:"varint,3,opt,name=segment_end,json=segmentEnd,proto3" json:"segment_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1615,9 +1616,9 @@ type RenderTrailer struct {
 	TotalBytes int64 `protobuf:"varint,1,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	// SHA-256 of all chunk bytes in order, lowercase hex.
 	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// Time spent drawing and converting frames (summed over workers).
+	// Time the pipeline spent drawing frames rather than waiting on the encoder.
 	RenderTime *durationpb.Duration `protobuf:"bytes,3,opt,name=render_time,json=renderTime,proto3" json:"render_time,omitempty"`
-	// Wall time from the first frame written to ffmpeg to its last output byte.
+	// Wall time from starting ffmpeg to its last output byte.
 	EncodeTime *durationpb.Duration `protobuf:"bytes,4,opt,name=encode_time,json=encodeTime,proto3" json:"encode_time,omitempty"`
 	// Frames in the video.
 	Frames int32 `protobuf:"varint,5,opt,name=frames,proto3" json:"frames,omitempty"`

@@ -50,8 +50,9 @@ type AnimationServiceClient interface {
 	// call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(ctx context.Context, in *AcquireLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
-	// released leases fail with NOT_FOUND; a lease past its maximum age fails with
-	// FAILED_PRECONDITION and the holder must acquire a new one.
+	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
+	// maximum age fails with FAILED_PRECONDITION (the lease stays valid until its
+	// current expiry) and the holder must then acquire a new one.
 	RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
 	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
 	ReleaseLease(ctx context.Context, in *ReleaseLeaseRequest, opts ...grpc.CallOption) (*ReleaseLeaseResponse, error)
@@ -63,9 +64,12 @@ type AnimationServiceClient interface {
 	RenderStill(ctx context.Context, in *RenderStillRequest, opts ...grpc.CallOption) (*RenderStillResponse, error)
 	// RenderAnimation streams an H.264 fragmented MP4 of the curve being drawn,
 	// while it renders. It needs a live lease, which is kept alive while the
-	// stream runs. The stream is one `header`, then `chunk`s in order interleaved
-	// with `progress`, then one `trailer`. A stream that fails part-way ends with
-	// an error status and no trailer: without a trailer the video is incomplete.
+	// stream runs and renewed when it ends; one render per lease at a time
+	// (FAILED_PRECONDITION otherwise). While waiting for a render slot the
+	// stream carries `progress` events with the queue position; then one
+	// `header`, then `chunk`s in order interleaved with `progress`, then one
+	// `trailer`. A stream that fails part-way ends with an error status and no
+	// trailer: without a trailer the video is incomplete.
 	RenderAnimation(ctx context.Context, in *RenderAnimationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderAnimationResponse], error)
 }
 
@@ -162,8 +166,9 @@ type AnimationServiceServer interface {
 	// call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(context.Context, *AcquireLeaseRequest) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
-	// released leases fail with NOT_FOUND; a lease past its maximum age fails with
-	// FAILED_PRECONDITION and the holder must acquire a new one.
+	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
+	// maximum age fails with FAILED_PRECONDITION (the lease stays valid until its
+	// current expiry) and the holder must then acquire a new one.
 	RenewLease(context.Context, *RenewLeaseRequest) (*Lease, error)
 	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
 	ReleaseLease(context.Context, *ReleaseLeaseRequest) (*ReleaseLeaseResponse, error)
@@ -175,9 +180,12 @@ type AnimationServiceServer interface {
 	RenderStill(context.Context, *RenderStillRequest) (*RenderStillResponse, error)
 	// RenderAnimation streams an H.264 fragmented MP4 of the curve being drawn,
 	// while it renders. It needs a live lease, which is kept alive while the
-	// stream runs. The stream is one `header`, then `chunk`s in order interleaved
-	// with `progress`, then one `trailer`. A stream that fails part-way ends with
-	// an error status and no trailer: without a trailer the video is incomplete.
+	// stream runs and renewed when it ends; one render per lease at a time
+	// (FAILED_PRECONDITION otherwise). While waiting for a render slot the
+	// stream carries `progress` events with the queue position; then one
+	// `header`, then `chunk`s in order interleaved with `progress`, then one
+	// `trailer`. A stream that fails part-way ends with an error status and no
+	// trailer: without a trailer the video is incomplete.
 	RenderAnimation(*RenderAnimationRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error
 	mustEmbedUnimplementedAnimationServiceServer()
 }
@@ -378,7 +386,7 @@ const (
 //
 // LeaseAdminService is for operators. Every call needs the server's admin
 // bearer token in the `authorization: Bearer <token>` metadata; a server
-// started without an admin token refuses all of them.
+// started without an admin token refuses all of them (PERMISSION_DENIED).
 type LeaseAdminServiceClient interface {
 	// ListLeases describes the lease pool. Lease tokens are never included.
 	ListLeases(ctx context.Context, in *ListLeasesRequest, opts ...grpc.CallOption) (*ListLeasesResponse, error)
@@ -420,7 +428,7 @@ func (c *leaseAdminServiceClient) RevokeLease(ctx context.Context, in *RevokeLea
 //
 // LeaseAdminService is for operators. Every call needs the server's admin
 // bearer token in the `authorization: Bearer <token>` metadata; a server
-// started without an admin token refuses all of them.
+// started without an admin token refuses all of them (PERMISSION_DENIED).
 type LeaseAdminServiceServer interface {
 	// ListLeases describes the lease pool. Lease tokens are never included.
 	ListLeases(context.Context, *ListLeasesRequest) (*ListLeasesResponse, error)
