@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test whirl has, installing ffmpeg and etcd first if needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+need_go
+need_packages ffmpeg=ffmpeg ffprobe=ffmpeg etcd=etcd-server
+
+step() { printf '\n=== %s\n' "$*" >&2; }
+
+step "proto: buf lint, generated code up to date"
+go tool -modfile=tools/go.mod buf lint
+go tool -modfile=tools/go.mod buf generate
+git diff --exit-code -- proto/ || { echo "generated code is stale: run 'go tool -modfile=tools/go.mod buf generate' and commit" >&2; exit 1; }
+
+step "vet"
+go vet ./...
+
+step "unit, integration and end-to-end tests (race detector on)"
+go test -race -count=1 -timeout 30m ./...
+
+step "etcd lease store against real etcd servers (nested module)"
+(cd internal/lease/etcdlease/etcdtest && go vet ./... && go test -race -count=1 -timeout 20m ./...)
