@@ -1,7 +1,7 @@
 package clock
 
 import (
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -51,25 +51,53 @@ func (t *fakeTimer) Stop() bool {
 }
 
 // Advance moves time forward by d and runs, in time order and synchronously,
-// every callback that falls due.
+// every callback that falls due. Time steps to each callback's deadline before
+// it runs, so a callback sees Now() as a real timer would, and a callback that
+// schedules another one inside the window (a timer re-arming itself) has that
+// one run too, as it would have been on a real clock.
 func (c *Fake) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due, pending []*fakeTimer
+	end := c.now.Add(d)
+	for {
+		t := c.popDueLocked(end)
+		if t == nil {
+			break
+		}
+		if t.when.After(c.now) {
+			c.now = t.when
+		}
+		// Run f unlocked: it may call Now, AfterFunc or Stop.
+		c.mu.Unlock()
+		t.f()
+		c.mu.Lock()
+	}
+	if end.After(c.now) {
+		c.now = end
+	}
+	c.mu.Unlock()
+}
+
+// popDueLocked removes and returns the earliest pending timer due by end
+// (the first scheduled among equals), marking it fired; nil if there is none.
+// Stopped timers are dropped on the way.
+func (c *Fake) popDueLocked(end time.Time) *fakeTimer {
+	var next *fakeTimer
+	pending := c.timers[:0]
 	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case !t.when.After(c.now):
-			t.stopped = true
-			due = append(due, t)
-		default:
-			pending = append(pending, t)
+		if t.stopped {
+			continue
+		}
+		pending = append(pending, t)
+		if !t.when.After(end) && (next == nil || t.when.Before(next.when)) {
+			next = t
 		}
 	}
+	clear(c.timers[len(pending):])
 	c.timers = pending
-	c.mu.Unlock()
-	sort.SliceStable(due, func(i, j int) bool { return due[i].when.Before(due[j].when) })
-	for _, t := range due {
-		t.f()
+	if next == nil {
+		return nil
 	}
+	next.stopped = true
+	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool { return t == next })
+	return next
 }

@@ -1,0 +1,575 @@
+package lease
+
+import (
+	"cmp"
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/clock"
+)
+
+// Observer is told about lease events, for metrics. Calls are made without
+// the registry's lock held, so an observer may be slow or call back into the
+// registry without deadlocking it; calls from concurrent operations may
+// interleave.
+type Observer interface {
+	// Granted: a new lease was handed to a caller (renewals are not grants).
+	Granted()
+	// Refused: an Acquire without wait found every slot taken.
+	Refused()
+	// Expired: a lease ended because its TTL ran out, once per lease.
+	Expired()
+	// Released: a lease was ended early by Release, Revoke, or by Acquire
+	// replacing a lease that had reached its maximum age.
+	Released()
+}
+
+// Memory is a Registry held in one process's memory. Its leases vanish with
+// the process, and Capacity is enforced only among callers of this process.
+type Memory struct {
+	cfg Config
+	clk clock.Clock
+
+	mu sync.Mutex
+	// byToken is keyed by the SHA-256 of the token, not the token itself:
+	// the map compares keys with ordinary (variable-time) equality, and
+	// comparing digests leaks nothing useful about a secret, whereas
+	// comparing the secrets themselves could leak a prefix through timing.
+	// No plaintext token is kept at all; methods echo back the caller's.
+	byToken  map[[sha256.Size]byte]*entry
+	byHandle map[string]*entry
+	// queue holds *waiter in arrival order; the head is served first.
+	queue list.List
+	// timer wakes the registry at timerAt, the earliest expiry of an
+	// unpinned lease, so that expiry frees slots for waiters even when no
+	// other call arrives. timerGen tells a stale callback (one whose timer
+	// was replaced or stopped after it had started) that it has nothing to do.
+	timer    clock.Timer
+	timerAt  time.Time
+	timerGen uint64
+	// seq numbers grants and pins, breaking AcquiredAt ties when listing and
+	// telling one pin from the next.
+	seq    uint64
+	obs    Observer
+	closed bool
+}
+
+// entry is one live lease. Its Lease never carries the token.
+type entry struct {
+	key   [sha256.Size]byte
+	lease Lease
+	seq   uint64
+	// pin is the id of the current pin, 0 when unpinned, so that a stale
+	// unpin from an earlier pin cannot end a later one.
+	pin uint64
+}
+
+// waiter is one blocked Acquire. The fields below ready are written under
+// Memory.mu before ready is closed, and read by the waiter after it.
+type waiter struct {
+	holder string
+	elem   *list.Element
+	ready  chan struct{}
+
+	done  bool // served (granted or closed) or gone; no longer in the queue
+	token string
+	e     *entry
+	err   error
+}
+
+// tally counts observer events during one locked section; they are reported
+// after the lock is released.
+type tally struct{ granted, refused, expired, released int }
+
+var _ Registry = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory registry. Zero fields of cfg take their
+// defaults; a nil clk means the wall clock.
+func NewMemory(cfg Config, clk clock.Clock) *Memory {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Memory{
+		cfg:      cfg.WithDefaults(),
+		clk:      clk,
+		byToken:  make(map[[sha256.Size]byte]*entry),
+		byHandle: make(map[string]*entry),
+	}
+}
+
+// SetObserver installs o to be told about grants, refusals, expiries and
+// releases from now on; nil removes it.
+func (m *Memory) SetObserver(o Observer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.obs = o
+}
+
+// ValidToken reports whether s has the form of a lease token: exactly 32
+// lowercase hex digits. It says nothing about whether the lease is live.
+func ValidToken(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Acquire implements Registry. A malformed or unknown token is ignored and a
+// new lease is sought, as for an empty one. A done ctx is refused before
+// anything is granted, so an abandoned call cannot take a slot.
+func (m *Memory) Acquire(ctx context.Context, holder, token string, wait bool) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, fmt.Errorf("lease: acquire: %w", err)
+	}
+	l, w, err := m.tryAcquire(holder, token, wait)
+	if w == nil {
+		return l, err
+	}
+	return m.await(ctx, w)
+}
+
+// tryAcquire renews, grants or refuses at once, or queues a waiter.
+func (m *Memory) tryAcquire(holder, token string, wait bool) (Lease, *waiter, error) {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return Lease{}, nil, err
+	}
+	if e := m.lookupLocked(token); e != nil {
+		if l, err := m.renewLocked(e, now); err == nil {
+			l.Token = token
+			return l, nil, nil
+		}
+		// Too old to renew: end it and compete like a new caller. Serving
+		// the queue first gives the freed slot to those already waiting.
+		m.removeLocked(e)
+		t.released++
+		m.serveLocked(now)
+	}
+	// A newcomer may take a free slot only when nobody is queued; otherwise
+	// it would overtake the waiters (serveLocked keeps the queue empty
+	// whenever a slot is free, so this is just a capacity check).
+	if m.queue.Len() == 0 && len(m.byToken) < m.cfg.Capacity {
+		tok, e := m.grantLocked(holder, now)
+		t.granted++
+		l := e.lease
+		l.Token = tok
+		return l, nil, nil
+	}
+	if !wait {
+		t.refused++
+		return Lease{}, nil, m.exhaustedLocked(now)
+	}
+	w := &waiter{holder: holder, ready: make(chan struct{})}
+	w.elem = m.queue.PushBack(w)
+	return Lease{}, w, nil
+}
+
+// await blocks until w is served or ctx ends.
+func (m *Memory) await(ctx context.Context, w *waiter) (Lease, error) {
+	select {
+	case <-w.ready:
+		if w.err != nil {
+			return Lease{}, w.err
+		}
+		m.mu.Lock()
+		l := w.e.lease
+		o := m.obs
+		m.mu.Unlock()
+		// The grant is reported here rather than when it was made, so a
+		// grant that an abandoning waiter hands back is never counted.
+		(&tally{granted: 1}).report(o)
+		l.Token = w.token
+		return l, nil
+	case <-ctx.Done():
+	}
+	err := fmt.Errorf("lease: gave up waiting for a slot: %w", ctx.Err())
+	var t tally
+	now, cerr := m.lock(&t)
+	defer m.unlock(&t, now)
+	switch {
+	case cerr != nil:
+		return Lease{}, err
+	case !w.done:
+		m.queue.Remove(w.elem)
+		w.done = true
+	case w.err == nil && m.byHandle[w.e.lease.Handle] == w.e:
+		// A slot was handed over just as ctx ended. Nobody will ever learn
+		// this token, so give the slot straight to the next waiter instead of
+		// leaving it held until its TTL runs out.
+		m.removeLocked(w.e)
+		m.serveLocked(now)
+	}
+	return Lease{}, err
+}
+
+// Renew implements Registry.
+func (m *Memory) Renew(_ context.Context, token string) (Lease, error) {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return Lease{}, err
+	}
+	e := m.lookupLocked(token)
+	if e == nil {
+		return Lease{}, ErrNotFound
+	}
+	l, err := m.renewLocked(e, now)
+	if err != nil {
+		return Lease{}, err
+	}
+	l.Token = token
+	return l, nil
+}
+
+// Release implements Registry.
+func (m *Memory) Release(_ context.Context, token string) error {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return err
+	}
+	e := m.lookupLocked(token)
+	if e == nil {
+		return ErrNotFound
+	}
+	m.removeLocked(e)
+	t.released++
+	m.serveLocked(now)
+	return nil
+}
+
+// Revoke implements Registry.
+func (m *Memory) Revoke(_ context.Context, handle string) error {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return err
+	}
+	e := m.byHandle[handle]
+	if e == nil {
+		return ErrNotFound
+	}
+	m.removeLocked(e)
+	t.released++
+	m.serveLocked(now)
+	return nil
+}
+
+// Pin implements Registry. On error the returned unpin is a no-op rather than
+// nil, so a caller that defers it before checking err does not panic.
+func (m *Memory) Pin(_ context.Context, token string) (Lease, func(), error) {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return Lease{}, func() {}, err
+	}
+	e := m.lookupLocked(token)
+	if e == nil {
+		return Lease{}, func() {}, ErrNotFound
+	}
+	if e.lease.Pinned {
+		return Lease{}, func() {}, ErrBusy
+	}
+	m.seq++
+	id := m.seq
+	e.pin = id
+	e.lease.Pinned = true
+	var once sync.Once
+	unpin := func() { once.Do(func() { m.unpin(e, id) }) }
+	l := e.lease
+	l.Token = token
+	return l, unpin, nil
+}
+
+// unpin ends pin id on e, if e is still live and still under that pin.
+func (m *Memory) unpin(e *entry, id uint64) {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil || e.pin != id || m.byHandle[e.lease.Handle] != e {
+		return
+	}
+	e.pin = 0
+	e.lease.Pinned = false
+	e.lease.ExpiresAt = minTime(now.Add(e.lease.TTL), e.lease.MaxExpiresAt)
+	// Past its maximum age the lease ends here, as an expiry.
+	m.expireLocked(now, &t)
+}
+
+// List implements Registry.
+func (m *Memory) List(context.Context) (Snapshot, error) {
+	var t tally
+	now, err := m.lock(&t)
+	defer m.unlock(&t, now)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	es := make([]*entry, 0, len(m.byToken))
+	for _, e := range m.byToken {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, func(a, b *entry) int {
+		if c := a.lease.AcquiredAt.Compare(b.lease.AcquiredAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	s := Snapshot{Capacity: m.cfg.Capacity, Leases: make([]Lease, len(es)), Waiting: m.queue.Len()}
+	for i, e := range es {
+		s.Leases[i] = e.lease
+	}
+	return s, nil
+}
+
+// Close implements Registry. Later calls fail with ErrClosed; closing twice is
+// harmless.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.stopTimerLocked()
+	for el := m.queue.Front(); el != nil; el = el.Next() {
+		w := el.Value.(*waiter)
+		w.done = true
+		w.err = ErrClosed
+		close(w.ready)
+	}
+	m.queue.Init()
+	return nil
+}
+
+// lock takes the lock and retires expired leases, so that every method sees
+// only live ones whether or not the timer has fired yet. The caller must
+// defer unlock even when err (ErrClosed) is returned.
+func (m *Memory) lock(t *tally) (time.Time, error) {
+	m.mu.Lock()
+	if m.closed {
+		return time.Time{}, ErrClosed
+	}
+	now := m.clk.Now()
+	m.expireLocked(now, t)
+	return now, nil
+}
+
+// unlock re-arms the expiry timer for whatever the locked section changed,
+// releases the lock and reports t to the observer.
+func (m *Memory) unlock(t *tally, now time.Time) {
+	if !m.closed {
+		m.armLocked(now)
+	}
+	o := m.obs
+	m.mu.Unlock()
+	t.report(o)
+}
+
+func (t *tally) report(o Observer) {
+	if o == nil {
+		return
+	}
+	for range t.granted {
+		o.Granted()
+	}
+	for range t.refused {
+		o.Refused()
+	}
+	for range t.expired {
+		o.Expired()
+	}
+	for range t.released {
+		o.Released()
+	}
+}
+
+// lookupLocked returns the live lease with token, or nil. Malformed tokens
+// are never stored, so they are turned away before hashing.
+func (m *Memory) lookupLocked(token string) *entry {
+	if !ValidToken(token) {
+		return nil
+	}
+	return m.byToken[sha256.Sum256([]byte(token))]
+}
+
+// renewLocked pushes e's expiry to now+TTL unless that passes its maximum
+// age, in which case e is left as it was.
+func (m *Memory) renewLocked(e *entry, now time.Time) (Lease, error) {
+	exp := now.Add(e.lease.TTL)
+	if exp.After(e.lease.MaxExpiresAt) {
+		return Lease{}, ErrTooOld
+	}
+	e.lease.ExpiresAt = exp
+	return e.lease, nil
+}
+
+// grantLocked creates a lease for holder and returns it with its token. The
+// caller has checked capacity.
+func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
+	// Collisions are astronomically unlikely at 128 and 64 bits, but a
+	// duplicate would silently merge two leases, so it costs one lookup to
+	// rule them out.
+	var token string
+	var key [sha256.Size]byte
+	for {
+		token = randomHex(16)
+		key = sha256.Sum256([]byte(token))
+		if m.byToken[key] == nil {
+			break
+		}
+	}
+	var handle string
+	for {
+		handle = randomHex(8)
+		if m.byHandle[handle] == nil {
+			break
+		}
+	}
+	m.seq++
+	maxExp := now.Add(m.cfg.MaxAge)
+	e := &entry{
+		key: key,
+		seq: m.seq,
+		lease: Lease{
+			Handle:       handle,
+			Holder:       holder,
+			AcquiredAt:   now,
+			ExpiresAt:    minTime(now.Add(m.cfg.TTL), maxExp),
+			MaxExpiresAt: maxExp,
+			TTL:          m.cfg.TTL,
+		},
+	}
+	m.byToken[key] = e
+	m.byHandle[handle] = e
+	return token, e
+}
+
+// removeLocked forgets e. A pin on it becomes stale: its unpin does nothing.
+func (m *Memory) removeLocked(e *entry) {
+	delete(m.byToken, e.key)
+	delete(m.byHandle, e.lease.Handle)
+}
+
+// expireLocked retires every unpinned lease whose expiry has come and hands
+// the freed slots to waiters.
+func (m *Memory) expireLocked(now time.Time, t *tally) {
+	for _, e := range m.byToken {
+		if !e.lease.Pinned && !e.lease.ExpiresAt.After(now) {
+			m.removeLocked(e)
+			t.expired++
+		}
+	}
+	m.serveLocked(now)
+}
+
+// serveLocked grants free slots to waiters, head first. It runs after every
+// change that can free a slot, so a free slot never sits idle while someone
+// waits and a newcomer cannot take it.
+func (m *Memory) serveLocked(now time.Time) {
+	for m.queue.Len() > 0 && len(m.byToken) < m.cfg.Capacity {
+		w := m.queue.Remove(m.queue.Front()).(*waiter)
+		w.token, w.e = m.grantLocked(w.holder, now)
+		w.done = true
+		close(w.ready)
+	}
+}
+
+// exhaustedLocked builds a refusal. RetryAfter is when the first unpinned
+// lease expires; pinned leases have no expiry, so if every lease is pinned
+// the best guess is one TTL. Expired leases are already gone, so the result
+// is positive.
+func (m *Memory) exhaustedLocked(now time.Time) *ExhaustedError {
+	retry := m.cfg.TTL
+	if at, ok := m.nextExpiryLocked(); ok {
+		retry = at.Sub(now)
+	}
+	return &ExhaustedError{Capacity: m.cfg.Capacity, RetryAfter: retry}
+}
+
+// nextExpiryLocked returns the earliest expiry among unpinned leases.
+func (m *Memory) nextExpiryLocked() (time.Time, bool) {
+	var at time.Time
+	found := false
+	for _, e := range m.byToken {
+		if !e.lease.Pinned && (!found || e.lease.ExpiresAt.Before(at)) {
+			at, found = e.lease.ExpiresAt, true
+		}
+	}
+	return at, found
+}
+
+// armLocked makes sure the timer fires by the next expiry. A timer already
+// due no later than that is kept: if it fires early it finds nothing to
+// retire and re-arms, which is cheaper than re-arming on every renewal.
+func (m *Memory) armLocked(now time.Time) {
+	at, ok := m.nextExpiryLocked()
+	if !ok {
+		m.stopTimerLocked()
+		return
+	}
+	if m.timer != nil && !m.timerAt.After(at) {
+		return
+	}
+	m.stopTimerLocked()
+	m.timerGen++
+	gen := m.timerGen
+	m.timerAt = at
+	m.timer = m.clk.AfterFunc(at.Sub(now), func() { m.fire(gen) })
+}
+
+func (m *Memory) stopTimerLocked() {
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+	m.timerGen++ // a callback already under way finds itself stale
+}
+
+// fire is the timer callback: it retires expired leases, which serves
+// waiters, and re-arms for the next expiry.
+func (m *Memory) fire(gen uint64) {
+	m.mu.Lock()
+	if m.closed || gen != m.timerGen {
+		m.mu.Unlock()
+		return
+	}
+	m.timer = nil
+	var t tally
+	now := m.clk.Now()
+	m.expireLocked(now, &t)
+	m.unlock(&t, now)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	// crypto/rand.Read never fails (it aborts the program if the system
+	// source breaks), so there is no error to handle.
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
