@@ -1,0 +1,61 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+
+	"github.com/whirl-dev/whirl/internal/render"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// GenerateCurve returns the curve a seed and constraints describe.
+func (s *Animation) GenerateCurve(_ context.Context, req *whirlv1.GenerateCurveRequest) (*whirlv1.Curve, error) {
+	var v violations
+	c, _ := v.generate("", req)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return curveProto(c), nil
+}
+
+// RenderStill draws one PNG. Stills share a small limiter of their own so a
+// burst of them cannot exhaust memory, without queueing behind animations.
+func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillRequest) (*whirlv1.RenderStillResponse, error) {
+	var v violations
+	c, _ := v.curveSource(req.GetCurve(), req.GetGenerate())
+	o := render.Options{
+		Width:  v.intIn("width", req.GetWidth(), minStillSide, maxStillSide, defaultSide),
+		Height: v.intIn("height", req.GetHeight(), minStillSide, maxStillSide, defaultSide),
+		Frames: v.intIn("frames", req.GetFrames(), 1, maxFrames, defaultFrames),
+		Style:  v.style("style", req.GetStyle()),
+	}
+	v.appearance("appearance.", req.GetAppearance(), &o)
+	frame := -1
+	if req.Frame != nil {
+		frame = int(req.GetFrame())
+		if frame < 0 || frame >= o.Frames {
+			v.add("frame", "must be 0 <= frame < frames")
+		}
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+
+	release, err := s.stills.Acquire(ctx, nil, 0)
+	if err != nil {
+		return nil, contextStatus(err)
+	}
+	defer release()
+	img := render.Still(c, o, frame)
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, contextStatus(err)
+	}
+	return &whirlv1.RenderStillResponse{
+		Png:    buf.Bytes(),
+		Curve:  curveProto(c),
+		Width:  int32(o.Width),
+		Height: int32(o.Height),
+	}, nil
+}

@@ -1,0 +1,77 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/whirl-dev/whirl/internal/lease"
+)
+
+// retryPushbackTrailer is read by grpc-go's built-in retry policy, which
+// ignores google.rpc.RetryInfo; refusals carry both.
+const retryPushbackTrailer = "grpc-retry-pushback-ms"
+
+// leaseStatus maps a lease registry error to the status a client gets. ctx is
+// the call's context, used to attach the retry-pushback trailer to refusals.
+func leaseStatus(ctx context.Context, err error) error {
+	var exhausted *lease.ExhaustedError
+	switch {
+	case errors.As(err, &exhausted):
+		retry := max(exhausted.RetryAfter, time.Millisecond)
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(retry.Milliseconds(), 10)))
+		return withDetails(codes.ResourceExhausted, err.Error(),
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+				Subject:     "leases",
+				Description: fmt.Sprintf("all %d leases are in use", exhausted.Capacity),
+			}}})
+	case errors.Is(err, lease.ErrNotFound):
+		return status.Error(codes.NotFound, "lease not found: unknown, expired, released or revoked")
+	case errors.Is(err, lease.ErrTooOld):
+		return withDetails(codes.FailedPrecondition, "lease reached its maximum age; acquire a new one",
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "LEASE_MAX_AGE", Subject: "lease_id", Description: "renewal would pass the lease's maximum age",
+			}}})
+	case errors.Is(err, lease.ErrBusy):
+		return withDetails(codes.FailedPrecondition, "lease is already running a render; one render per lease at a time",
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "LEASE_BUSY", Subject: "lease_id", Description: "a render is already running under this lease",
+			}}})
+	case errors.Is(err, lease.ErrUnavailable), errors.Is(err, lease.ErrClosed):
+		return status.Error(codes.Unavailable, "lease store unavailable; retry later")
+	}
+	return contextStatus(err)
+}
+
+// contextStatus maps context errors to their codes and anything else to
+// INTERNAL without leaking internals.
+func contextStatus(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "canceled")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+func withDetails(code codes.Code, msg string, details ...protoMessage) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(details...); err == nil {
+		st = d
+	}
+	return st.Err()
+}

@@ -1,0 +1,62 @@
+package service
+
+import (
+	"unicode"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/whirl-dev/whirl/internal/lease"
+)
+
+type protoMessage = protoadapt.MessageV1
+
+// maxHolderBytes bounds the free-text holder label.
+const maxHolderBytes = 128
+
+// violations collects every problem with a request before any work starts, so
+// a client learns all of them at once.
+type violations []*errdetails.BadRequest_FieldViolation
+
+func (v *violations) add(field, description string) {
+	*v = append(*v, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
+}
+
+// err returns INVALID_ARGUMENT with a google.rpc.BadRequest, or nil.
+func (v violations) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	msg := "invalid " + v[0].Field + ": " + v[0].Description
+	if len(v) > 1 {
+		msg += " (and more, see details)"
+	}
+	return withDetails(codes.InvalidArgument, msg, &errdetails.BadRequest{FieldViolations: v})
+}
+
+func (v *violations) holder(field, s string) {
+	switch {
+	case s == "":
+		v.add(field, "required")
+	case len(s) > maxHolderBytes:
+		v.add(field, "at most 128 bytes")
+	default:
+		for _, r := range s {
+			if !unicode.IsPrint(r) {
+				v.add(field, "must be printable text")
+				return
+			}
+		}
+	}
+}
+
+// leaseID checks a lease token's form; required says whether empty is an error.
+func (v *violations) leaseID(field, s string, required bool) {
+	switch {
+	case s == "" && required:
+		v.add(field, "required")
+	case s != "" && !lease.ValidToken(s):
+		v.add(field, "must be the 32 lowercase hex digits AcquireLease returned")
+	}
+}

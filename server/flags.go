@@ -1,0 +1,98 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+)
+
+// config is everything the server reads from flags and WHIRL_* variables.
+type config struct {
+	addr           string
+	capacity       int
+	leaseTTL       time.Duration
+	leaseMaxAge    time.Duration
+	adminToken     string
+	logLevel       string
+	logFormat      string
+	shutdownGrace  time.Duration
+	ffmpeg         string
+	renderSlots    int
+	renderWorkers  int
+	maxPixelFrames int64
+}
+
+// envName is the environment variable that backs a flag: --lease-ttl reads
+// WHIRL_LEASE_TTL when the flag is not given.
+func envName(flagName string) string {
+	return "WHIRL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func newFlagSet(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("whirl-server", flag.ContinueOnError)
+	fs.StringVar(&cfg.addr, "addr", ":50051", "gRPC listen address")
+	fs.IntVar(&cfg.capacity, "capacity", lease.DefaultCapacity, "maximum number of live leases")
+	fs.DurationVar(&cfg.leaseTTL, "lease-ttl", lease.DefaultTTL, "sliding lease TTL: each acquire, renew or render pushes expiry this far out")
+	fs.DurationVar(&cfg.leaseMaxAge, "lease-max-age", lease.DefaultMaxAge, "maximum total life of a lease; renewals past it are refused")
+	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token for LeaseAdminService (empty: admin RPCs refused)")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running calls may take before they are cut")
+	fs.StringVar(&cfg.ffmpeg, "ffmpeg", encode.DefaultFFmpegPath, "ffmpeg binary (path, or name looked up in PATH); must have libx264")
+	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
+	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
+	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
+	return fs
+}
+
+// parseConfig applies WHIRL_* variables first, then flags, then checks bounds.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
+	var cfg config
+	fs := newFlagSet(&cfg)
+	fs.SetOutput(os.Stderr)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := lookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return cfg, cfg.check()
+}
+
+func (c config) check() error {
+	switch {
+	case c.capacity < 1 || c.capacity > 10000:
+		return fmt.Errorf("--capacity must be 1-10000, got %d", c.capacity)
+	case c.leaseTTL < time.Second:
+		return fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.leaseTTL)
+	case c.leaseMaxAge < c.leaseTTL:
+		return fmt.Errorf("--lease-max-age (%s) must be at least --lease-ttl (%s)", c.leaseMaxAge, c.leaseTTL)
+	case c.renderSlots < 1 || c.renderSlots > 1024:
+		return fmt.Errorf("--render-slots must be 1-1024, got %d", c.renderSlots)
+	case c.renderWorkers < 1 || c.renderWorkers > 256:
+		return fmt.Errorf("--render-workers must be 1-256, got %d", c.renderWorkers)
+	case c.maxPixelFrames < 64*64:
+		return fmt.Errorf("--max-pixel-frames must be at least %d", 64*64)
+	case c.shutdownGrace < 0:
+		return fmt.Errorf("--shutdown-grace must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+// Command server runs the whirl gRPC service.
+//
+//	go run ./server --addr :50051 --capacity 5
+//
+// Every flag can also be set through the WHIRL_* variable named after it
+// (--lease-ttl → WHIRL_LEASE_TTL); flags win over variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/whirl-dev/whirl/internal/clock"
+	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// run serves until ctx ends, then shuts down gracefully. It returns the exit
+// code: 0 after a clean shutdown, 2 for bad flags, 1 for anything else.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "whirl-server:", err)
+		return 2
+	}
+	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "whirl-server:", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	leases := lease.NewMemory(lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge}, clock.Real{})
+	defer leases.Close()
+
+	lis, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	// A missing or broken ffmpeg must not stop lease service: renders are
+	// refused with a clear reason and health says NOT_SERVING for them.
+	encoderErr := encode.Check(ctx, cfg.ffmpeg)
+	if encoderErr != nil {
+		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
+	}
+	srv := service.NewServer(service.Config{
+		Leases:         leases,
+		AdminToken:     cfg.adminToken,
+		Logger:         logger,
+		Encode:         encode.Options{FFmpegPath: cfg.ffmpeg},
+		EncoderErr:     encoderErr,
+		RenderSlots:    cfg.renderSlots,
+		RenderWorkers:  cfg.renderWorkers,
+		MaxPixelFrames: cfg.maxPixelFrames,
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.GRPC.Serve(lis) }()
+	logger.Info("serving", "addr", lis.Addr().String(), "capacity", cfg.capacity,
+		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "grace", cfg.shutdownGrace)
+	srv.Shutdown(cfg.shutdownGrace)
+	<-serveErr
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}
