@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 )
 
 // binaries built once for the end-to-end tests.
@@ -198,4 +204,73 @@ func TestBadFlagsExit2(t *testing.T) {
 			t.Errorf("%v: %v, want exit code 2", args, err)
 		}
 	}
+}
+
+// TestGrpcurlRenderAnimation: an operator acquires a lease and streams a
+// 2-second animation with nothing but grpcurl; the base64 chunks decode into
+// an MP4 that ffprobe accepts.
+func TestGrpcurlRenderAnimation(t *testing.T) {
+	p := startServer(t)
+	out, ok := p.grpcurl(t, "-d", `{"holder":"grpcurl"}`, "whirl.v1.AnimationService/AcquireLease")
+	var l struct{ LeaseId string }
+	if !ok || json.Unmarshal([]byte(out), &l) != nil {
+		t.Fatalf("acquire: %s", out)
+	}
+	req := `{"lease_id":"` + l.LeaseId + `","generate":{"seed":"42"},"video":{"width":320,"height":240,"fps":30,"frames":60,"style":"STYLE_WHEELS"}}`
+	cmd := exec.Command(bins.grpcurl, "-plaintext", "-max-time", "120", "-d", req, p.addr, "whirl.v1.AnimationService/RenderAnimation")
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("grpcurl RenderAnimation: %v\n%s", err, raw)
+	}
+	// grpcurl prints one JSON object per message; bytes fields are base64,
+	// which encoding/json decodes into []byte.
+	type event struct {
+		Header *struct{ MimeType string }
+		Chunk  *struct {
+			Offset string
+			Data   []byte
+		}
+		Trailer *struct {
+			TotalBytes string
+			Sha256     string
+		}
+	}
+	var (
+		video   []byte
+		mime    string
+		trailer *struct {
+			TotalBytes string
+			Sha256     string
+		}
+	)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for dec.More() {
+		var ev event
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("decoding grpcurl output: %v", err)
+		}
+		switch {
+		case ev.Header != nil:
+			mime = ev.Header.MimeType
+		case ev.Chunk != nil:
+			if ev.Chunk.Offset != "" && ev.Chunk.Offset != strconv.Itoa(len(video)) || ev.Chunk.Offset == "" && len(video) != 0 {
+				t.Fatalf("chunk offset %q, have %d bytes", ev.Chunk.Offset, len(video))
+			}
+			video = append(video, ev.Chunk.Data...)
+		case ev.Trailer != nil:
+			trailer = ev.Trailer
+		}
+	}
+	sum := sha256.Sum256(video)
+	if trailer == nil || trailer.TotalBytes != strconv.Itoa(len(video)) || trailer.Sha256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("trailer %+v does not match %d decoded bytes", trailer, len(video))
+	}
+	if !strings.HasPrefix(mime, `video/mp4; codecs="avc1.`) {
+		t.Fatalf("mime type %q", mime)
+	}
+	path := filepath.Join(t.TempDir(), "grpcurl.mp4")
+	if err := os.WriteFile(path, video, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mp4check.ProbeFile(t, path, mp4check.Expect{Width: 320, Height: 240, FPS: 30, Frames: 60, Duration: 2 * time.Second})
 }
