@@ -27,6 +27,8 @@ type config struct {
 	renderSlots    int
 	renderWorkers  int
 	maxPixelFrames int64
+	metricsAddr    string
+	pprof          bool
 }
 
 // envName is the environment variable that backs a flag: --lease-ttl reads
@@ -49,6 +51,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
 	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "HTTP listen address for Prometheus /metrics (empty: off)")
+	fs.BoolVar(&cfg.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	return fs
 }
 
@@ -91,6 +95,8 @@ func (c config) check() error {
 		return fmt.Errorf("--render-workers must be 1-256, got %d", c.renderWorkers)
 	case c.maxPixelFrames < 64*64:
 		return fmt.Errorf("--max-pixel-frames must be at least %d", 64*64)
+	case c.pprof && c.metricsAddr == "":
+		return fmt.Errorf("--pprof needs --metrics-addr")
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative")
 	}

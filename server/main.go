@@ -14,13 +14,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
 )
 
@@ -57,6 +60,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	leases := lease.NewMemory(lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge}, clock.Real{})
 	defer leases.Close()
 
+	// srv is assigned below; the gauges read it only when scraped.
+	var srv *service.Server
+	m := metrics.New(metrics.Gauges{
+		Leases: func() (int, int, int) {
+			snap, err := leases.List(context.Background())
+			if err != nil {
+				return 0, cfg.capacity, 0
+			}
+			return len(snap.Leases), snap.Capacity, snap.Waiting
+		},
+		Renders: func() (int, int) { return srv.RenderStats() },
+	})
+	leases.SetObserver(m)
+
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -67,7 +84,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if encoderErr != nil {
 		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
 	}
-	srv := service.NewServer(service.Config{
+	srv = service.NewServer(service.Config{
 		Leases:         leases,
 		AdminToken:     cfg.adminToken,
 		Logger:         logger,
@@ -76,7 +93,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		RenderSlots:    cfg.renderSlots,
 		RenderWorkers:  cfg.renderWorkers,
 		MaxPixelFrames: cfg.maxPixelFrames,
+		Observer:       m,
+		GRPCMetrics:    m.GRPC,
 	})
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(cfg.pprof), logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.GRPC.Serve(lis) }()
 	logger.Info("serving", "addr", lis.Addr().String(), "capacity", cfg.capacity,
@@ -92,6 +118,23 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	<-serveErr
 	logger.Info("stopped")
 	return nil
+}
+
+// serveMetrics runs the metrics (and optional pprof) HTTP listener, apart
+// from gRPC so that scraping and profiling never compete with clients.
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(lis) }()
+	logger.Info("serving metrics", "addr", lis.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

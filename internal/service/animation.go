@@ -93,6 +93,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, stream 
 	defer unpin()
 
 	total := int32(vr.render.Frames)
+	queued := time.Now()
 	release, err := s.renders.Acquire(ctx, func(pos int) {
 		_ = stream.Send(progressEvent(&whirlv1.Progress{FramesTotal: total, QueuePosition: int32(pos)}))
 	}, progressEvery)
@@ -100,18 +101,36 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, stream 
 		return contextStatus(err)
 	}
 	defer release()
+	s.observer.RenderQueued(time.Since(queued))
 	return s.stream(ctx, vr, stream)
 }
 
 // pipelineResult is how a render pipeline ended.
 type pipelineResult struct {
-	err        error
-	renderTime time.Duration
-	encodeTime time.Duration
+	err error
+	// encoderFailed says the error came from ffmpeg, not from drawing.
+	encoderFailed bool
+	renderTime    time.Duration
+	encodeTime    time.Duration
+	frames        int
 }
 
-func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.AnimationService_RenderAnimationServer) error {
+func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.AnimationService_RenderAnimationServer) (err error) {
 	start := time.Now()
+	var (
+		res pipelineResult
+		out = &chunker{stream: stream, hash: sha256.New()}
+	)
+	defer func(callCtx context.Context) {
+		outcome := "ok"
+		switch {
+		case callCtx.Err() != nil:
+			outcome = "canceled"
+		case err != nil:
+			outcome = "failed"
+		}
+		s.observer.RenderFinished(outcome, res.encoderFailed && callCtx.Err() == nil, res.renderTime, res.encodeTime, res.frames, out.offset)
+	}(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -129,7 +148,6 @@ func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.
 		})
 	}()
 
-	out := &chunker{stream: stream, hash: sha256.New()}
 	total := int32(vr.render.Frames)
 	ticker := time.NewTicker(progressEvery)
 	defer ticker.Stop()
@@ -140,7 +158,7 @@ func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.
 	// child outlives the call.
 	fail := func(err error) error {
 		cancel()
-		<-done
+		res = <-done
 		return err
 	}
 	handle := func(seg encode.Segment) error {
@@ -169,7 +187,7 @@ func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.
 			if err := progress(); err != nil {
 				return fail(err)
 			}
-		case res := <-done:
+		case res = <-done:
 			// The encoder delivers every segment before the pipeline ends.
 			for drained := false; !drained; {
 				select {
@@ -206,22 +224,28 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 	opts.Width, opts.Height, opts.FPS, opts.Frames = vr.render.Width, vr.render.Height, vr.fps, vr.render.Frames
 	enc, err := s.startEncoder(ctx, opts, sink)
 	if err != nil {
-		res.err = err
+		res.err, res.encoderFailed = err, true
 		return res
 	}
 	encStart := time.Now()
-	var writing time.Duration
+	var (
+		writing  time.Duration
+		writeErr error
+	)
 	err = render.Frames(ctx, vr.curve, vr.render, s.renderWorkers, func(_ int, yuv []byte) error {
 		t := time.Now()
-		err := enc.WriteFrame(yuv)
+		writeErr = enc.WriteFrame(yuv)
 		writing += time.Since(t)
-		framesDone.Add(1)
-		return err
+		if writeErr == nil {
+			res.frames = int(framesDone.Add(1))
+		}
+		return writeErr
 	})
 	closeErr := enc.Close()
 	res.encodeTime = time.Since(encStart)
 	// Time not spent blocked on ffmpeg's pipe was spent rendering.
 	res.renderTime = res.encodeTime - writing
+	res.encoderFailed = writeErr != nil || closeErr != nil
 	res.err = errors.Join(err, closeErr)
 	return res
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,9 +29,13 @@ func (s *Animation) AcquireLease(ctx context.Context, req *whirlv1.AcquireLeaseR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	l, err := s.leases.Acquire(ctx, req.GetHolder(), req.GetLeaseId(), req.GetWait())
 	if err != nil {
 		return nil, leaseStatus(ctx, err)
+	}
+	if req.GetWait() {
+		s.observer.LeaseWaited(time.Since(start))
 	}
 	return leaseProto(l), nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -64,15 +65,39 @@ type Config struct {
 	RenderWorkers int
 	// MaxPixelFrames bounds width×height×frames (default DefaultMaxPixelFrames).
 	MaxPixelFrames int64
+	// Observer receives lease-wait and render figures (nil: none).
+	Observer Observer
+	// GRPCMetrics, if set, counts and times every call.
+	GRPCMetrics *grpcprom.ServerMetrics
+}
+
+// Observer receives the figures only the service sees.
+type Observer interface {
+	LeaseWaited(d time.Duration)
+	RenderQueued(d time.Duration)
+	// RenderFinished reports an animation's end; outcome is ok, canceled or
+	// failed.
+	RenderFinished(outcome string, ffmpegFailed bool, render, encode time.Duration, frames int, bytes int64)
+}
+
+type noObserver struct{}
+
+func (noObserver) LeaseWaited(time.Duration)  {}
+func (noObserver) RenderQueued(time.Duration) {}
+func (noObserver) RenderFinished(string, bool, time.Duration, time.Duration, int, int64) {
 }
 
 // Server is a ready-to-serve gRPC server with whirl's services, health and
 // reflection registered.
 type Server struct {
-	GRPC   *grpc.Server
-	Health *health.Server
-	logger *slog.Logger
+	GRPC      *grpc.Server
+	Health    *health.Server
+	logger    *slog.Logger
+	animation *Animation
 }
+
+// RenderStats reports animations rendering and waiting for a slot.
+func (s *Server) RenderStats() (running, queued int) { return s.animation.renders.Stats() }
 
 // Animation implements whirl.v1.AnimationService.
 type Animation struct {
@@ -86,6 +111,7 @@ type Animation struct {
 	stills         *queue.Semaphore
 	renderWorkers  int
 	maxPixelFrames int64
+	observer       Observer
 }
 
 func newAnimation(cfg Config, logger *slog.Logger) *Animation {
@@ -100,6 +126,10 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		stills:         queue.New(2 * cpus),
 		renderWorkers:  cmp.Or(cfg.RenderWorkers, cpus),
 		maxPixelFrames: cmp.Or(cfg.MaxPixelFrames, DefaultMaxPixelFrames),
+		observer:       cfg.Observer,
+	}
+	if a.observer == nil {
+		a.observer = noObserver{}
 	}
 	if a.startEncoder == nil {
 		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
@@ -124,23 +154,31 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(logFields)}
 	isAdmin := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service == whirlv1.LeaseAdminService_ServiceDesc.ServiceName
 	})
 	authFn := adminAuth(cfg.AdminToken)
 
+	unary := []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(recoverOpt),
+		requestIDUnary,
+		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(recoverOpt),
+		requestIDStream,
+		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
+	}
+	if cfg.GRPCMetrics != nil {
+		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
+		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
+	}
+	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
+	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(recoverOpt),
-			logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
-			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(recoverOpt),
-			logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
-			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		// Requests are small; a 1 MiB cap stops oversized messages at the door.
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.MaxConcurrentStreams(64),
@@ -150,18 +188,22 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 
-	whirlv1.RegisterAnimationServiceServer(gs, newAnimation(cfg, logger))
+	anim := newAnimation(cfg, logger)
+	whirlv1.RegisterAnimationServiceServer(gs, anim)
 	whirlv1.RegisterLeaseAdminServiceServer(gs, &Admin{leases: cfg.Leases})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
+	if cfg.GRPCMetrics != nil {
+		cfg.GRPCMetrics.InitializeMetrics(gs)
+	}
 	for _, name := range []string{"", HealthAnimation, HealthAdmin, HealthLeases, HealthRender} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	if cfg.EncoderErr != nil {
 		hs.SetServingStatus(HealthRender, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	return &Server{GRPC: gs, Health: hs, logger: logger}
+	return &Server{GRPC: gs, Health: hs, logger: logger, animation: anim}
 }
 
 // Shutdown reports NOT_SERVING at once, lets running calls finish for up to

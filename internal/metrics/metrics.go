@@ -1,0 +1,153 @@
+// Package metrics holds whirl's Prometheus collectors: the gRPC server
+// metrics from go-grpc-middleware plus whirl's own lease, queue and render
+// figures. Everything registers on a caller-supplied registry; nothing is
+// global.
+package metrics
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is every collector whirl exports. Its methods satisfy the lease
+// registry's Observer and the service's Observer.
+type Metrics struct {
+	registry *prometheus.Registry
+	// GRPC has the per-method call counters and handling-time histograms;
+	// its interceptors go into the server's chain.
+	GRPC *grpcprom.ServerMetrics
+
+	leaseGrants    prometheus.Counter
+	leaseRefusals  prometheus.Counter
+	leaseExpiries  prometheus.Counter
+	leaseReleases  prometheus.Counter
+	leaseWait      prometheus.Histogram
+	renderQueue    prometheus.Histogram
+	renderSeconds  prometheus.Histogram
+	encodeSeconds  prometheus.Histogram
+	renders        *prometheus.CounterVec
+	framesStreamed prometheus.Counter
+	bytesStreamed  prometheus.Counter
+	ffmpegFailures prometheus.Counter
+}
+
+// Gauges are read when Prometheus scrapes, from the live state.
+type Gauges struct {
+	// Leases returns live leases, capacity and blocked AcquireLease calls.
+	Leases func() (active, capacity, waiting int)
+	// Renders returns animations rendering and waiting for a slot.
+	Renders func() (running, queued int)
+}
+
+// New registers every collector on a fresh registry, with Go runtime and
+// process collectors beside them.
+func New(g Gauges) *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		f(c)
+		return c
+	}
+	histogram := func(name, help string, buckets []float64) prometheus.Histogram {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+		f(h)
+		return h
+	}
+	waitBuckets := []float64{.001, .01, .1, .5, 1, 5, 15, 60, 300}
+	renderBuckets := []float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300}
+	m := &Metrics{
+		registry:       reg,
+		GRPC:           grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		leaseGrants:    counter("whirl_lease_grants_total", "Leases granted (renewals not counted)."),
+		leaseRefusals:  counter("whirl_lease_refusals_total", "AcquireLease calls refused because every slot was taken."),
+		leaseExpiries:  counter("whirl_lease_expiries_total", "Leases that ended by reaching their expiry."),
+		leaseReleases:  counter("whirl_lease_releases_total", "Leases ended by release or revocation."),
+		leaseWait:      histogram("whirl_lease_wait_seconds", "Time waiting AcquireLease calls (wait=true) spent before they were granted.", waitBuckets),
+		renderQueue:    histogram("whirl_render_queue_seconds", "Time animations waited for a render slot.", waitBuckets),
+		renderSeconds:  histogram("whirl_render_seconds", "Time an animation's pipeline spent drawing frames.", renderBuckets),
+		encodeSeconds:  histogram("whirl_encode_seconds", "Wall time from starting ffmpeg to its last output byte.", renderBuckets),
+		framesStreamed: counter("whirl_frames_streamed_total", "Frames handed to ffmpeg for streamed animations."),
+		bytesStreamed:  counter("whirl_bytes_streamed_total", "MP4 bytes sent in MediaChunks."),
+		ffmpegFailures: counter("whirl_ffmpeg_failures_total", "Renders that failed because ffmpeg failed or was killed."),
+		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whirl_renders_total", Help: "Finished animations by outcome (ok, canceled, failed).",
+		}, []string{"outcome"}),
+	}
+	f(m.GRPC)
+	f(m.renders)
+	for _, o := range []string{"ok", "canceled", "failed"} {
+		m.renders.WithLabelValues(o)
+	}
+	gauge := func(name, help string, read func() float64) {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, read))
+	}
+	if g.Leases != nil {
+		gauge("whirl_leases_active", "Live leases.", func() float64 { a, _, _ := g.Leases(); return float64(a) })
+		gauge("whirl_lease_capacity", "Maximum live leases.", func() float64 { _, c, _ := g.Leases(); return float64(c) })
+		gauge("whirl_lease_waiters", "AcquireLease calls waiting for a slot on this server.", func() float64 { _, _, w := g.Leases(); return float64(w) })
+	}
+	if g.Renders != nil {
+		gauge("whirl_renders_in_flight", "Animations rendering now.", func() float64 { r, _ := g.Renders(); return float64(r) })
+		gauge("whirl_renders_queued", "Animations waiting for a render slot.", func() float64 { _, q := g.Renders(); return float64(q) })
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics and, if withPprof, net/http/pprof under
+// /debug/pprof/. It is meant for a listener separate from gRPC.
+func (m *Metrics) Handler(withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// Granted counts a new lease.
+func (m *Metrics) Granted() { m.leaseGrants.Inc() }
+
+// Refused counts a refused AcquireLease.
+func (m *Metrics) Refused() { m.leaseRefusals.Inc() }
+
+// Expired counts a lease that reached its expiry.
+func (m *Metrics) Expired() { m.leaseExpiries.Inc() }
+
+// Released counts a released or revoked lease.
+func (m *Metrics) Released() { m.leaseReleases.Inc() }
+
+// LeaseWaited records how long a waiting AcquireLease waited before its grant.
+func (m *Metrics) LeaseWaited(d time.Duration) { m.leaseWait.Observe(d.Seconds()) }
+
+// RenderQueued records how long an animation waited for a render slot.
+func (m *Metrics) RenderQueued(d time.Duration) { m.renderQueue.Observe(d.Seconds()) }
+
+// RenderFinished records one animation's end: outcome is ok, canceled or
+// failed; ffmpegFailed marks failures caused by the encoder.
+func (m *Metrics) RenderFinished(outcome string, ffmpegFailed bool, render, encode time.Duration, frames int, bytes int64) {
+	m.renders.WithLabelValues(outcome).Inc()
+	if ffmpegFailed {
+		m.ffmpegFailures.Inc()
+	}
+	if render > 0 {
+		m.renderSeconds.Observe(render.Seconds())
+	}
+	if encode > 0 {
+		m.encodeSeconds.Observe(encode.Seconds())
+	}
+	m.framesStreamed.Add(float64(frames))
+	m.bytesStreamed.Add(float64(bytes))
+}

@@ -1,0 +1,165 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/whirl-dev/whirl/internal/clock"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/metrics"
+	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestScenarioCounters scrapes /metrics after a scripted scenario and checks
+// exact values: six acquires with one refusal, four releases, one render, and
+// one expiry driven by a fake clock.
+func TestScenarioCounters(t *testing.T) {
+	const ttl = time.Minute
+	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: ttl}, fake)
+	t.Cleanup(func() { _ = reg.Close() })
+	var srv *testserver.Server
+	m := metrics.New(metrics.Gauges{
+		Leases: func() (int, int, int) {
+			snap, _ := reg.List(context.Background())
+			return len(snap.Leases), snap.Capacity, snap.Waiting
+		},
+		Renders: func() (int, int) { return srv.RenderStats() },
+	})
+	reg.SetObserver(m)
+	srv = testserver.Start(t, service.Config{Leases: reg, Observer: m, GRPCMetrics: m.GRPC})
+	api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
+	ctx := context.Background()
+
+	var ids []string
+	refusals := 0
+	for range 6 {
+		l, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "scenario"})
+		if err != nil {
+			refusals++
+			continue
+		}
+		ids = append(ids, l.GetLeaseId())
+	}
+	if len(ids) != 5 || refusals != 1 {
+		t.Fatalf("granted %d refused %d, want 5 and 1", len(ids), refusals)
+	}
+	for _, id := range ids[1:] {
+		if _, err := api.ReleaseLease(ctx, &whirlv1.ReleaseLeaseRequest{LeaseId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := api.RenderAnimation(ctx, &whirlv1.RenderAnimationRequest{
+		LeaseId: ids[0],
+		Source:  &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: 5}},
+		Video:   &whirlv1.VideoOptions{Width: 96, Height: 96, Fps: 10, Frames: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := ev.GetTrailer(); tr != nil {
+			total = tr.GetTotalBytes()
+		}
+	}
+	fake.Advance(ttl + time.Second) // the render renewed lease 0; now it expires
+
+	body := scrape(t, m)
+	for _, want := range []string{
+		"whirl_lease_grants_total 5",
+		"whirl_lease_refusals_total 1",
+		"whirl_lease_releases_total 4",
+		"whirl_lease_expiries_total 1",
+		"whirl_leases_active 0",
+		"whirl_lease_capacity 5",
+		"whirl_lease_waiters 0",
+		`whirl_renders_total{outcome="ok"} 1`,
+		`whirl_renders_total{outcome="failed"} 0`,
+		"whirl_renders_in_flight 0",
+		"whirl_renders_queued 0",
+		"whirl_frames_streamed_total 10",
+		"whirl_bytes_streamed_total " + itoa(total),
+		"whirl_ffmpeg_failures_total 0",
+		"whirl_render_seconds_count 1",
+		"whirl_encode_seconds_count 1",
+		"whirl_render_queue_seconds_count 1",
+		`grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="AcquireLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 1`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="AcquireLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 5`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="RenderAnimation",grpc_service="whirl.v1.AnimationService",grpc_type="server_stream"} 1`,
+		`grpc_server_handling_seconds_count{grpc_method="ReleaseLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 4`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scraped:\n%s", grepWhirl(body))
+	}
+}
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	m := metrics.New(metrics.Gauges{})
+	for _, tt := range []struct {
+		pprof bool
+		want  int
+	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
+		hs := httptest.NewServer(m.Handler(tt.pprof))
+		resp, err := http.Get(hs.URL + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("pprof=%v: status %d, want %d", tt.pprof, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	hs := httptest.NewServer(m.Handler(false))
+	defer hs.Close()
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepWhirl(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "whirl_") || strings.HasPrefix(l, "grpc_server_handled_total") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
