@@ -1,0 +1,93 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the flag table in README.md")
+
+// flagTable renders every server flag as the README's markdown table.
+func flagTable() string {
+	var cfg config
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | meaning |\n|---|---|---|---|\n")
+	newFlagSet(&cfg).VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		switch {
+		case f.Name == "render-slots" || f.Name == "render-workers":
+			def = "number of CPUs"
+		case def == "":
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, envName(f.Name), def, f.Usage)
+	})
+	return b.String()
+}
+
+// TestREADMEFlagTable fails when README.md's flag table and the code
+// disagree; `go test ./server -run TestREADMEFlagTable -update` rewrites it.
+func TestREADMEFlagTable(t *testing.T) {
+	const begin, end = "<!-- flags:begin -->\n", "<!-- flags:end -->"
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
+	}
+	want := flagTable()
+	if got := s[i+len(begin) : j]; got != want {
+		if *update {
+			if err := os.WriteFile("../README.md", []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatalf("README.md flag table is stale; run `go test ./server -run TestREADMEFlagTable -update`.\nwant:\n%s\ngot:\n%s", want, got)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c config) bool {
+			return c.addr == ":50051" && c.capacity == 5 && c.leaseTTL == 5*time.Minute && c.leaseMaxAge == 30*time.Minute
+		}, ""},
+		{"env fallback", nil, map[string]string{"WHIRL_CAPACITY": "7", "WHIRL_LEASE_TTL": "90s", "WHIRL_ADMIN_TOKEN": "t"}, func(c config) bool {
+			return c.capacity == 7 && c.leaseTTL == 90*time.Second && c.adminToken == "t"
+		}, ""},
+		{"flag beats env", []string{"--capacity", "3"}, map[string]string{"WHIRL_CAPACITY": "7"}, func(c config) bool { return c.capacity == 3 }, ""},
+		{"bad env value", nil, map[string]string{"WHIRL_LEASE_TTL": "soon"}, nil, "WHIRL_LEASE_TTL"},
+		{"zero capacity", []string{"--capacity", "0"}, nil, nil, "--capacity"},
+		{"max age below ttl", []string{"--lease-ttl", "10m", "--lease-max-age", "5m"}, nil, nil, "--lease-max-age"},
+		{"pprof without metrics", []string{"--pprof"}, nil, nil, "--pprof"},
+		{"stray argument", []string{"extra"}, nil, nil, "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			cfg, err := parseConfig(tt.args, lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !tt.check(cfg) {
+				t.Fatalf("cfg %+v, err %v", cfg, err)
+			}
+		})
+	}
+}
