@@ -29,6 +29,11 @@ type config struct {
 	maxPixelFrames int64
 	metricsAddr    string
 	pprof          bool
+	acquireRate    float64
+	acquireBurst   int
+	tlsCert        string
+	tlsKey         string
+	tlsClientCA    string
 }
 
 // envName is the environment variable that backs a flag: --lease-ttl reads
@@ -51,6 +56,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
 	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
+	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client IP (0: unlimited)")
+	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client IP above --acquire-rate")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate for TLS (with --tls-key; empty: plaintext)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key for TLS")
+	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "HTTP listen address for Prometheus /metrics (empty: off)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	return fs
@@ -95,6 +105,12 @@ func (c config) check() error {
 		return fmt.Errorf("--render-workers must be 1-256, got %d", c.renderWorkers)
 	case c.maxPixelFrames < 64*64:
 		return fmt.Errorf("--max-pixel-frames must be at least %d", 64*64)
+	case c.acquireRate < 0 || c.acquireBurst < 1:
+		return fmt.Errorf("--acquire-rate must be >= 0 and --acquire-burst >= 1")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	case c.tlsClientCA != "" && c.tlsCert == "":
+		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	case c.pprof && c.metricsAddr == "":
 		return fmt.Errorf("--pprof needs --metrics-addr")
 	case c.shutdownGrace < 0:

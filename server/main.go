@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
@@ -74,6 +79,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	})
 	leases.SetObserver(m)
 
+	creds, err := tlsOptions(cfg)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -95,7 +104,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		MaxPixelFrames: cfg.maxPixelFrames,
 		Observer:       m,
 		GRPCMetrics:    m.GRPC,
-	})
+		AcquireRate:    cfg.acquireRate,
+		AcquireBurst:   cfg.acquireBurst,
+	}, creds...)
 	if cfg.metricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(cfg.pprof), logger)
 		if err != nil {
@@ -105,7 +116,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.GRPC.Serve(lis) }()
-	logger.Info("serving", "addr", lis.Addr().String(), "capacity", cfg.capacity,
+	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
 
 	select {
@@ -118,6 +129,31 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	<-serveErr
 	logger.Info("stopped")
 	return nil
+}
+
+// tlsOptions builds the server's transport credentials from the TLS flags.
+func tlsOptions(cfg config) ([]grpc.ServerOption, error) {
+	if cfg.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.tlsClientCA != "" {
+		pem, err := os.ReadFile(cfg.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca: no certificates in %s", cfg.tlsClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
 }
 
 // serveMetrics runs the metrics (and optional pprof) HTTP listener, apart

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -138,6 +139,14 @@ func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.
 	done := make(chan pipelineResult, 1)
 	var framesDone atomic.Int32
 	go func() {
+		// This goroutine is outside the recovery interceptor's reach: a panic
+		// here must fail this render only, not the process.
+		defer func() {
+			if p := recover(); p != nil {
+				s.logger.ErrorContext(ctx, "panic in render pipeline", "panic", p, "stack", string(debug.Stack()))
+				done <- pipelineResult{err: fmt.Errorf("panic in render pipeline: %v", p)}
+			}
+		}()
 		done <- s.runPipeline(ctx, vr, &framesDone, func(seg encode.Segment) error {
 			select {
 			case segments <- seg:

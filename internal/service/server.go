@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
@@ -69,6 +70,10 @@ type Config struct {
 	Observer Observer
 	// GRPCMetrics, if set, counts and times every call.
 	GRPCMetrics *grpcprom.ServerMetrics
+	// AcquireRate limits AcquireLease calls per client IP per second, with
+	// bursts of AcquireBurst; 0 means no limit.
+	AcquireRate  float64
+	AcquireBurst int
 }
 
 // Observer receives the figures only the service sees.
@@ -173,6 +178,13 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	if cfg.GRPCMetrics != nil {
 		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
 		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
+	}
+	if cfg.AcquireRate > 0 {
+		isAcquire := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+			return c.FullMethod() == whirlv1.AnimationService_AcquireLease_FullMethodName
+		})
+		limiter := newPeerLimiter(cfg.AcquireRate, max(cfg.AcquireBurst, 1))
+		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), isAcquire))
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))

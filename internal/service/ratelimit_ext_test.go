@@ -1,0 +1,58 @@
+package service_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/whirl-dev/whirl/internal/clock"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// TestAcquireRateLimitPerPeer: past its burst, one client's AcquireLease
+// calls are refused with RESOURCE_EXHAUSTED and a retry-pushback trailer,
+// while other RPCs are not limited.
+func TestAcquireRateLimitPerPeer(t *testing.T) {
+	reg := lease.NewMemory(lease.Config{Capacity: 100}, clock.Real{})
+	t.Cleanup(func() { _ = reg.Close() })
+	srv := testserver.Start(t, service.Config{Leases: reg, AcquireRate: 0.5, AcquireBurst: 3})
+	api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
+	ctx := context.Background()
+	var granted []string
+	for range 3 {
+		l, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "burst"})
+		if err != nil {
+			t.Fatalf("within burst: %v", err)
+		}
+		granted = append(granted, l.GetLeaseId())
+	}
+	var trailer metadata.MD
+	_, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "burst"}, grpc.Trailer(&trailer))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("past burst: %v, want ResourceExhausted", err)
+	}
+	if ms, err := strconv.Atoi(firstOf(trailer.Get("grpc-retry-pushback-ms"))); err != nil || ms <= 0 || ms > 2000 {
+		t.Fatalf("retry pushback trailer %v", trailer)
+	}
+	// Renewals are not rate limited.
+	for range 10 {
+		if _, err := api.RenewLease(ctx, &whirlv1.RenewLeaseRequest{LeaseId: granted[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
