@@ -17,7 +17,15 @@ step "vet"
 go vet ./...
 
 step "unit, integration and end-to-end tests (race detector on)"
-go test -race -count=1 -timeout 30m ./...
+# The standalone-etcd end-to-end tests must run here, never skip.
+WHIRL_REQUIRE_ETCD=1 go test -race -count=1 -timeout 30m ./...
 
 step "etcd lease store against real etcd servers (nested module)"
 (cd internal/lease/etcdlease/etcdtest && go vet ./... && go test -race -count=1 -timeout 20m ./...)
+
+step "fuzz targets, ${FUZZTIME:=10s} each (seed corpora run in every go test)"
+for target in $(grep -rl --include='*_test.go' '^func Fuzz' internal client | xargs -n1 dirname | sort -u); do
+	for name in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$target"/*_test.go | cut -d' ' -f2); do
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$target"
+	done
+done

@@ -34,6 +34,14 @@ type config struct {
 	tlsCert        string
 	tlsKey         string
 	tlsClientCA    string
+
+	leaseStore      string
+	etcdEndpoints   string
+	etcdDialTimeout time.Duration
+	etcdPrefix      string
+	etcdCA          string
+	etcdCert        string
+	etcdKey         string
 }
 
 // envName is the environment variable that backs a flag: --lease-ttl reads
@@ -48,6 +56,13 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.capacity, "capacity", lease.DefaultCapacity, "maximum number of live leases")
 	fs.DurationVar(&cfg.leaseTTL, "lease-ttl", lease.DefaultTTL, "sliding lease TTL: each acquire, renew or render pushes expiry this far out")
 	fs.DurationVar(&cfg.leaseMaxAge, "lease-max-age", lease.DefaultMaxAge, "maximum total life of a lease; renewals past it are refused")
+	fs.StringVar(&cfg.leaseStore, "lease-store", "memory", "where leases live: memory (this process) or etcd (shared by replicas)")
+	fs.StringVar(&cfg.etcdEndpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated etcd endpoints (--lease-store=etcd)")
+	fs.DurationVar(&cfg.etcdDialTimeout, "etcd-timeout", 2*time.Second, "etcd dial timeout and per-operation timeout; past it lease calls fail UNAVAILABLE")
+	fs.StringVar(&cfg.etcdPrefix, "etcd-prefix", "/whirl/leases", "etcd key prefix of the lease pool; replicas sharing it share the limit")
+	fs.StringVar(&cfg.etcdCA, "etcd-ca", "", "PEM CA bundle to verify etcd's TLS certificate")
+	fs.StringVar(&cfg.etcdCert, "etcd-cert", "", "PEM client certificate for etcd (with --etcd-key)")
+	fs.StringVar(&cfg.etcdKey, "etcd-key", "", "PEM client key for etcd")
 	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token for LeaseAdminService (empty: admin RPCs refused)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
@@ -111,6 +126,12 @@ func (c config) check() error {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case c.tlsClientCA != "" && c.tlsCert == "":
 		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
+	case c.leaseStore != "memory" && c.leaseStore != "etcd":
+		return fmt.Errorf("--lease-store must be memory or etcd, got %q", c.leaseStore)
+	case c.etcdDialTimeout < 100*time.Millisecond:
+		return fmt.Errorf("--etcd-timeout must be at least 100ms")
+	case (c.etcdCert == "") != (c.etcdKey == ""):
+		return fmt.Errorf("--etcd-cert and --etcd-key go together")
 	case c.pprof && c.metricsAddr == "":
 		return fmt.Errorf("--pprof needs --metrics-addr")
 	case c.shutdownGrace < 0:

@@ -25,9 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
 )
@@ -62,8 +60,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
-	leases := lease.NewMemory(lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge}, clock.Real{})
-	defer leases.Close()
+	leases, leasesHealthy, closeLeases, err := openLeaseStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLeases()
 
 	// srv is assigned below; the gauges read it only when scraped.
 	var srv *service.Server
@@ -114,9 +115,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}
 		defer stopMetrics()
 	}
+	if leasesHealthy != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go watchLeaseHealth(watchCtx, srv, leasesHealthy, time.Second, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.GRPC.Serve(lis) }()
-	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "capacity", cfg.capacity,
+	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
 
 	select {
