@@ -1,0 +1,199 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/whirl-dev/whirl/client"
+	"github.com/whirl-dev/whirl/internal/service"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+func TestDialUnreachable(t *testing.T) {
+	addr := closedAddr(t)
+	start := time.Now()
+	c, err := client.Dial(context.Background(), addr)
+	if c != nil || !errors.Is(err, client.ErrUnreachable) || status.Code(err) != codes.Unavailable {
+		t.Fatalf("Dial(%s): %v, %v", addr, c, err)
+	}
+	if want := "whirl: cannot reach server at " + addr + ": connection refused"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Dial took %s to fail", d)
+	}
+
+	// Lazy: Dial succeeds, the first call fails with UNAVAILABLE.
+	c, err = client.Dial(context.Background(), addr, client.WithLazyConnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.GenerateCurve(context.Background(), &whirlv1.GenerateCurveRequest{Seed: 1}); status.Code(err) != codes.Unavailable {
+		t.Errorf("call on a lazy client to a closed port: %v", err)
+	}
+}
+
+func TestDialTimeoutOnSilentServer(t *testing.T) {
+	// A listener that accepts and never speaks: the handshake never ends.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-done; conn.Close() }()
+		}
+	}()
+	start := time.Now()
+	_, err = client.Dial(context.Background(), lis.Addr().String(), client.WithTimeout(300*time.Millisecond))
+	if !errors.Is(err, client.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial to a silent server: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Dial took %s with a 300ms timeout", d)
+	}
+}
+
+// selfSigned makes a CA certificate for name and writes it to a PEM file.
+func selfSigned(t *testing.T, name string) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, path
+}
+
+func TestDialTLS(t *testing.T) {
+	cert, caFile := selfSigned(t, "whirl.test")
+	srv := startServer(t, service.Config{}, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	ctx := context.Background()
+
+	c := dial(t, srv.Addr, client.WithCAFile(caFile), client.WithServerName("whirl.test"))
+	if _, err := c.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{Seed: 1}); err != nil {
+		t.Fatalf("over TLS: %v", err)
+	}
+	if _, err := c.ListLeases(ctx); err != nil {
+		t.Fatalf("admin over TLS: %v", err)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(mustParse(t, cert.Certificate[0]))
+	c = dial(t, srv.Addr, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: "whirl.test", MinVersion: tls.VersionTLS12}))
+	if _, err := c.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{Seed: 1}); err != nil {
+		t.Fatalf("over TLS with a tls.Config: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		opts []client.Option
+		want string
+	}{
+		{"unknown CA", []client.Option{client.WithTLS(nil), client.WithServerName("whirl.test")}, "certificate signed by unknown authority"},
+		{"wrong name", []client.Option{client.WithCAFile(caFile)}, "doesn't contain any IP SANs"},
+		{"plaintext to TLS", nil, "connection failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.Dial(ctx, srv.Addr, append(tt.opts, client.WithTimeout(5*time.Second))...)
+			if !errors.Is(err, client.ErrUnreachable) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Dial: %v; want ErrUnreachable mentioning %q", err, tt.want)
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+		})
+	}
+
+	if _, err := client.Dial(ctx, srv.Addr, client.WithCAFile(filepath.Join(t.TempDir(), "missing.pem"))); err == nil || !strings.Contains(err.Error(), "CA file") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	if _, err := client.Dial(ctx, srv.Addr, client.WithTLS(nil), client.WithInsecure()); err == nil {
+		t.Error("TLS and insecure together: no error")
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestNewWrapsConnection: New works on a connection the caller owns, and
+// Close leaves it open.
+func TestNewWrapsConnection(t *testing.T) {
+	srv := startServer(t, service.Config{})
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecureCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := client.New(conn, client.WithToken(adminToken))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListLeases(context.Background()); err != nil {
+		t.Fatalf("after Close, on the caller's connection: %v", err)
+	}
+}

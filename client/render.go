@@ -1,0 +1,304 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// Phase is where a render stands.
+type Phase int
+
+// The phases of a render, in order.
+const (
+	// PhaseLease: asking for a lease. After a refusal, Progress.RetryIn is
+	// the wait before the next attempt.
+	PhaseLease Phase = iota + 1
+	// PhaseQueued: waiting for one of the server's render slots;
+	// Progress.QueuePosition is the 1-based place in line.
+	PhaseQueued
+	// PhaseRendering: frames are being drawn and the MP4 streamed.
+	PhaseRendering
+	// PhaseDone: the video is complete and verified.
+	PhaseDone
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseLease:
+		return "lease"
+	case PhaseQueued:
+		return "queued"
+	case PhaseRendering:
+		return "rendering"
+	case PhaseDone:
+		return "done"
+	}
+	return fmt.Sprintf("Phase(%d)", int(p))
+}
+
+// Progress is a render's advance, as reported to WithProgress.
+type Progress struct {
+	Phase Phase
+	// Attempt is the number of the current AcquireLease attempt (PhaseLease).
+	Attempt int
+	// RetryIn is the wait before the next attempt after all lease slots
+	// were found taken (PhaseLease); zero while an attempt is running.
+	RetryIn time.Duration
+	// QueuePosition is the 1-based place in the server's render queue
+	// (PhaseQueued); 0 otherwise.
+	QueuePosition int
+	// FramesDone and FramesTotal count the frames handed to the encoder.
+	FramesDone, FramesTotal int
+	// Bytes is the number of MP4 bytes written so far.
+	Bytes int64
+}
+
+// RenderOption tunes one Render call.
+type RenderOption func(*renderOptions)
+
+type renderOptions struct {
+	leaseID    string
+	keep       bool
+	progress   func(Progress)
+	policy     AcquirePolicy
+	renewEvery time.Duration
+}
+
+// WithLease renders under a lease the caller holds (it overrides the
+// request's lease_id). Render renews it but never releases it.
+func WithLease(leaseID string) RenderOption {
+	return func(o *renderOptions) { o.leaseID = leaseID }
+}
+
+// KeepLease keeps the lease Render acquired live after the render, instead
+// of releasing it; Result.Lease holds it.
+func KeepLease() RenderOption {
+	return func(o *renderOptions) { o.keep = true }
+}
+
+// WithProgress has fn called with the render's progress: on each lease
+// attempt, queue position, header, progress event and chunk. It is called
+// from the goroutine running Render and should return quickly.
+func WithProgress(fn func(Progress)) RenderOption {
+	return func(o *renderOptions) { o.progress = fn }
+}
+
+// WithAcquirePolicy sets what Render does when every lease slot is taken.
+// The default is AcquireRetry: try again after the server's RetryInfo
+// delay (jittered, capped by WithMaxRetryDelay) until ctx ends. AcquireWait
+// queues on the server instead; AcquireOnce fails at once.
+func WithAcquirePolicy(p AcquirePolicy) RenderOption {
+	return func(o *renderOptions) { o.policy = p }
+}
+
+// WithRenewInterval sets how often Render renews its lease while it runs;
+// the default is a third of the lease's TTL.
+func WithRenewInterval(d time.Duration) RenderOption {
+	return func(o *renderOptions) { o.renewEvery = d }
+}
+
+// Result describes a finished, verified render.
+type Result struct {
+	// Header is what the server said the stream would carry: the curve
+	// (with summary), size, rate, frames, style and MIME type.
+	Header *whirlv1.RenderHeader
+	// Trailer closes the stream: total bytes, SHA-256 and timings.
+	Trailer *whirlv1.RenderTrailer
+	// Bytes is the number of bytes written to the writer.
+	Bytes int64
+	// SHA256 is the lowercase hex SHA-256 of the bytes written, equal to
+	// the trailer's.
+	SHA256 string
+	// Lease is the lease the render ran under.
+	Lease *Lease
+	// Released reports whether Render released the lease (it does for a
+	// lease it acquired itself, unless KeepLease).
+	Released bool
+}
+
+// Render streams the animation req describes to w and verifies it.
+//
+// Unless a lease is given (WithLease, or req.LeaseId), Render acquires one
+// (see WithAcquirePolicy) and releases it when it returns, on success or
+// failure, unless KeepLease is given. The lease is renewed every third of
+// its TTL while Render runs. The MP4 bytes are written to w in order as they
+// arrive; Render fails if chunks are not contiguous (ErrOutOfOrder), if the
+// stream ends without a trailer (ErrTruncated), or if the bytes do not match
+// the trailer's size (ErrSizeMismatch) or SHA-256 (ErrChecksumMismatch). On
+// any error, what was written to w is incomplete and must be discarded.
+//
+// ctx bounds the whole render, lease acquisition included. req is not
+// modified.
+func (c *Client) Render(ctx context.Context, req *whirlv1.RenderAnimationRequest, w io.Writer, opts ...RenderOption) (*Result, error) {
+	o := renderOptions{policy: AcquireRetry}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if req == nil {
+		return nil, errors.New("whirl: render: nil request")
+	}
+	req = proto.Clone(req).(*whirlv1.RenderAnimationRequest)
+	report := func(Progress) {}
+	if o.progress != nil {
+		report = o.progress
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	res := &Result{}
+	var err error
+	if id := cmp.Or(o.leaseID, req.GetLeaseId()); id != "" {
+		// The caller's lease: check it is live (and learn its TTL). At its
+		// maximum age it cannot be renewed but stays usable until it
+		// expires: render under it without keepalive.
+		res.Lease, err = c.Renew(ctx, id)
+		if status.Code(err) == codes.FailedPrecondition {
+			res.Lease, err = &Lease{ID: id}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if res.Lease, err = c.acquire(ctx, AcquireOptions{Policy: o.policy}, report); err != nil {
+			return nil, err
+		}
+		if !o.keep {
+			defer func() {
+				// Release even if ctx was cancelled: the slot is freed now
+				// rather than when the TTL runs out.
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+				defer rcancel()
+				relErr := c.Release(rctx, res.Lease.ID)
+				res.Released = relErr == nil || status.Code(relErr) == codes.NotFound
+			}()
+		}
+	}
+	req.LeaseId = res.Lease.ID
+	stopRenewing := c.keepAlive(ctx, res.Lease, o.renewEvery)
+	defer stopRenewing()
+
+	if err := c.stream(ctx, req, w, res, report); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// stream runs the RenderAnimation call, filling res.
+func (c *Client) stream(ctx context.Context, req *whirlv1.RenderAnimationRequest, w io.Writer, res *Result, report func(Progress)) error {
+	stream, err := c.anim.RenderAnimation(ctx, req)
+	if err != nil {
+		return rpcError(ctx, "render", err)
+	}
+	asm := NewReassembler(w)
+	var p Progress
+	fail := func(err error) error { return fmt.Errorf("whirl: render: %w", err) }
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rpcError(ctx, "render", err)
+		}
+		if res.Trailer != nil {
+			return fail(fmt.Errorf("%w: event after the trailer", ErrProtocol))
+		}
+		switch e := ev.GetEvent().(type) {
+		case *whirlv1.RenderAnimationResponse_Header:
+			if res.Header != nil {
+				return fail(fmt.Errorf("%w: second header", ErrProtocol))
+			}
+			res.Header = e.Header
+			p.Phase, p.QueuePosition, p.FramesTotal = PhaseRendering, 0, int(e.Header.GetFrames())
+		case *whirlv1.RenderAnimationResponse_Progress:
+			if pos := int(e.Progress.GetQueuePosition()); pos > 0 {
+				p.Phase, p.QueuePosition = PhaseQueued, pos
+			} else {
+				p.Phase, p.QueuePosition = PhaseRendering, 0
+			}
+			p.FramesDone, p.FramesTotal = int(e.Progress.GetFramesDone()), int(e.Progress.GetFramesTotal())
+		case *whirlv1.RenderAnimationResponse_Chunk:
+			if res.Header == nil {
+				return fail(fmt.Errorf("%w: chunk before the header", ErrProtocol))
+			}
+			if err := asm.Write(e.Chunk.GetOffset(), e.Chunk.GetData()); err != nil {
+				return fail(err)
+			}
+			p.Bytes = asm.Size()
+		case *whirlv1.RenderAnimationResponse_Trailer:
+			if res.Header == nil {
+				return fail(fmt.Errorf("%w: trailer before the header", ErrProtocol))
+			}
+			if err := asm.Verify(e.Trailer.GetTotalBytes(), e.Trailer.GetSha256()); err != nil {
+				return fail(err)
+			}
+			res.Trailer = e.Trailer
+			continue
+		default:
+			// An event this client does not know: skip it.
+			continue
+		}
+		report(p)
+	}
+	if res.Trailer == nil {
+		return fail(fmt.Errorf("%w (%d bytes received)", ErrTruncated, asm.Size()))
+	}
+	res.Bytes, res.SHA256 = asm.Size(), asm.Sum()
+	p.Phase, p.QueuePosition, p.Bytes = PhaseDone, 0, res.Bytes
+	p.FramesTotal = int(res.Trailer.GetFrames())
+	p.FramesDone = p.FramesTotal
+	report(p)
+	return nil
+}
+
+// minRenewInterval keeps a tiny TTL from turning keepalive into a busy loop.
+const minRenewInterval = 50 * time.Millisecond
+
+// keepAlive renews l every interval (default TTL/3) until the returned stop
+// is called, which waits for the renewing goroutine to end. It stops by
+// itself once the lease is gone (NOT_FOUND) or at its maximum age
+// (FAILED_PRECONDITION); other failures are retried at the next tick.
+func (c *Client) keepAlive(ctx context.Context, l *Lease, interval time.Duration) (stop func()) {
+	if interval <= 0 {
+		interval = l.TTL / 3
+	}
+	if interval <= 0 {
+		return func() {}
+	}
+	interval = max(interval, minRenewInterval)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := c.Renew(ctx, l.ID)
+			switch status.Code(err) {
+			case codes.NotFound, codes.FailedPrecondition:
+				return
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
