@@ -522,7 +522,16 @@ func (x *GenerateCurveRequest) GetShapes() []Shape {
 	return nil
 }
 
-// Curve is a Farris curve: z(t) = Σ radius·S(frequency·t + phase), t in [0, 2π).
+// Curve is a Farris curve, t in [0, 2π):
+//
+//	z(t) = Σ radius · e^{iγt} · S((frequency − γ)·t + phase)
+//
+// where S is the wheel's shape and γ (the spin) is the frequencies' common
+// residue modulo g, the gcd of their pairwise differences, taken in
+// (−g/2, g/2]. For circles this is exactly Σ radius·e^{i(frequency·t+phase)};
+// for other shapes every wheel's outline turns rigidly by γ·t, which keeps the
+// curve's k-fold symmetry whatever the shapes (a bare S(frequency·t + phase)
+// would break it unless k divides the shape's own symmetry).
 type Curve struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The wheels, largest first; 1-13 of them.
@@ -689,8 +698,11 @@ type CurveSummary struct {
 	KFold int32 `protobuf:"varint,3,opt,name=k_fold,json=kFold,proto3" json:"k_fold,omitempty"`
 	// Residue of the frequencies modulo k_fold.
 	Congruency int32 `protobuf:"varint,4,opt,name=congruency,proto3" json:"congruency,omitempty"`
-	// The curve's actual order of rotational symmetry: the gcd of the pairwise
-	// frequency differences (k_fold or a multiple of it, 1 if none).
+	// The curve's actual order of rotational symmetry: g/gcd(γ, g) with g the
+	// gcd of the pairwise frequency differences and γ the spin (see Curve); 1
+	// for a single wheel. With a congruency coprime to k_fold (always so for a
+	// random one) it is k_fold or a multiple of it; a congruency sharing a
+	// factor with k_fold traces the curve several times and lowers it.
 	Symmetry      int32 `protobuf:"varint,5,opt,name=symmetry,proto3" json:"symmetry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
