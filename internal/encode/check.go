@@ -1,0 +1,114 @@
+package encode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Errors Check wraps, for errors.Is.
+var (
+	ErrFFmpegNotFound = errors.New("ffmpeg not found")
+	ErrNoLibx264      = errors.New("ffmpeg has no libx264 encoder")
+)
+
+const installHint = "install it with `apt-get install -y ffmpeg`"
+
+func notFound(path string, err error) error {
+	return fmt.Errorf("%w at %s: %s (%v)", ErrFFmpegNotFound, path, installHint, err)
+}
+
+// Check verifies, at start-up, that ffmpegPath (empty: DefaultFFmpegPath)
+// exists, runs, has the libx264 encoder and the mp4 muxer, and can produce a
+// tiny fragmented MP4 with the options Start uses.
+func Check(ctx context.Context, ffmpegPath string) error {
+	if ffmpegPath == "" {
+		ffmpegPath = DefaultFFmpegPath
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	path, err := exec.LookPath(ffmpegPath)
+	if err != nil {
+		return notFound(ffmpegPath, err)
+	}
+	run := func(arg ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, path, arg...)
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		cmd.WaitDelay = time.Second
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("ffmpeg at %s does not run (`%s %s`): %w: %s",
+				path, ffmpegPath, strings.Join(arg, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return out.String(), nil
+	}
+	if _, err := run("-hide_banner", "-version"); err != nil {
+		return err
+	}
+	encoders, err := run("-hide_banner", "-encoders")
+	if err != nil {
+		return err
+	}
+	if !hasEntry(encoders, "libx264") {
+		return fmt.Errorf("%w at %s: install a build with libx264 (Debian's: `apt-get install -y ffmpeg`)", ErrNoLibx264, path)
+	}
+	muxers, err := run("-hide_banner", "-muxers")
+	if err != nil {
+		return err
+	}
+	if !hasEntry(muxers, "mp4") {
+		return fmt.Errorf("ffmpeg at %s has no mp4 muxer: %s", path, installHint)
+	}
+	// a real encode with the same arguments Start uses: 2 frames of 64×64
+	var segs []Segment
+	e, err := Start(ctx, Options{FFmpegPath: path, Width: 64, Height: 64, FPS: 30, Frames: 2}, func(s Segment) error {
+		segs = append(segs, s)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
+	}
+	frame := make([]byte, FrameSize(64, 64))
+	for range 2 {
+		if err := e.WriteFrame(frame); err != nil {
+			_ = e.Close()
+			return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
+	}
+	if len(segs) < 2 || !segs[0].Init {
+		return fmt.Errorf("ffmpeg at %s: trial encode gave %d segments", path, len(segs))
+	}
+	if _, err := Codecs(segs[0].Data); err != nil {
+		return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
+	}
+	return nil
+}
+
+// hasEntry reports whether an `ffmpeg -encoders`/`-muxers` listing has name
+// as the name column of a line.
+func hasEntry(listing, name string) bool {
+	for line := range strings.Lines(listing) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[1] == name || slicesContainsComma(f[1], name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// slicesContainsComma handles muxer lines like "E mov,mp4,m4a,3gp,...".
+func slicesContainsComma(field, name string) bool {
+	for p := range strings.SplitSeq(field, ",") {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+package encode
+
+import "fmt"
+
+// Segment is a self-contained piece of the fragmented MP4 stream. The
+// concatenation of all segments, in the order the sink receives them, is the
+// whole file.
+type Segment struct {
+	// Init is true for the first segment: ftyp+moov (the MSE initialization
+	// segment). All later segments are media segments.
+	Init bool
+	// Data holds the segment's boxes. It is freshly allocated for each call
+	// of the sink, which may keep it.
+	Data []byte
+	// Frames is the number of video frames (samples) in a media segment;
+	// 0 for the init segment and for a trailing segment of index boxes.
+	Frames int
+}
+
+// segmenter groups top-level boxes into segments: everything up to and
+// including moov forms the init segment; after it, each moof+mdat pair forms
+// a media segment, together with any other boxes (styp, sidx, prft, emsg,
+// free, ...) that come before it. Boxes after the last mdat (mfra) form a
+// last segment of their own.
+type segmenter struct {
+	init    bool   // init segment emitted
+	pending []byte // boxes waiting for their segment
+	moof    bool   // pending holds a moof
+	samples int    // samples in the pending moof
+	sizes   int64  // sum of its sample sizes, -1 if not listed
+	types   []string
+	frames  int // samples in all emitted segments
+}
+
+// add takes one whole top-level box and returns the segment it completes, if
+// any.
+func (s *segmenter) add(typ string, box []byte) (*Segment, error) {
+	if !s.init {
+		switch typ {
+		case "ftyp":
+			if len(s.types) > 0 {
+				return nil, fmt.Errorf("%w: ftyp after %v", ErrMalformed, s.types)
+			}
+		case "moov":
+			if len(s.types) == 0 || s.types[0] != "ftyp" {
+				return nil, fmt.Errorf("%w: moov without a leading ftyp", ErrMalformed)
+			}
+			data := append(s.pending, box...)
+			s.pending, s.types, s.init = nil, nil, true
+			return &Segment{Init: true, Data: data}, nil
+		case "moof", "mdat", "styp", "sidx", "mfra":
+			return nil, fmt.Errorf("%w: %q before the init segment (after %v)", ErrMalformed, typ, s.types)
+		default:
+			if len(s.types) == 0 {
+				return nil, fmt.Errorf("%w: stream starts with %q, not ftyp", ErrMalformed, typ)
+			}
+		}
+		s.pending = append(s.pending, box...)
+		s.types = append(s.types, typ)
+		return nil, nil
+	}
+	switch typ {
+	case "ftyp", "moov":
+		return nil, fmt.Errorf("%w: second %q", ErrMalformed, typ)
+	case "moof":
+		if s.moof {
+			return nil, fmt.Errorf("%w: moof follows a moof without mdat", ErrMalformed)
+		}
+		n, sizes, err := fragmentInfo(box)
+		if err != nil {
+			return nil, err
+		}
+		s.moof, s.samples, s.sizes = true, n, sizes
+	case "mdat":
+		if !s.moof {
+			return nil, fmt.Errorf("%w: mdat without a preceding moof (after %v)", ErrMalformed, s.types)
+		}
+		_, hdr, size, err := parseHeader(box, int64(len(box)))
+		if err != nil {
+			return nil, err
+		}
+		if s.sizes >= 0 && s.sizes != size-int64(hdr) {
+			return nil, fmt.Errorf("%w: moof lists %d bytes of samples, mdat holds %d", ErrMalformed, s.sizes, size-int64(hdr))
+		}
+		data := append(s.pending, box...)
+		seg := &Segment{Data: data, Frames: s.samples}
+		s.frames += s.samples
+		s.pending, s.types, s.moof = nil, nil, false
+		return seg, nil
+	default:
+		if s.moof {
+			return nil, fmt.Errorf("%w: %q between moof and mdat", ErrMalformed, typ)
+		}
+	}
+	s.pending = append(s.pending, box...)
+	s.types = append(s.types, typ)
+	return nil, nil
+}
+
+// finish is called at the end of the stream; it returns a last segment of
+// trailing boxes, if there are any.
+func (s *segmenter) finish() (*Segment, error) {
+	if !s.init {
+		return nil, fmt.Errorf("%w: stream ended without an init segment (boxes: %v)", errTruncated, s.types)
+	}
+	if s.moof {
+		return nil, fmt.Errorf("%w: stream ended after a moof without its mdat", errTruncated)
+	}
+	if len(s.pending) == 0 {
+		return nil, nil
+	}
+	data := s.pending
+	s.pending, s.types = nil, nil
+	return &Segment{Data: data}, nil
+}
