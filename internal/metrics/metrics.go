@@ -63,8 +63,11 @@ func New(g Gauges) *Metrics {
 	waitBuckets := []float64{.001, .01, .1, .5, 1, 5, 15, 60, 300}
 	renderBuckets := []float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300}
 	m := &Metrics{
-		registry:       reg,
-		GRPC:           grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		registry: reg,
+		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			// Fine buckets at the bottom: lease calls are expected in ~1 ms.
+			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}),
+		)),
 		leaseGrants:    counter("whirl_lease_grants_total", "Leases granted (renewals not counted)."),
 		leaseRefusals:  counter("whirl_lease_refusals_total", "AcquireLease calls refused because every slot was taken."),
 		leaseExpiries:  counter("whirl_lease_expiries_total", "Leases that ended by reaching their expiry."),

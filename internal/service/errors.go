@@ -21,13 +21,19 @@ import (
 // ignores google.rpc.RetryInfo; refusals carry both.
 const retryPushbackTrailer = "grpc-retry-pushback-ms"
 
+// maxRetryHint caps the retry delay a refusal suggests. The registry's hint
+// is when the earliest lease expires, but leases are usually released (or
+// their renders end) long before: without a cap a client would sit out a
+// whole TTL while slots come free.
+const maxRetryHint = 5 * time.Second
+
 // leaseStatus maps a lease registry error to the status a client gets. ctx is
 // the call's context, used to attach the retry-pushback trailer to refusals.
 func leaseStatus(ctx context.Context, err error) error {
 	var exhausted *lease.ExhaustedError
 	switch {
 	case errors.As(err, &exhausted):
-		retry := max(exhausted.RetryAfter, time.Millisecond)
+		retry := min(max(exhausted.RetryAfter, time.Millisecond), maxRetryHint)
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(retry.Milliseconds(), 10)))
 		return withDetails(codes.ResourceExhausted, err.Error(),
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},

@@ -45,7 +45,8 @@ type AnimationServiceClient interface {
 	// A caller that passes the id of a lease it still holds gets that lease
 	// renewed instead of a refusal. When no slot is free the call fails with
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
-	// lease expires) and google.rpc.QuotaFailure, unless `wait` is set, in which
+	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
+	// set, in which
 	// case it blocks in first-come first-served order until a slot frees or the
 	// call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(ctx context.Context, in *AcquireLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
@@ -161,7 +162,8 @@ type AnimationServiceServer interface {
 	// A caller that passes the id of a lease it still holds gets that lease
 	// renewed instead of a refusal. When no slot is free the call fails with
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
-	// lease expires) and google.rpc.QuotaFailure, unless `wait` is set, in which
+	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
+	// set, in which
 	// case it blocks in first-come first-served order until a slot frees or the
 	// call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(context.Context, *AcquireLeaseRequest) (*Lease, error)

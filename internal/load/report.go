@@ -1,0 +1,309 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Report is everything one run measured; -json prints it as is.
+type Report struct {
+	Config         ReportConfig `json:"config"`
+	Mode           string       `json:"mode"` // "child" (server started here) or "external"
+	ElapsedSeconds float64      `json:"elapsed_seconds"`
+
+	// Completed cycles: lease granted, render checked, lease released.
+	Completed int `json:"completed"`
+	// Refused AcquireLease calls (RESOURCE_EXHAUSTED), retried after a
+	// backoff: expected, not failures. RefusedLease carried QuotaFailure on
+	// "leases" (the pool was full); RefusedOther did not (e.g. a rate limit).
+	Refused      int `json:"refused"`
+	RefusedLease int `json:"refused_lease_full"`
+	RefusedOther int `json:"refused_other"`
+	// RefusedOtherExample is one such refusal, as the client saw it.
+	RefusedOtherExample string `json:"refused_other_example,omitempty"`
+	// Failed cycles or calls, by kind: anything unexpected.
+	Failed   int            `json:"failed"`
+	Failures map[string]int `json:"failures,omitempty"`
+	// Aborted renders: cut by the drain deadline at the end of the run.
+	Aborted int `json:"aborted"`
+
+	// AcquireAll is every AcquireLease call, granted or refused;
+	// AcquireGranted the granted ones only. Client-side wall time.
+	AcquireAll     Latency `json:"acquire_lease_all_ms"`
+	AcquireGranted Latency `json:"acquire_lease_granted_ms"`
+	// FirstFragment is RenderAnimation sent → the chunk that completes the
+	// first media fragment after the init segment (queueing included).
+	FirstFragment Latency `json:"first_fragment_ms"`
+	// RenderTotal is RenderAnimation sent → trailer received.
+	RenderTotal Latency `json:"render_total_ms"`
+	// RetryInfo is the delay the pool-full refusals advised (before the
+	// client's cap of MaxBackoff).
+	RetryInfo Latency `json:"retry_info_ms"`
+	// WakeupDelay is how late a 2 ms timer in the load generator woke up:
+	// the machine's scheduling delay, a floor under the latencies above.
+	WakeupDelay Latency `json:"wakeup_delay_ms"`
+
+	RendersPerSecond float64 `json:"renders_per_second"`
+	Bytes            int64   `json:"bytes"`
+	MaxQueuePosition int     `json:"max_queue_position"`
+
+	Leases        LeaseReport `json:"leases"`
+	OverAdmission bool        `json:"over_admission"`
+
+	Process        *ProcessReport `json:"server_process,omitempty"`
+	LoadCPUSeconds float64        `json:"load_generator_cpu_seconds"`
+	// LoadRunQueueSeconds: the load generator's threads, runnable but
+	// waiting for a CPU.
+	LoadRunQueueSeconds float64        `json:"load_generator_run_queue_wait_seconds"`
+	CPUs                int            `json:"cpus"`
+	Machine             *MachineReport `json:"machine,omitempty"`
+	ServerMetrics       *ServerMetrics `json:"server_metrics,omitempty"`
+	ServerErrorLogs     *int           `json:"server_error_log_lines,omitempty"`
+
+	Targets []Target `json:"targets"`
+	// OK is false when a cycle failed or the server over-admitted; the
+	// command then exits 1. Latency targets are reported, not enforced.
+	OK bool `json:"ok"`
+}
+
+// ReportConfig echoes the run's settings.
+type ReportConfig struct {
+	Addr              string  `json:"addr"`
+	Clients           int     `json:"clients"`
+	Conns             int     `json:"conns"`
+	DurationSeconds   float64 `json:"duration_seconds"`
+	Width             int     `json:"width"`
+	Height            int     `json:"height"`
+	Frames            int     `json:"frames"`
+	FPS               int     `json:"fps"`
+	MaxBackoffSeconds float64 `json:"max_backoff_seconds"`
+	Seed              uint64  `json:"seed"`
+	RampSeconds       float64 `json:"ramp_seconds"`
+	DistinctIPs       bool    `json:"distinct_source_ips"`
+	NoRender          bool    `json:"no_render,omitempty"`
+	HoldSeconds       float64 `json:"hold_seconds,omitempty"`
+}
+
+// Latency is a distribution in milliseconds (nearest-rank percentiles).
+type Latency struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// LeaseReport is the over-admission check from both sides.
+type LeaseReport struct {
+	Capacity int `json:"capacity"`
+	// MaxHeld is the most leases the clients held at once: counted from the
+	// AcquireLease response to the moment ReleaseLease is sent, so every
+	// lease counted is certainly live on the server.
+	MaxHeld      int `json:"max_held_by_clients"`
+	OverAdmitted int `json:"client_over_admissions"`
+	// From LeaseAdminService/ListLeases polls (with an admin token).
+	Polls         int    `json:"polls"`
+	PollErrors    int    `json:"poll_errors"`
+	LastPollError string `json:"last_poll_error,omitempty"`
+	MaxListed     int    `json:"max_listed_by_server"`
+	PollOver      int    `json:"server_over_admissions"`
+}
+
+// ProcessReport is the server process as /proc saw it (kB, CPU seconds).
+type ProcessReport struct {
+	PID int `json:"pid"`
+	// PeakRSSKB is VmHWM at the end (the kernel's high-water mark), or the
+	// largest VmRSS sampled if higher.
+	PeakRSSKB       int64 `json:"peak_rss_kb"`
+	EndRSSKB        int64 `json:"end_rss_kb"`
+	MaxSampledRSSKB int64 `json:"max_sampled_rss_kb"`
+	// MaxTreeRSSKB is the largest sampled sum of the server and its direct
+	// children (the ffmpeg encoders).
+	MaxTreeRSSKB     int64   `json:"max_sampled_rss_with_children_kb"`
+	MaxChildren      int     `json:"max_children"`
+	Samples          int     `json:"samples"`
+	SampleErrors     int     `json:"sample_errors,omitempty"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	// ChildCPUSeconds is CPU of the children the server reaped (ffmpeg).
+	ChildCPUSeconds float64 `json:"ffmpeg_cpu_seconds"`
+	// RunQueueSeconds is how long the server's threads were runnable but
+	// waiting for a CPU (schedstat), summed over threads.
+	RunQueueSeconds float64 `json:"run_queue_wait_seconds"`
+}
+
+// MachineReport is the whole machine during the run: other work on it
+// competes with the server and the load generator for the same cores.
+type MachineReport struct {
+	BusyCPUSeconds float64 `json:"busy_cpu_seconds"`
+	// OtherCPUSeconds is busy time not spent in the load generator, the
+	// server or its reaped ffmpeg children (in-process servers count as the
+	// load generator).
+	OtherCPUSeconds float64 `json:"other_cpu_seconds"`
+	LoadAvgStart    float64 `json:"loadavg1_start"`
+	LoadAvgEnd      float64 `json:"loadavg1_end"`
+}
+
+// ServerMetrics is the server's own account, from /metrics.
+type ServerMetrics struct {
+	AcquireCalls      int64            `json:"acquire_calls"`
+	AcquireSumSeconds float64          `json:"acquire_handling_sum_seconds"`
+	AcquireBuckets    []Bucket         `json:"acquire_handling_buckets"`
+	LeaseGrants       int64            `json:"lease_grants"`
+	LeaseRefusals     int64            `json:"lease_refusals"`
+	Renders           map[string]int64 `json:"renders,omitempty"`
+	FFmpegFailures    int64            `json:"ffmpeg_failures"`
+}
+
+// Bucket is a cumulative histogram bucket.
+type Bucket struct {
+	LeSeconds float64 `json:"le_seconds"`
+	Count     int64   `json:"count"`
+}
+
+// Target is one goal and whether the run met it.
+type Target struct {
+	Name     string `json:"name"`
+	Met      bool   `json:"met"`
+	Observed string `json:"observed"`
+	Enforced bool   `json:"enforced"`
+}
+
+func (r *Report) judge(acquireP99TargetMS float64) {
+
+	r.Targets = []Target{
+		{Name: "failed = 0", Met: r.Failed == 0, Observed: fmt.Sprint(r.Failed), Enforced: true},
+		{Name: "no over-admission", Met: !r.OverAdmission,
+			Observed: fmt.Sprintf("clients held max %d, server listed max %d, capacity %d", r.Leases.MaxHeld, r.Leases.MaxListed, r.Leases.Capacity), Enforced: true},
+		{Name: fmt.Sprintf("AcquireLease p99 (all) <= %g ms", acquireP99TargetMS), Met: r.AcquireAll.N > 0 && r.AcquireAll.P99 <= acquireP99TargetMS,
+			Observed: fmt.Sprintf("%.3f ms", r.AcquireAll.P99)},
+		{Name: "at least one completed", Met: r.Completed > 0, Observed: fmt.Sprint(r.Completed)},
+	}
+	r.OK = true
+	for _, t := range r.Targets {
+		if t.Enforced && !t.Met {
+			r.OK = false
+		}
+	}
+}
+
+// writeTable prints the human report.
+func (r *Report) writeTable(w io.Writer) {
+	c := r.Config
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	server := c.Addr
+	if r.Process != nil {
+		server += fmt.Sprintf(" (%s, pid %d)", r.Mode, r.Process.PID)
+	} else {
+		server += " (" + r.Mode + ")"
+	}
+	ips := "one source IP"
+	if c.DistinctIPs {
+		ips = "one source IP each"
+	}
+	p("whirl load: %d clients on %d connections (%s) for %s against %s, capacity %d",
+		c.Clients, c.Conns, ips, fmtSeconds(c.DurationSeconds), server, r.Leases.Capacity)
+	if c.NoRender {
+		p("NO RENDERS: cycles are AcquireLease -> hold %s -> ReleaseLease only", fmtSeconds(c.HoldSeconds))
+	}
+	p("video %dx%d, %d frames at %d fps, random curve seeds (seed %d); clients ramped up over %s; refusal backoff <= %s, jittered",
+		c.Width, c.Height, c.Frames, c.FPS, c.Seed, fmtSeconds(c.RampSeconds), fmtSeconds(c.MaxBackoffSeconds))
+	p("")
+	p("cycles          completed %d   refused %d (pool full %d, other %d)   failed %d   aborted at end %d",
+		r.Completed, r.Refused, r.RefusedLease, r.RefusedOther, r.Failed, r.Aborted)
+	if r.RefusedOtherExample != "" {
+		p("                e.g. refused other: %s", r.RefusedOtherExample)
+	}
+	if len(r.Failures) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(r.Failures)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Failures[k]))
+		}
+		p("failures        %s", strings.Join(parts, ", "))
+	}
+	p("throughput      %.2f renders/s, %d bytes (%.1f MiB) in %.1f s; max queue position seen %d",
+		r.RendersPerSecond, r.Bytes, float64(r.Bytes)/(1<<20), r.ElapsedSeconds, r.MaxQueuePosition)
+	p("")
+	p("latency (ms)                    n        p50        p90        p99        max       mean")
+	row := func(name string, l Latency) {
+		p("%-24s %8d %10.3f %10.3f %10.3f %10.3f %10.3f", name, l.N, l.P50, l.P90, l.P99, l.Max, l.Mean)
+	}
+	row("AcquireLease, all", r.AcquireAll)
+	row("AcquireLease, granted", r.AcquireGranted)
+	row("first media fragment", r.FirstFragment)
+	row("render to trailer", r.RenderTotal)
+	row("timer wake-up delay", r.WakeupDelay)
+	row("RetryInfo advised", r.RetryInfo)
+	p("")
+	l := r.Leases
+	p("leases          capacity %d; clients held at most %d at once (%d over capacity)", l.Capacity, l.MaxHeld, l.OverAdmitted)
+	if l.Polls+l.PollErrors > 0 {
+		p("                ListLeases: max %d live over %d polls (%d over capacity, %d poll errors)", l.MaxListed, l.Polls, l.PollOver, l.PollErrors)
+		if l.LastPollError != "" {
+			p("                last poll error: %s", l.LastPollError)
+		}
+	} else {
+		p("                ListLeases: not polled (no admin token)")
+	}
+	over := "none"
+	if r.OverAdmission {
+		over = "DETECTED"
+	}
+	p("over-admission  %s", over)
+	p("")
+	if pr := r.Process; pr != nil {
+		p("server RSS      peak %s, at end %s, max sampled %s; with ffmpeg children max sampled %s (up to %d children)",
+			kb(pr.PeakRSSKB), kb(pr.EndRSSKB), kb(pr.MaxSampledRSSKB), kb(pr.MaxTreeRSSKB), pr.MaxChildren)
+		p("CPU             server %.1f s, ffmpeg %.1f s, load generator %.1f s; available %d cores x %.1f s = %.1f s",
+			pr.ServerCPUSeconds, pr.ChildCPUSeconds, r.LoadCPUSeconds, r.CPUs, r.ElapsedSeconds, float64(r.CPUs)*r.ElapsedSeconds)
+		p("run-queue wait  server threads %.1f s, load generator threads %.1f s (runnable, waiting for a CPU)",
+			pr.RunQueueSeconds, r.LoadRunQueueSeconds)
+	} else {
+		p("server RSS      not measured (no server pid)")
+		p("CPU             load generator %.1f s", r.LoadCPUSeconds)
+	}
+	if m := r.Machine; m != nil {
+		p("machine         busy %.1f s of %.1f s, of which other processes %.1f s; load average %.2f at start, %.2f at end",
+			m.BusyCPUSeconds, float64(r.CPUs)*r.ElapsedSeconds, m.OtherCPUSeconds, m.LoadAvgStart, m.LoadAvgEnd)
+	}
+	if m := r.ServerMetrics; m != nil {
+		var bs []string
+		for _, b := range m.AcquireBuckets {
+			if b.LeSeconds > 0.1 {
+				break
+			}
+			bs = append(bs, fmt.Sprintf("<=%gms %.2f%%", b.LeSeconds*1000, 100*float64(b.Count)/float64(max(m.AcquireCalls, 1))))
+		}
+		mean := 0.0
+		if m.AcquireCalls > 0 {
+			mean = 1000 * m.AcquireSumSeconds / float64(m.AcquireCalls)
+		}
+		p("server view     AcquireLease handled %d, mean %.3f ms, %s", m.AcquireCalls, mean, strings.Join(bs, ", "))
+		p("                grants %d, refusals %d, renders %v, ffmpeg failures %d", m.LeaseGrants, m.LeaseRefusals, m.Renders, m.FFmpegFailures)
+	}
+	if r.ServerErrorLogs != nil {
+		p("server log      %d ERROR lines", *r.ServerErrorLogs)
+	}
+	p("")
+	for _, t := range r.Targets {
+		verdict := "MET"
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		p("target          %-38s %-7s %s", t.Name, verdict, t.Observed)
+	}
+	if r.OK {
+		p("result          OK")
+	} else {
+		p("result          FAIL")
+	}
+}
+
+func kb(k int64) string { return fmt.Sprintf("%.1f MiB", float64(k)/1024) }
+
+func fmtSeconds(s float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", s), "0"), ".") + "s"
+}
