@@ -36,7 +36,7 @@ const (
 	DefaultPreset           = "veryfast"
 	DefaultCRF              = 23
 	DefaultGOPSeconds       = 2
-	DefaultFragmentDuration = 200 * time.Millisecond
+	DefaultFragmentDuration = 100 * time.Millisecond
 	DefaultThreads          = 2
 )
 

@@ -46,9 +46,8 @@ type AnimationServiceClient interface {
 	// renewed instead of a refusal. When no slot is free the call fails with
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
 	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
-	// set, in which
-	// case it blocks in first-come first-served order until a slot frees or the
-	// call's deadline passes (DEADLINE_EXCEEDED).
+	// set, in which case it blocks in first-come first-served order until a slot
+	// frees or the call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(ctx context.Context, in *AcquireLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
 	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
@@ -163,9 +162,8 @@ type AnimationServiceServer interface {
 	// renewed instead of a refusal. When no slot is free the call fails with
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
 	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
-	// set, in which
-	// case it blocks in first-come first-served order until a slot frees or the
-	// call's deadline passes (DEADLINE_EXCEEDED).
+	// set, in which case it blocks in first-come first-served order until a slot
+	// frees or the call's deadline passes (DEADLINE_EXCEEDED).
 	AcquireLease(context.Context, *AcquireLeaseRequest) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
 	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
