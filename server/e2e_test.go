@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 )
 
@@ -54,7 +56,15 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
-		return m.Run()
+		code := m.Run()
+		if code == 0 {
+			// Every child and client connection must be gone by now.
+			if err := goleak.Find(); err != nil {
+				fmt.Fprintln(os.Stderr, "goleak:", err)
+				return 1
+			}
+		}
+		return code
 	}()
 	os.Exit(code)
 }
