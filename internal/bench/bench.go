@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/curve"
+	"github.com/whirl-dev/whirl/internal/encode"
+)
+
+// Tristate is a yes/no/decide-for-me switch.
+type Tristate int
+
+const (
+	Auto Tristate = iota
+	On
+	Off
+)
+
+// Config is one bench run.
+type Config struct {
+	Width, Height, FPS, Frames int
+	Seed                       uint64
+	Wheels                     int
+	// Reps is how many times each measured run is repeated (medians are
+	// reported).
+	Reps int
+	// RenderWorkers overrides the server's render workers (0: production's
+	// default). The pre-render for the encoder runs uses the same count.
+	RenderWorkers int
+	// Plain adds the reference run of ffmpeg with its plain defaults.
+	Plain bool
+	// Matplotlib: Auto runs it when Python can import matplotlib.
+	Matplotlib Tristate
+	// AnchorsDir holds seed_matplotlib.py; relative to the repository root.
+	AnchorsDir string
+	// Python runs the matplotlib baseline.
+	Python string
+	// CPUProfile, if set, is where the CPU profile of the end-to-end runs goes.
+	CPUProfile string
+	// Log receives progress lines (nil: none).
+	Log io.Writer
+}
+
+// DefaultConfig is the benchmark the targets are stated for.
+func DefaultConfig() Config {
+	return Config{
+		Width: 720, Height: 720, FPS: 30, Frames: 300,
+		Seed: 1, Wheels: 12, Reps: 3, Plain: true,
+		AnchorsDir: "../shared/anchors", Python: "/usr/bin/python3",
+	}
+}
+
+func (c Config) check() error {
+	var errs []error
+	if c.Width < 64 || c.Height < 64 || c.Width%2 != 0 || c.Height%2 != 0 {
+		errs = append(errs, fmt.Errorf("size %dx%d: both sides must be even and at least 64", c.Width, c.Height))
+	}
+	if c.FPS < 1 || c.FPS > 60 {
+		errs = append(errs, fmt.Errorf("fps %d: must be 1-60", c.FPS))
+	}
+	if c.Frames < 1 || c.Frames > 3600 {
+		errs = append(errs, fmt.Errorf("frames %d: must be 1-3600", c.Frames))
+	}
+	if c.Reps < 1 {
+		errs = append(errs, fmt.Errorf("reps %d: must be at least 1", c.Reps))
+	}
+	if c.RenderWorkers < 0 {
+		errs = append(errs, fmt.Errorf("render-workers %d: must not be negative", c.RenderWorkers))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, "bench: "+format+"\n", args...)
+	}
+}
+
+// Report is everything one run measured. Times are in seconds.
+type Report struct {
+	Setup      Setup         `json:"setup"`
+	EndToEnd   EndToEnd      `json:"end_to_end"`
+	Render     RenderAlone   `json:"render_alone"`
+	Encoders   []EncoderRuns `json:"encoders"`
+	Matplotlib Matplotlib    `json:"matplotlib"`
+	Targets    []Target      `json:"targets"`
+	Budget     Budget        `json:"cpu_budget"`
+	Notes      []string      `json:"notes,omitempty"`
+}
+
+// Setup records what was measured, and where.
+type Setup struct {
+	Width         int       `json:"width"`
+	Height        int       `json:"height"`
+	FPS           int       `json:"fps"`
+	Frames        int       `json:"frames"`
+	Seed          uint64    `json:"seed"`
+	Wheels        int       `json:"wheels"`
+	Style         string    `json:"style"`
+	Reps          int       `json:"reps"`
+	CPUs          int       `json:"cpus"`
+	RenderWorkers int       `json:"render_workers"`
+	GoVersion     string    `json:"go_version"`
+	FFmpeg        string    `json:"ffmpeg"`
+	Interleaved   bool      `json:"interleaved"`
+	CPUProfile    string    `json:"cpu_profile,omitempty"`
+	Started       time.Time `json:"started"`
+	Seconds       float64   `json:"seconds"`
+}
+
+// Budget is the CPU arithmetic: on this many cores, rendering and encoding
+// one frame cost this much, so no pipeline can beat MaxFPS.
+type Budget struct {
+	RenderCPUPerFrameMs float64 `json:"render_cpu_per_frame_ms"`
+	EncodeCPUPerFrameMs float64 `json:"encode_cpu_per_frame_ms"`
+	// E2ECPUPerFrameMs is what the end-to-end runs spent per frame, this
+	// process (server, client, gRPC) plus ffmpeg.
+	E2ECPUPerFrameMs float64 `json:"e2e_cpu_per_frame_ms"`
+	// MaxFPS is CPUs / (render + encode per frame): the end-to-end ceiling
+	// if both kept every core busy all the time.
+	MaxFPS float64 `json:"max_fps"`
+}
+
+// Target is one goal and whether the run met it.
+type Target struct {
+	Name   string  `json:"name"`
+	Want   string  `json:"want"`
+	Got    float64 `json:"got"`
+	Limit  float64 `json:"limit"`
+	Ratio  float64 `json:"ratio"`  // got / the baseline it is compared with; 0 when skipped
+	Status string  `json:"status"` // PASS, MISS or SKIP
+	Note   string  `json:"note,omitempty"`
+}
+
+// Run measures everything cfg asks for.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	workers := cfg.RenderWorkers
+	if workers == 0 {
+		workers = runtime.NumCPU() // service.Config's default
+	}
+	rep := &Report{Setup: Setup{
+		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Frames: cfg.Frames,
+		Seed: cfg.Seed, Wheels: cfg.Wheels, Style: "wheels", Reps: cfg.Reps,
+		CPUs: runtime.NumCPU(), RenderWorkers: workers, GoVersion: runtime.Version(),
+		FFmpeg: ffmpegVersion(ctx), Interleaved: cfg.CPUProfile == "",
+		CPUProfile: cfg.CPUProfile, Started: started,
+	}}
+	if err := encode.Check(ctx, ""); err != nil {
+		return nil, fmt.Errorf("ffmpeg unusable: %w", err)
+	}
+	c, err := curve.Generate(curve.Params{Seed: cfg.Seed, Wheels: cfg.Wheels})
+	if err != nil {
+		return nil, fmt.Errorf("curve: %w", err)
+	}
+
+	srv, err := startServer(ctx, cfg.RenderWorkers)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+
+	// Pre-render every frame into memory outside the Go heap, so that holding
+	// them does not change how the server's garbage collector paces itself.
+	cfg.logf("pre-rendering %d frames of %dx%d", cfg.Frames, cfg.Width, cfg.Height)
+	frames, ra, err := preRender(ctx, c, cfg, workers)
+	if err != nil {
+		return nil, err
+	}
+	defer frames.free()
+	rep.Render = ra
+
+	whirl := encode.Options{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Frames: cfg.Frames}
+	medium := whirl
+	medium.Preset, medium.CRF = "medium", 23
+	encoders := []*EncoderRuns{
+		{Name: "ffmpeg alone, whirl settings", Key: "whirl", Settings: describe(whirl)},
+		{Name: "ffmpeg alone, libx264 medium/CRF 23", Key: "medium", Settings: describe(medium)},
+	}
+	opts := []encode.Options{whirl, medium}
+	if cfg.Plain {
+		encoders = append(encoders, &EncoderRuns{Name: "ffmpeg plain defaults, .mp4 file (ref)", Key: "plain", Settings: "libx264 defaults (medium, crf 23, keyint 250, scenecut, threads auto), regular mp4 file"})
+	}
+	encodeRep := func(i int) error {
+		for j, e := range encoders {
+			var r EncodeRun
+			var err error
+			if e.Key == "plain" {
+				r, err = encodePlain(ctx, frames, cfg)
+			} else {
+				r, err = encodeAlone(ctx, frames, opts[j])
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Name, err)
+			}
+			cfg.logf("  %s #%d: %.1f frames/s, %d bytes", e.Name, i+1, r.FPS, r.Bytes)
+			e.Runs = append(e.Runs, r)
+		}
+		return nil
+	}
+	e2eRep := func(i int) error {
+		r, err := srv.endToEnd(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("end-to-end run %d: %w", i+1, err)
+		}
+		cfg.logf("  end-to-end #%d: %.1f frames/s, first fragment %.3fs, %d bytes", i+1, r.FPS, r.FirstFragment, r.Bytes)
+		rep.EndToEnd.Runs = append(rep.EndToEnd.Runs, r)
+		return nil
+	}
+
+	if cfg.CPUProfile == "" {
+		for i := range cfg.Reps {
+			cfg.logf("round %d of %d", i+1, cfg.Reps)
+			if err := e2eRep(i); err != nil {
+				return nil, err
+			}
+			if err := encodeRep(i); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cfg.logf("end-to-end runs (profiling to %s)", cfg.CPUProfile)
+		for i := range cfg.Reps {
+			if err := e2eRep(i); err != nil {
+				pprof.StopCPUProfile()
+				f.Close()
+				return nil, err
+			}
+		}
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return nil, err
+		}
+		cfg.logf("encoder runs")
+		for i := range cfg.Reps {
+			if err := encodeRep(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep.EndToEnd.summarize()
+	for _, e := range encoders {
+		e.summarize()
+		rep.Encoders = append(rep.Encoders, *e)
+	}
+
+	rep.Matplotlib = runMatplotlib(ctx, cfg)
+	rep.judge()
+	rep.budget(cfg)
+	rep.Setup.Seconds = time.Since(started).Seconds()
+	return rep, nil
+}
+
+// describe is the encoder settings, as encode resolves them.
+func describe(o encode.Options) string {
+	preset := cmpOr(o.Preset, encode.DefaultPreset)
+	crf := o.CRF
+	if crf == 0 {
+		crf = encode.DefaultCRF
+	}
+	return fmt.Sprintf("%s, crf %d, gop %ds, fragments ≤%v, threads %d, fragmented mp4", preset, crf,
+		encode.DefaultGOPSeconds, encode.DefaultFragmentDuration, encode.DefaultThreads)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func ffmpegVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, encode.DefaultFFmpegPath, "-hide_banner", "-version").Output()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	line, _, _ = strings.Cut(line, " Copyright")
+	return strings.TrimSpace(strings.TrimPrefix(line, "ffmpeg version "))
+}
+
+// encoder finds an encoder's runs by key.
+func (r *Report) encoder(key string) *EncoderRuns {
+	for i := range r.Encoders {
+		if r.Encoders[i].Key == key {
+			return &r.Encoders[i]
+		}
+	}
+	return nil
+}
+
+// judge fills in the targets.
+func (r *Report) judge() {
+	e2e := r.EndToEnd
+	status := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "MISS"
+	}
+	if w := r.encoder("whirl"); w != nil && w.MedianFPS > 0 {
+		limit := 0.75 * w.MedianFPS
+		t := Target{
+			Name: "end-to-end vs ffmpeg alone (whirl settings)", Want: "≥ 0.75 ×",
+			Got: e2e.MedianFPS, Limit: limit, Ratio: e2e.MedianFPS / w.MedianFPS,
+			Status: status(e2e.MedianFPS >= limit),
+		}
+		// Interleaved rounds also give a ratio per round, which machine-load
+		// drift between rounds does not skew.
+		if r.Setup.Interleaved && len(w.Runs) == len(e2e.Runs) && len(e2e.Runs) > 1 {
+			var rs []string
+			var ratios []float64
+			for i := range e2e.Runs {
+				ratios = append(ratios, e2e.Runs[i].FPS/w.Runs[i].FPS)
+				rs = append(rs, fmt.Sprintf("%.2f", ratios[i]))
+			}
+			r.EndToEnd.PairedRatio = median(ratios)
+			t.Note = fmt.Sprintf("per-round ratios %s, median %.2f", strings.Join(rs, " "), r.EndToEnd.PairedRatio)
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	mpl := Target{Name: "end-to-end vs matplotlib", Want: "≥ 3 ×", Got: e2e.MedianFPS, Status: "SKIP", Note: r.Matplotlib.Note}
+	if r.Matplotlib.Ran && r.Matplotlib.FPS > 0 {
+		mpl.Limit = 3 * r.Matplotlib.FPS
+		mpl.Ratio = e2e.MedianFPS / r.Matplotlib.FPS
+		mpl.Status = status(e2e.MedianFPS >= mpl.Limit)
+	}
+	r.Targets = append(r.Targets, mpl)
+	r.Targets = append(r.Targets, Target{
+		Name: "first fragment at the client (s)", Want: "≤ 0.25 s",
+		Got: e2e.MedianFirstFragment, Limit: 0.25, Ratio: e2e.MedianFirstFragment / 0.25,
+		Status: status(e2e.MedianFirstFragment > 0 && e2e.MedianFirstFragment <= 0.25),
+	})
+	if m := r.encoder("medium"); m != nil && m.Bytes > 0 {
+		limit := 1.05 * float64(m.Bytes)
+		r.Targets = append(r.Targets, Target{
+			Name: "MP4 bytes vs libx264 medium/CRF 23", Want: "≤ 1.05 ×",
+			Got: float64(e2e.Bytes), Limit: limit, Ratio: float64(e2e.Bytes) / float64(m.Bytes),
+			Status: status(float64(e2e.Bytes) <= limit),
+		})
+	}
+	if w := r.encoder("whirl"); w != nil && e2e.SHA256 != "" {
+		if w.SHA256 == e2e.SHA256 {
+			r.Notes = append(r.Notes, "the streamed MP4 is byte-identical to ffmpeg alone with whirl settings on the pre-rendered frames (same work measured)")
+		} else {
+			r.Notes = append(r.Notes, fmt.Sprintf("the streamed MP4 (sha256 %.12s…) differs from ffmpeg alone with whirl settings (%.12s…)", e2e.SHA256, w.SHA256))
+		}
+	}
+	if !e2e.Deterministic {
+		r.Notes = append(r.Notes, "the end-to-end runs did not all produce the same bytes")
+	}
+}
+
+// budget works out the CPU arithmetic from the render-alone and encoder
+// runs.
+func (r *Report) budget(cfg Config) {
+	f := float64(cfg.Frames)
+	r.Budget.RenderCPUPerFrameMs = 1000 * r.Render.CPUSeconds / f
+	if w := r.encoder("whirl"); w != nil {
+		r.Budget.EncodeCPUPerFrameMs = 1000 * w.MedianChildCPU / f
+	}
+	r.Budget.E2ECPUPerFrameMs = 1000 * r.EndToEnd.MedianCPU / f
+	if per := r.Budget.RenderCPUPerFrameMs + r.Budget.EncodeCPUPerFrameMs; per > 0 {
+		r.Budget.MaxFPS = 1000 * float64(r.Setup.CPUs) / per
+	}
+}
+
+// median of xs (0 for none); xs is not modified.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchSmoke runs the command's core on a tiny video and checks that
+// every figure is there and the streamed bytes matched their trailer.
+func TestBenchSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Width, cfg.Height, cfg.Frames, cfg.Reps = 128, 128, 10, 1
+	cfg.Matplotlib, cfg.Plain = Off, false
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rep.EndToEnd
+	if len(e.Runs) != 1 || e.MedianFPS <= 0 || e.MedianFirstFragment <= 0 || e.Bytes <= 0 || len(e.SHA256) != 64 {
+		t.Fatalf("end-to-end figures missing: %+v", e)
+	}
+	if r := e.Runs[0]; r.FirstFragment > r.Seconds || r.Header > r.FirstFragment || r.Fragments < 1 {
+		t.Errorf("end-to-end timeline out of order: %+v", r)
+	}
+	if rep.Render.FPS <= 0 {
+		t.Errorf("render alone: %+v", rep.Render)
+	}
+	if len(rep.Encoders) != 2 {
+		t.Fatalf("%d encoder configurations, want 2", len(rep.Encoders))
+	}
+	for _, enc := range rep.Encoders {
+		if enc.MedianFPS <= 0 || enc.Bytes <= 0 || len(enc.Runs) != 1 {
+			t.Errorf("%s: %+v", enc.Name, enc)
+		}
+	}
+	// Same frames, same settings: the stream must be what ffmpeg alone makes.
+	if w := rep.encoder("whirl"); w.SHA256 != e.SHA256 {
+		t.Errorf("streamed sha256 %s, ffmpeg alone with whirl settings %s", e.SHA256, w.SHA256)
+	}
+	if rep.Matplotlib.Ran || !strings.Contains(rep.Matplotlib.Note, "skipped") {
+		t.Errorf("matplotlib: %+v", rep.Matplotlib)
+	}
+	statuses := map[string]string{}
+	for _, tg := range rep.Targets {
+		statuses[tg.Name] = tg.Status
+	}
+	if len(rep.Targets) != 4 || statuses["end-to-end vs matplotlib"] != "SKIP" {
+		t.Errorf("targets: %+v", rep.Targets)
+	}
+	for name, s := range statuses {
+		if s != "PASS" && s != "MISS" && s != "SKIP" {
+			t.Errorf("target %q: status %q", name, s)
+		}
+	}
+
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	for _, want := range []string{"end-to-end at the gRPC client", "ffmpeg alone, whirl settings", "libx264 medium/CRF 23", "targets:"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || back.EndToEnd.MedianFPS != e.MedianFPS {
+		t.Errorf("JSON round trip: %v", err)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--width", "63"}, {"--reps", "0"}, {"--matplotlib=maybe"}, {"stray"}} {
+		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// BenchmarkEndToEnd streams a 720×720, 60-frame animation from an
+// in-process server to a gRPC client per iteration.
+func BenchmarkEndToEnd(b *testing.B) {
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Frames = 60
+	srv, err := startServer(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.close()
+	var secs, first float64
+	var n int
+	var size int64
+	for b.Loop() {
+		r, err := srv.endToEnd(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs += r.Seconds
+		first += r.FirstFragment
+		n++
+		size = r.Bytes
+	}
+	b.ReportMetric(float64(n*cfg.Frames)/secs, "frames/s")
+	b.ReportMetric(1000*first/float64(n), "first-fragment-ms")
+	b.ReportMetric(float64(size), "mp4-bytes")
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/whirl-dev/whirl/internal/clock"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// EndToEnd is the runs at the gRPC client and their medians.
+type EndToEnd struct {
+	Runs []E2ERun `json:"runs"`
+	// MedianFPS is frames / (request → trailer), median over the runs.
+	MedianFPS float64 `json:"median_fps"`
+	// MedianFirstFragment is request → first complete media fragment.
+	MedianFirstFragment float64 `json:"median_first_fragment_seconds"`
+	MedianSeconds       float64 `json:"median_seconds"`
+	// MedianCPU is CPU seconds per run: this process plus ffmpeg.
+	MedianCPU      float64 `json:"median_cpu_seconds"`
+	MedianProcCPU  float64 `json:"median_process_cpu_seconds"`
+	MedianChildCPU float64 `json:"median_ffmpeg_cpu_seconds"`
+	Bytes          int64   `json:"bytes"`
+	SHA256         string  `json:"sha256"`
+	Deterministic  bool    `json:"deterministic"`
+	// PairedRatio is the median over interleaved rounds of this round's
+	// end-to-end frames/s over the same round's ffmpeg-alone (whirl
+	// settings) frames/s; 0 when the runs were not interleaved.
+	PairedRatio float64 `json:"median_paired_ratio_vs_ffmpeg_alone,omitempty"`
+	// MedianHeader is request → header (the init segment follows at once).
+	MedianHeader float64 `json:"median_header_seconds"`
+	// MedianHeaderToFirst is header → first fragment, median of the runs.
+	MedianHeaderToFirst float64 `json:"median_header_to_first_fragment_seconds"`
+}
+
+// E2ERun is one RenderAnimation as the client saw it.
+type E2ERun struct {
+	Seconds float64 `json:"seconds"` // request sent → trailer received
+	FPS     float64 `json:"fps"`
+	// Header is request → header (the init segment follows it at once).
+	Header float64 `json:"header_seconds"`
+	// FirstFragment is request → the chunk that completes the first
+	// moof+mdat.
+	FirstFragment float64 `json:"first_fragment_seconds"`
+	Bytes         int64   `json:"bytes"`
+	Chunks        int     `json:"chunks"`
+	Fragments     int     `json:"fragments"` // media segments (segment_end after the init)
+	SHA256        string  `json:"sha256"`
+	// The trailer's own account of the render.
+	ServerElapsed float64 `json:"server_elapsed_seconds"`
+	ServerRender  float64 `json:"server_render_seconds"`
+	ServerEncode  float64 `json:"server_encode_seconds"`
+	// CPU time during the run: this process (server and client) and its
+	// reaped children (ffmpeg).
+	ProcCPU  float64 `json:"process_cpu_seconds"`
+	ChildCPU float64 `json:"ffmpeg_cpu_seconds"`
+}
+
+func (e *EndToEnd) summarize() {
+	var fps, first, secs, cpu, proc, child, header, gap []float64
+	e.Deterministic = true
+	for i, r := range e.Runs {
+		fps = append(fps, r.FPS)
+		first = append(first, r.FirstFragment)
+		header = append(header, r.Header)
+		gap = append(gap, r.FirstFragment-r.Header)
+		secs = append(secs, r.Seconds)
+		cpu = append(cpu, r.ProcCPU+r.ChildCPU)
+		proc = append(proc, r.ProcCPU)
+		child = append(child, r.ChildCPU)
+		if i > 0 && r.SHA256 != e.Runs[0].SHA256 {
+			e.Deterministic = false
+		}
+	}
+	e.MedianFPS, e.MedianFirstFragment, e.MedianSeconds = median(fps), median(first), median(secs)
+	e.MedianCPU, e.MedianProcCPU, e.MedianChildCPU = median(cpu), median(proc), median(child)
+	e.MedianHeader, e.MedianHeaderToFirst = median(header), median(gap)
+	if len(e.Runs) > 0 {
+		e.Bytes, e.SHA256 = e.Runs[0].Bytes, e.Runs[0].SHA256
+	}
+}
+
+// server is an in-process whirl server on a loopback port and a client of
+// it.
+type server struct {
+	srv    *service.Server
+	leases *lease.Memory
+	conn   *grpc.ClientConn
+	api    whirlv1.AnimationServiceClient
+	served chan error
+	addr   string
+}
+
+// startServer builds the server as the production command does
+// (service.NewServer, encoder settings and slots at their defaults) with an
+// in-memory lease registry, serves it on 127.0.0.1:0 and dials it over TCP.
+// workers > 0 overrides the render workers.
+func startServer(ctx context.Context, workers int) (*server, error) {
+	var lc net.ListenConfig
+	lis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	leases := lease.NewMemory(lease.Config{}, clock.Real{})
+	s := &server{
+		leases: leases,
+		// Production logs every call as text; the same handler writing to
+		// nowhere keeps that cost without the noise.
+		srv: service.NewServer(service.Config{
+			Leases:        leases,
+			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+			RenderWorkers: workers,
+		}),
+		served: make(chan error, 1),
+		addr:   lis.Addr().String(),
+	}
+	go func() { s.served <- s.srv.GRPC.Serve(lis) }()
+	s.conn, err = grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.api = whirlv1.NewAnimationServiceClient(s.conn)
+	return s, nil
+}
+
+func (s *server) close() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	s.srv.Shutdown(5 * time.Second)
+	<-s.served
+	_ = s.leases.Close()
+}
+
+// endToEnd acquires a lease, streams one animation and checks it, timing
+// from the moment the request is sent.
+func (s *server) endToEnd(ctx context.Context, cfg Config) (E2ERun, error) {
+	l, err := s.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "bench"})
+	if err != nil {
+		return E2ERun{}, fmt.Errorf("acquire lease: %w", err)
+	}
+	defer func() {
+		_, _ = s.api.ReleaseLease(context.WithoutCancel(ctx), &whirlv1.ReleaseLeaseRequest{LeaseId: l.GetLeaseId()})
+	}()
+	req := &whirlv1.RenderAnimationRequest{
+		LeaseId: l.GetLeaseId(),
+		Source: &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{
+			Seed: cfg.Seed, Wheels: int32(cfg.Wheels),
+		}},
+		Video: &whirlv1.VideoOptions{
+			Width: int32(cfg.Width), Height: int32(cfg.Height), Fps: int32(cfg.FPS),
+			Frames: int32(cfg.Frames), Style: whirlv1.Style_STYLE_WHEELS,
+		},
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var r E2ERun
+	cpu0 := readCPU()
+	start := time.Now()
+	stream, err := s.api.RenderAnimation(ctx, req)
+	if err != nil {
+		return r, err
+	}
+	h := sha256.New()
+	var trailer *whirlv1.RenderTrailer
+	initDone := false
+	for trailer == nil {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return r, errors.New("stream ended without a trailer")
+		}
+		if err != nil {
+			return r, err
+		}
+		switch e := ev.GetEvent().(type) {
+		case *whirlv1.RenderAnimationResponse_Header:
+			r.Header = time.Since(start).Seconds()
+		case *whirlv1.RenderAnimationResponse_Chunk:
+			c := e.Chunk
+			if c.GetOffset() != r.Bytes {
+				return r, fmt.Errorf("chunk at offset %d, want %d", c.GetOffset(), r.Bytes)
+			}
+			h.Write(c.GetData())
+			r.Bytes += int64(len(c.GetData()))
+			r.Chunks++
+			if c.GetSegmentEnd() {
+				if initDone {
+					r.Fragments++
+					if r.Fragments == 1 {
+						r.FirstFragment = time.Since(start).Seconds()
+					}
+				}
+				initDone = true
+			}
+		case *whirlv1.RenderAnimationResponse_Trailer:
+			trailer = e.Trailer
+		}
+	}
+	r.Seconds = time.Since(start).Seconds()
+	cpu1 := readCPU()
+	// The stream must end cleanly after the trailer.
+	if ev, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		return r, fmt.Errorf("after the trailer: event %v, error %v", ev, err)
+	}
+
+	r.FPS = float64(cfg.Frames) / r.Seconds
+	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	r.ProcCPU, r.ChildCPU = cpu1.self-cpu0.self, cpu1.children-cpu0.children
+	r.ServerElapsed = trailer.GetElapsed().AsDuration().Seconds()
+	r.ServerRender = trailer.GetRenderTime().AsDuration().Seconds()
+	r.ServerEncode = trailer.GetEncodeTime().AsDuration().Seconds()
+	switch {
+	case trailer.GetSha256() != r.SHA256:
+		return r, fmt.Errorf("sha256 mismatch: trailer %s, received %s", trailer.GetSha256(), r.SHA256)
+	case trailer.GetTotalBytes() != r.Bytes:
+		return r, fmt.Errorf("trailer says %d bytes, received %d", trailer.GetTotalBytes(), r.Bytes)
+	case int(trailer.GetFrames()) != cfg.Frames:
+		return r, fmt.Errorf("trailer says %d frames, want %d", trailer.GetFrames(), cfg.Frames)
+	case r.Fragments == 0:
+		return r, errors.New("no media fragment received")
+	}
+	return r, nil
+}

@@ -1,0 +1,153 @@
+// Command bench measures whirl end to end against its own encoder and the
+// matplotlib baseline, all in one run (the machine is noisy: only figures
+// taken in the same run are compared).
+//
+//	go run ./internal/bench                      # table
+//	go run ./internal/bench --json               # the same as JSON
+//	go run ./internal/bench --cpuprofile cpu.out # profile the end-to-end runs
+//	go tool pprof -top cpu.out
+//
+// It measures, for one curve (curve.Params{Seed, Wheels}, WHEELS style):
+//
+//  1. end-to-end frames/s at a real gRPC client over loopback TCP, against an
+//     in-process server built like production (service.NewServer with the
+//     default Config apart from an in-memory lease registry): acquire a lease,
+//     RenderAnimation, receive every byte, check the SHA-256 against the
+//     trailer; frames/s = frames / (request sent → trailer received); median
+//     of --reps runs;
+//  2. the time from the request to the first complete media fragment at the
+//     client (the chunk with segment_end after the init segment);
+//  3. the MP4's size;
+//  4. ffmpeg alone (encode.Start+WriteFrame+Close) on the same frames
+//     pre-rendered into memory, (a) with encode's defaults and (b) with
+//     libx264 medium/CRF 23, plus for reference (c) ffmpeg's plain defaults
+//     writing a regular MP4 file, as matplotlib's FFMpegWriter does;
+//  5. optionally the matplotlib baseline (seed_matplotlib.py of the shared
+//     anchors),
+//
+// then checks the targets: end-to-end ≥ 0.75 × (a), ≥ 3 × matplotlib, first
+// fragment ≤ 0.25 s, size ≤ 1.05 × (b).
+//
+// Without --cpuprofile the runs are interleaved (end-to-end, (a), (b), (c),
+// then again) so that drift in machine load hits every figure alike; with it
+// the end-to-end runs go back to back, inside the profile, and the encoder
+// runs follow. The profile covers this process only: ffmpeg's CPU time is
+// reported separately (the "cpu" columns, from getrusage).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs the bench and prints the report; it returns the exit
+// code: 0 when every run succeeded (whatever the targets say), 2 for bad
+// flags, 1 otherwise.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.Width, "width", cfg.Width, "video width in pixels (even)")
+	fs.IntVar(&cfg.Height, "height", cfg.Height, "video height in pixels (even)")
+	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "frames per second")
+	fs.IntVar(&cfg.Frames, "frames", cfg.Frames, "frames per animation")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "curve seed")
+	fs.IntVar(&cfg.Wheels, "wheels", cfg.Wheels, "number of wheels")
+	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repetitions of each measured run; medians are reported")
+	fs.IntVar(&cfg.RenderWorkers, "render-workers", 0, "server's render workers per animation (0: the production default, the number of CPUs)")
+	fs.BoolVar(&cfg.Plain, "plain", cfg.Plain, "also time ffmpeg with its plain defaults writing a regular MP4 (reference only)")
+	mpl := &autoBool{}
+	fs.Var(mpl, "matplotlib", "run the matplotlib baseline: true, false or auto (auto: when /usr/bin/python3 can import matplotlib)")
+	fs.StringVar(&cfg.AnchorsDir, "anchors-dir", cfg.AnchorsDir, "directory of seed_matplotlib.py; relative paths are taken from the repository root")
+	fs.StringVar(&cfg.Python, "python", cfg.Python, "python interpreter for the matplotlib baseline")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process during the end-to-end runs to this file")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg.Matplotlib = mpl.mode()
+	if err := cfg.check(); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	cfg.Log = stderr
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
+	rep.WriteTable(stdout)
+	return 0
+}
+
+// autoBool is a flag that is true, false or (unset) auto.
+type autoBool struct {
+	set, v bool
+}
+
+func (a *autoBool) String() string {
+	if a == nil || !a.set {
+		return "auto"
+	}
+	return fmt.Sprint(a.v)
+}
+
+func (a *autoBool) Set(s string) error {
+	switch s {
+	case "auto":
+		a.set = false
+	case "true", "1", "on", "yes":
+		a.set, a.v = true, true
+	case "false", "0", "off", "no":
+		a.set, a.v = true, false
+	default:
+		return fmt.Errorf("want true, false or auto, got %q", s)
+	}
+	return nil
+}
+
+func (a *autoBool) IsBoolFlag() bool { return true }
+
+func (a *autoBool) mode() Tristate {
+	switch {
+	case !a.set:
+		return Auto
+	case a.v:
+		return On
+	}
+	return Off
+}
