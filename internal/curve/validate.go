@@ -70,7 +70,9 @@ func (c Curve) Validate() error {
 			v.add("congruency", "must be 0 to k_fold-1, got %d", c.Congruency)
 		}
 	}
-	for i, w := range c.Wheels {
+	// Past MaxWheels the count is already refused: checking every extra
+	// wheel would only let a large request buy a much larger error.
+	for i, w := range c.Wheels[:min(len(c.Wheels), MaxWheels)] {
 		p := fmt.Sprintf("wheels[%d].", i)
 		switch {
 		case !finite(w.Radius):

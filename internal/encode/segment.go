@@ -55,9 +55,7 @@ func (s *segmenter) add(typ string, box []byte) (*Segment, error) {
 				return nil, fmt.Errorf("%w: stream starts with %q, not ftyp", ErrMalformed, typ)
 			}
 		}
-		s.pending = append(s.pending, box...)
-		s.types = append(s.types, typ)
-		return nil, nil
+		return nil, s.hold(typ, box)
 	}
 	switch typ {
 	case "ftyp", "moov":
@@ -92,9 +90,22 @@ func (s *segmenter) add(typ string, box []byte) (*Segment, error) {
 			return nil, fmt.Errorf("%w: %q between moof and mdat", ErrMalformed, typ)
 		}
 	}
+	return nil, s.hold(typ, box)
+}
+
+// maxPending bounds the boxes held back while waiting for the box that
+// completes a segment: the per-box limits alone do not bound their sum, and a
+// broken encoder must not grow memory without end.
+const maxPending = maxIndexBox
+
+// hold keeps box for the segment being assembled.
+func (s *segmenter) hold(typ string, box []byte) error {
+	if len(s.pending)+len(box) > maxPending {
+		return fmt.Errorf("%w: %d bytes of boxes %v without completing a segment", ErrMalformed, len(s.pending)+len(box), append(s.types, typ))
+	}
 	s.pending = append(s.pending, box...)
 	s.types = append(s.types, typ)
-	return nil, nil
+	return nil
 }
 
 // finish is called at the end of the stream; it returns a last segment of

@@ -4,6 +4,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 
 	"github.com/fogleman/gg"
 
@@ -46,6 +47,24 @@ type scene struct {
 	testHook func(frame int) // tests only: called by each worker per frame
 }
 
+// reducePhases brings huge phases into [0, 2π): trigonometry and math.Mod on
+// arguments near 1e308 cost ~100× more per sample, which a tiny request could
+// otherwise exploit. Ordinary phases are left alone so output stays
+// bit-identical.
+func reducePhases(c curve.Curve) curve.Curve {
+	const huge = 1 << 20
+	if !slices.ContainsFunc(c.Wheels, func(w curve.Wheel) bool { return math.Abs(w.Phase) > huge }) {
+		return c
+	}
+	c = c.Clone()
+	for i := range c.Wheels {
+		if math.Abs(c.Wheels[i].Phase) > huge {
+			c.Wheels[i].Phase = math.Mod(c.Wheels[i].Phase, 2*math.Pi)
+		}
+	}
+	return c
+}
+
 // newScene prepares c for drawing with o (defaults applied).
 //
 // The curve should be valid (curve.Curve.Validate); one with a non-finite
@@ -56,6 +75,7 @@ func newScene(c curve.Curve, o Options) *scene {
 	if !drawable(c) {
 		c = curve.Curve{}
 	}
+	c = reducePhases(c)
 	sc := &scene{o: o, c: c, spin: c.Spin(), frames: o.Frames}
 	maxF := 0
 	for _, w := range c.Wheels {

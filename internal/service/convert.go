@@ -1,10 +1,12 @@
 package service
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image/color"
 	"math"
+	"strings"
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/render"
@@ -63,7 +65,7 @@ func (v *violations) domain(prefix string, err error) bool {
 	}
 	var ve *curve.ValidationError
 	if !errors.As(err, &ve) {
-		v.add(prefix[:len(prefix)-1], err.Error())
+		v.add(cmp.Or(strings.TrimSuffix(prefix, "."), "request"), err.Error())
 		return false
 	}
 	for _, fv := range ve.Violations {

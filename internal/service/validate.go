@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"unicode"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -23,10 +24,20 @@ func (v *violations) add(field, description string) {
 	*v = append(*v, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
 }
 
+// maxViolations bounds the details of one error, so that the size of a
+// refusal never grows with the size of the request.
+const maxViolations = 50
+
 // err returns INVALID_ARGUMENT with a google.rpc.BadRequest, or nil.
 func (v violations) err() error {
 	if len(v) == 0 {
 		return nil
+	}
+	if len(v) > maxViolations {
+		more := len(v) - maxViolations
+		v = append(v[:maxViolations:maxViolations], &errdetails.BadRequest_FieldViolation{
+			Field: "", Description: fmt.Sprintf("and %d more violations", more),
+		})
 	}
 	msg := "invalid " + v[0].Field + ": " + v[0].Description
 	if len(v) > 1 {

@@ -1,0 +1,352 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name
+// (state, ppid, pgrp, ...), or nil if there is no such process.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	f := procStat(pid)
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// childrenOf lists the live children of ppid.
+func childrenOf(ppid int) []int {
+	dirs, _ := os.ReadDir("/proc")
+	var out []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(ppid) {
+			if comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); strings.TrimSpace(string(comm)) == "ffmpeg" {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// streamResult is how one RenderAnimation stream ended, seen by the client.
+type streamResult struct {
+	header, trailer bool
+	chunks          int
+	lastChunk, end  time.Time
+	err             error
+}
+
+// TestShutdownUnderLoad proves the SIGTERM contract of the real binary
+// (--shutdown-grace 3s) with five streams running: health turns
+// NOT_SERVING at once (a Watch opened before the signal sees it within
+// 200ms; Check on the open connection never says SERVING again), new calls
+// are refused UNAVAILABLE, running streams go on during the grace period,
+// and then:
+//   - long renders that cannot finish in time are cut with an error
+//     status at the end of the grace (never a clean end without a
+//     trailer), and their ffmpeg children do not outlive the server;
+//   - short renders finish normally, each with its trailer, and the server
+//     exits as soon as they have, without waiting out the grace;
+//
+// and the process exits 0 within grace + 5s.
+func TestShutdownUnderLoad(t *testing.T) {
+	const grace = 3 * time.Second
+	tests := []struct {
+		name          string
+		width, height int32
+		frames        int32
+		finishes      bool
+	}{
+		{"long renders are cut at the grace", 640, 480, 3600, false},
+		{"short renders finish within the grace", 160, 120, 150, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startServer(t, "--shutdown-grace", grace.String(), "--capacity", "5", "--render-slots", "5")
+			conn := dial(t, p.addr)
+			api := whirlv1.NewAnimationServiceClient(conn)
+			health := healthpb.NewHealthClient(conn)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+
+			watchCtx, stopWatch := context.WithCancel(ctx)
+			defer stopWatch()
+			watch, err := health.Watch(watchCtx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := watch.Recv(); err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("health before the signal: %v, %v", st, err)
+			}
+			// Five streams, each on its own lease, all under way.
+			var (
+				wg      sync.WaitGroup
+				results [5]streamResult
+				headers = make(chan struct{}, 5)
+			)
+			for i := range results {
+				l, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: fmt.Sprintf("shutdown-%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				stream, err := api.RenderAnimation(ctx, &whirlv1.RenderAnimationRequest{
+					LeaseId: l.GetLeaseId(),
+					Source:  &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: uint64(100 + i)}},
+					Video:   &whirlv1.VideoOptions{Width: tt.width, Height: tt.height, Fps: 30, Frames: tt.frames},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Go(func() {
+					r := &results[i]
+					for {
+						ev, err := stream.Recv()
+						if err != nil {
+							if !errors.Is(err, io.EOF) {
+								r.err = err
+							}
+							return
+						}
+						switch {
+						case ev.GetHeader() != nil:
+							r.header = true
+							headers <- struct{}{}
+						case ev.GetChunk() != nil:
+							r.chunks++
+							r.lastChunk = time.Now()
+						case ev.GetTrailer() != nil:
+							r.trailer = true
+							r.end = time.Now()
+						}
+					}
+				})
+			}
+			for range results {
+				select {
+				case <-headers:
+				case <-time.After(30 * time.Second):
+					cancel()
+					wg.Wait()
+					t.Fatalf("streams did not all start: %+v; logs:\n%s", results, p.logs)
+				}
+			}
+			ffmpegs := childrenOf(p.cmd.Process.Pid)
+
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			signalled := time.Now()
+
+			// NOT_SERVING at once, to a watcher...
+			watched := make(chan error, 1)
+			go func() {
+				st, err := watch.Recv()
+				if err == nil && st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+					err = fmt.Errorf("status %v", st.GetStatus())
+				}
+				watched <- err
+			}()
+			select {
+			case err := <-watched:
+				if err != nil {
+					t.Errorf("health watch after SIGTERM: %v", err)
+				}
+				if d := time.Since(signalled); d > 200*time.Millisecond {
+					t.Errorf("health turned NOT_SERVING %v after SIGTERM", d)
+				}
+			case <-time.After(2 * time.Second):
+				t.Error("health watch saw no NOT_SERVING within 2s of SIGTERM")
+			}
+			stopWatch() // an open watch would hold the graceful stop
+			// ... and to Check on the open connection: once it stops saying
+			// SERVING it says NOT_SERVING or the call is refused UNAVAILABLE.
+			notServing := false
+			for time.Since(signalled) < 200*time.Millisecond || !notServing && time.Since(signalled) < time.Second {
+				cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				st, err := health.Check(cctx, &healthpb.HealthCheckRequest{})
+				ccancel()
+				switch {
+				case err == nil && st.GetStatus() == healthpb.HealthCheckResponse_SERVING:
+					if notServing {
+						t.Errorf("health Check SERVING again %v after SIGTERM", time.Since(signalled))
+					}
+				case err == nil && st.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING, status.Code(err) == codes.Unavailable:
+					notServing = true
+				default:
+					t.Errorf("health Check after SIGTERM: %v, %v", st, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !notServing {
+				t.Error("health Check on the open connection still SERVING 1s after SIGTERM")
+			}
+			// New calls are refused, on the open connection and on a new one.
+			if _, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "late"}); status.Code(err) != codes.Unavailable {
+				t.Errorf("AcquireLease on the open connection during shutdown: %v, want Unavailable", err)
+			}
+			fresh := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+			if _, err := fresh.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{}); status.Code(err) != codes.Unavailable {
+				t.Errorf("GenerateCurve on a new connection during shutdown: %v, want Unavailable", err)
+			}
+
+			var exitErr error
+			select {
+			case exitErr = <-p.done:
+				p.done <- exitErr // for startServer's cleanup
+			case <-time.After(grace + 5*time.Second):
+				t.Fatalf("server still running %v after SIGTERM; logs:\n%s", grace+5*time.Second, p.logs)
+			}
+			exited := time.Since(signalled)
+			wg.Wait()
+			if exitErr != nil {
+				t.Errorf("exit status after SIGTERM: %v", exitErr)
+			}
+			cut := strings.Contains(p.logs.String(), "grace period over")
+			t.Logf("exited %v after SIGTERM; cut at the grace: %v", exited.Round(time.Millisecond), cut)
+			inFlight := 0
+			for i, r := range results {
+				if r.err == nil && !r.trailer {
+					t.Errorf("stream %d ended cleanly without a trailer after %d chunks", i, r.chunks)
+				}
+				if tt.finishes {
+					if r.err != nil || !r.trailer {
+						t.Errorf("short stream %d: %v, trailer %v; want a trailer", i, r.err, r.trailer)
+					}
+					if r.end.After(signalled) {
+						inFlight++
+					}
+					continue
+				}
+				if r.err == nil || r.trailer {
+					t.Errorf("long stream %d: err %v, trailer %v; want an error status", i, r.err, r.trailer)
+				}
+				if r.lastChunk.Sub(signalled) < grace/2 {
+					t.Errorf("long stream %d: last chunk %v after SIGTERM; streams must run on during the grace", i, r.lastChunk.Sub(signalled))
+				}
+				t.Logf("long stream %d: %d chunks, ended %v", i, r.chunks, status.Code(r.err))
+			}
+			if tt.finishes && inFlight == 0 {
+				t.Error("every short stream finished before SIGTERM: make the renders longer")
+			}
+			if tt.finishes {
+				t.Logf("%d short streams were in flight at SIGTERM", inFlight)
+			}
+			if tt.finishes && (cut || exited >= grace) {
+				t.Errorf("short renders: exited %v after SIGTERM (cut at the grace: %v); should exit once they finish", exited, cut)
+			}
+			if !tt.finishes && (!cut || exited < grace) {
+				t.Errorf("long renders: exited %v after SIGTERM, cut at the grace: %v", exited, cut)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for _, pid := range ffmpegs {
+				for alive(pid) && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if alive(pid) {
+					t.Errorf("ffmpeg %d outlived the server by 3s", pid)
+				}
+			}
+			if !tt.finishes && len(ffmpegs) != 5 {
+				t.Errorf("%d ffmpeg children while five streams ran", len(ffmpegs))
+			}
+		})
+	}
+}
+
+// TestServerWithoutFFmpeg proves that the binary started with a missing
+// ffmpeg still serves: health reports whirl.render NOT_SERVING (and the
+// rest SERVING), lease RPCs, GenerateCurve and RenderStill work, and
+// RenderAnimation is refused UNAVAILABLE with the reason.
+func TestServerWithoutFFmpeg(t *testing.T) {
+	p := startServer(t, "--ffmpeg", "/nonexistent/ffmpeg")
+	conn := dial(t, p.addr)
+	api := whirlv1.NewAnimationServiceClient(conn)
+	health := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for svc, want := range map[string]healthpb.HealthCheckResponse_ServingStatus{
+		"":                          healthpb.HealthCheckResponse_SERVING,
+		"whirl.v1.AnimationService": healthpb.HealthCheckResponse_SERVING,
+		"whirl.leases":              healthpb.HealthCheckResponse_SERVING,
+		"whirl.render":              healthpb.HealthCheckResponse_NOT_SERVING,
+	} {
+		st, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || st.GetStatus() != want {
+			t.Errorf("health %q: %v, %v; want %v", svc, st, err, want)
+		}
+	}
+	l, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "no-ffmpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.RenewLease(ctx, &whirlv1.RenewLeaseRequest{LeaseId: l.GetLeaseId()}); err != nil {
+		t.Errorf("RenewLease: %v", err)
+	}
+	if _, err := api.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{Seed: 5}); err != nil {
+		t.Errorf("GenerateCurve: %v", err)
+	}
+	if _, err := api.RenderStill(ctx, &whirlv1.RenderStillRequest{
+		Source: &whirlv1.RenderStillRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: 5}}, Width: 64, Height: 64,
+	}); err != nil {
+		t.Errorf("RenderStill: %v", err)
+	}
+	stream, err := api.RenderAnimation(ctx, &whirlv1.RenderAnimationRequest{
+		LeaseId: l.GetLeaseId(),
+		Source:  &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: 5}},
+		Video:   &whirlv1.VideoOptions{Width: 64, Height: 64, Frames: 5},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "ffmpeg") {
+		t.Errorf("RenderAnimation without ffmpeg: %v, want Unavailable naming ffmpeg", err)
+	}
+	if _, err := api.ReleaseLease(ctx, &whirlv1.ReleaseLeaseRequest{LeaseId: l.GetLeaseId()}); err != nil {
+		t.Errorf("ReleaseLease: %v", err)
+	}
+	if !strings.Contains(p.logs.String(), "renders disabled") {
+		t.Errorf("no log line saying renders are disabled:\n%s", p.logs)
+	}
+}
