@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Logger:         logger,
 		Encode:         encode.Options{FFmpegPath: cfg.ffmpeg},
 		EncoderErr:     encoderErr,
+		SpareEncoder:   encoderErr == nil,
 		RenderSlots:    cfg.renderSlots,
 		RenderWorkers:  cfg.renderWorkers,
 		MaxPixelFrames: cfg.maxPixelFrames,

@@ -286,7 +286,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 					t.Errorf("ffmpeg %d outlived the server by 3s", pid)
 				}
 			}
-			if !tt.finishes && len(ffmpegs) != 5 {
+			// Five renders, plus at most the one idle spare ffmpeg the server
+			// keeps loaded for the next render.
+			if !tt.finishes && (len(ffmpegs) < 5 || len(ffmpegs) > 6) {
 				t.Errorf("%d ffmpeg children while five streams ran", len(ffmpegs))
 			}
 		})

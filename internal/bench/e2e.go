@@ -122,6 +122,7 @@ func startServer(ctx context.Context, workers int) (*server, error) {
 			Leases:        leases,
 			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 			RenderWorkers: workers,
+			SpareEncoder:  true, // as the server binary does
 		}),
 		served: make(chan error, 1),
 		addr:   lis.Addr().String(),
