@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -91,22 +92,11 @@ func Check(ctx context.Context, ffmpegPath string) error {
 	return nil
 }
 
-// hasEntry reports whether an `ffmpeg -encoders`/`-muxers` listing has name
-// as the name column of a line.
+// hasEntry reports whether an `ffmpeg -encoders` or `-muxers` listing has
+// name in the name column of a line (muxer names may be lists: "mov,mp4").
 func hasEntry(listing, name string) bool {
 	for line := range strings.Lines(listing) {
-		f := strings.Fields(line)
-		if len(f) >= 2 && (f[1] == name || slicesContainsComma(f[1], name)) {
-			return true
-		}
-	}
-	return false
-}
-
-// slicesContainsComma handles muxer lines like "E mov,mp4,m4a,3gp,...".
-func slicesContainsComma(field, name string) bool {
-	for p := range strings.SplitSeq(field, ",") {
-		if p == name {
+		if f := strings.Fields(line); len(f) >= 2 && slices.Contains(strings.Split(f[1], ","), name) {
 			return true
 		}
 	}

@@ -26,16 +26,52 @@ import (
 	"time"
 )
 
-// Defaults, chosen by measurement (BenchmarkPresets and TestFirstFragment in
-// this package; figures from one run on the 2-vCPU AMD EPYC machine class,
-// 720×720, 30 fps, 300 frames of synth frames, GOP 60, threads 2).
+// Defaults, chosen by measurement: TestMeasure, TestMeasureDepth and
+// BenchmarkPresets in this package, tables in MEASUREMENTS.md. 720×720,
+// 30 fps, 300 synth frames (the matplotlib baseline's scene), on the 2-vCPU
+// machine class shared with other work, so wall-clock fps swings with the
+// load and the ffmpeg child's CPU time is the steadier speed figure. The
+// reference is libx264 medium CRF 23 with x264's own GOP on the same frames:
+// 458079 bytes, SSIM 30.41 dB, PSNR 48.83 dB; the budget is 1.05× its bytes.
 //
-// See MEASUREMENTS.md in this directory for the full tables.
+//	preset     CRF  bytes×ref  child CPU ms/frame  SSIM dB  PSNR dB   (GOP 4 s, 100 ms fragments)
+//	ultrafast  23   2.961      2.6–3.4             32.17    55.41
+//	ultrafast  39   1.037      2.8                 20.66    41.07     lowest CRF in budget
+//	superfast  23   1.917      4.6                 30.95    51.36
+//	superfast  32   0.999      4.6–5.0             24.17    43.55     lowest CRF in budget
+//	veryfast   23   1.003      6.0–6.5             27.91    46.68     ← default
+//	faster     23   1.050      9.3                 29.72    48.45
+//	fast       23   1.040      9.6                 30.78    48.96
+//	medium     23   1.040      8.3–9.6             31.09    49.14
+//
+// Preset and CRF: veryfast CRF 23 is the fastest setting within the byte
+// budget that keeps quality near the reference (−2.2 dB PSNR); superfast
+// and ultrafast fit only at CRFs that lose 5–8 dB. On the real renderer's
+// frames veryfast 23 is 0.984× the reference. medium CRF 23 matches the
+// reference's quality at 1.04× its bytes for ~1.5× the CPU.
+//
+// GOP: bytes×ref for GOPs of 1, 2, 4 and 8.3 s (x264's 250 frames):
+// 1.155, 1.041, 1.003, 0.987; 4 s keeps the budget with margin.
+//
+// FragmentDuration: with frames ready, Start → first moof+mdat took 201 ms
+// (median; 183–249) at 100 ms, 245 ms at 200 ms, 337 ms at 500 ms and
+// 829 ms when cut at keyframes only; fed at 30 fps, 503 / 605 / 901 /
+// 4404 ms. 100 ms costs 1.2% bytes over 200 ms. ffmpeg's own start-up,
+// before it takes the first frame, is ~130 ms of that. 16 frames must go in
+// before the first fragment comes out (3 in the fragment, 1 to close it,
+// the rest x264's lookahead and B-frames); x264's default sync-lookahead
+// would add 4 more (hence sync-lookahead=0, same bytes). rc-lookahead 5 or
+// tune=zerolatency would cut it to 11 or 7, but cost quality (−0.8 dB PSNR
+// at the same CRF) or 1.56× the bytes, so neither is used.
+//
+// Threads: libx264 threads 1 and 2 give identical bytes (3 and 4 do not);
+// 2 is as fast as 1 alone and faster with five encodes at once (56 vs 36
+// fps each). Output is byte-identical alone and beside four others.
 const (
 	DefaultFFmpegPath       = "ffmpeg"
 	DefaultPreset           = "veryfast"
 	DefaultCRF              = 23
-	DefaultGOPSeconds       = 2
+	DefaultGOPSeconds       = 4
 	DefaultFragmentDuration = 100 * time.Millisecond
 	DefaultThreads          = 2
 )
@@ -181,12 +217,13 @@ type Encoder struct {
 	o         Options
 	frameSize int
 	cmd       *exec.Cmd
-	stdin     io.WriteCloser
+	stdin     *os.File // our end of ffmpeg's stdin; closed by Close or wait
 	stderr    *tail
 	sink      func(Segment) error
 	stopCtx   func() bool
 
 	written atomic.Int64 // frames handed to ffmpeg
+	closing atomic.Bool  // Close has been called
 
 	mu     sync.Mutex
 	cause  error // first reason to stop early: ctx, sink, malformed output
@@ -201,6 +238,7 @@ type Encoder struct {
 	outFrames int   // samples delivered; set before readDone closes
 	readErr   error // output ended early; set before readDone closes
 	result    error // set before done closes
+	writeErr  error // WriteFrame found ffmpeg gone; guarded by mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -241,25 +279,35 @@ func Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, 
 		done:      make(chan struct{}),
 	}
 	cmd.Stderr = e.stderr
-	if e.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
+	// Own pipes rather than cmd.StdinPipe/StdoutPipe: Wait closes those as
+	// soon as the child exits, which would cut off output still buffered
+	// in the pipe and turn a write to a dead ffmpeg into "file closed".
+	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		_ = e.stdin.Close()
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		_, _ = stdinR.Close(), stdinW.Close()
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
+	err = cmd.Start()
+	// the child has its own copies of these ends now
+	_, _ = stdinR.Close(), stdoutW.Close()
+	if err != nil {
+		_, _ = stdinW.Close(), stdoutR.Close()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("encode: %w", notFound(o.FFmpegPath, err))
 		}
 		return nil, fmt.Errorf("encode: starting %s: %w", o.FFmpegPath, err)
 	}
+	e.stdin = stdinW
 	// registered before the goroutines start: wait calls stopCtx
 	e.stopCtx = context.AfterFunc(ctx, func() {
 		e.fail(fmt.Errorf("encode: %w", context.Cause(ctx)))
 	})
-	go e.read(stdout)
+	go e.read(stdoutR)
 	go e.wait()
 	return e, nil
 }
@@ -295,8 +343,9 @@ func (e *Encoder) failure() error {
 }
 
 // read cuts ffmpeg's stdout into segments and hands them to the sink.
-func (e *Encoder) read(stdout io.Reader) {
+func (e *Encoder) read(stdout *os.File) {
 	defer close(e.readDone)
+	defer stdout.Close()
 	var s segmenter
 	err := func() error {
 		r := bufio.NewReaderSize(stdout, 64<<10)
@@ -333,12 +382,11 @@ func (e *Encoder) read(stdout io.Reader) {
 	if err == nil {
 		return
 	}
-	e.mu.Lock()
-	killed := e.killed
-	e.mu.Unlock()
+	if e.failure() != nil {
+		// the output was cut short by a kill whose cause explains it
+		return
+	}
 	switch {
-	case killed:
-		// the output was cut short by the kill, whose cause explains it
 	case errors.Is(err, errTruncated):
 		// ffmpeg stopped writing: it has exited or is exiting, and its
 		// exit status is the better explanation; wait decides
@@ -365,6 +413,7 @@ func (e *Encoder) wait() {
 	close(e.waitDone)
 	<-e.readDone
 	e.stopCtx()
+	_ = e.stdin.Close() // if Close was never called
 
 	e.mu.Lock()
 	cause := e.cause
@@ -416,19 +465,24 @@ func (e *Encoder) WriteFrame(yuv []byte) error {
 	default:
 	}
 	if _, err := e.stdin.Write(yuv); err != nil {
-		if errors.Is(err, os.ErrClosed) {
+		if e.closing.Load() {
 			return errors.New("encode: WriteFrame after Close")
 		}
-		// ffmpeg is gone or going: make sure, then say why
+		// ffmpeg is gone or going (or was killed, and Wait closed the
+		// pipe): make sure, then say why
 		e.fail(nil)
 		<-e.waitDone
 		if cause := e.failure(); cause != nil {
 			return cause
 		}
 		e.mu.Lock()
-		werr := e.waitErr
-		e.mu.Unlock()
-		return fmt.Errorf("encode: writing frame %d to ffmpeg: %w (ffmpeg: %v%s)", e.written.Load()+1, err, werr, e.stderrNote())
+		defer e.mu.Unlock()
+		status := "exited normally"
+		if e.waitErr != nil {
+			status = e.waitErr.Error()
+		}
+		e.writeErr = fmt.Errorf("encode: ffmpeg stopped reading frames at frame %d: %w (ffmpeg: %s%s)", e.written.Load()+1, err, status, e.stderrNote())
+		return e.writeErr
 	}
 	e.written.Add(1)
 	return nil
@@ -439,9 +493,16 @@ func (e *Encoder) WriteFrame(yuv []byte) error {
 // safe to call more than once, and returns the same result each time.
 func (e *Encoder) Close() error {
 	e.closeOnce.Do(func() {
+		e.closing.Store(true)
 		_ = e.stdin.Close()
 		<-e.done
+		e.mu.Lock()
 		e.closeErr = e.result
+		if e.closeErr == nil {
+			// ffmpeg exited cleanly but had stopped taking frames
+			e.closeErr = e.writeErr
+		}
+		e.mu.Unlock()
 		if e.closeErr == nil && e.o.Frames > 0 && e.written.Load() != int64(e.o.Frames) {
 			e.closeErr = fmt.Errorf("encode: closed after %d of %d frames", e.written.Load(), e.o.Frames)
 		}
