@@ -2,17 +2,9 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +17,7 @@ import (
 
 	"github.com/whirl-dev/whirl/client"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testcert"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -93,37 +86,9 @@ func TestDialTimeoutOnSilentServer(t *testing.T) {
 	}
 }
 
-// selfSigned makes a CA certificate for name and writes it to a PEM file.
-func selfSigned(t *testing.T, name string) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		DNSNames:              []string{name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, path
-}
-
 func TestDialTLS(t *testing.T) {
-	cert, caFile := selfSigned(t, "whirl.test")
+	tc := testcert.SelfSigned(t, "whirl.test")
+	cert, caFile := tc.Pair, tc.CertFile
 	srv := startServer(t, service.Config{}, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 	ctx := context.Background()
 
@@ -135,8 +100,7 @@ func TestDialTLS(t *testing.T) {
 		t.Fatalf("admin over TLS: %v", err)
 	}
 
-	pool := x509.NewCertPool()
-	pool.AddCert(mustParse(t, cert.Certificate[0]))
+	pool := tc.Pool()
 	c = dial(t, srv.Addr, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: "whirl.test", MinVersion: tls.VersionTLS12}))
 	if _, err := c.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{Seed: 1}); err != nil {
 		t.Fatalf("over TLS with a tls.Config: %v", err)
@@ -171,17 +135,6 @@ func TestDialTLS(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, der []byte) *x509.Certificate {
-	t.Helper()
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// TestNewWrapsConnection: New works on a connection the caller owns, and
-// Close leaves it open.
 func TestNewWrapsConnection(t *testing.T) {
 	srv := startServer(t, service.Config{})
 	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecureCreds()))
