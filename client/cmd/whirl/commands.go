@@ -78,11 +78,8 @@ func (a *app) still(ctx context.Context, name string, args []string) error {
 	if _, err := a.parse(fs, args, 0); err != nil {
 		return err
 	}
-	if *out == "" {
-		return usagef("still: -o FILE is required")
-	}
-	if *out == "-" && a.g.json {
-		return usagef("still: --json prints the result on stdout; write the image to a file (-o FILE)")
+	if err := a.checkOutput("still", "image", *out); err != nil {
+		return err
 	}
 	gen, err := cf.request()
 	if err != nil {
@@ -155,6 +152,18 @@ func shapeCounts(shapes []whirlv1.Shape) string {
 	return strings.Join(parts, ", ")
 }
 
+// checkOutput checks a command's -o value: required, and not stdout when
+// stdout carries the --json result.
+func (a *app) checkOutput(cmd, what, out string) error {
+	if out == "" {
+		return usagef("%s: -o FILE is required", cmd)
+	}
+	if out == "-" && a.g.json {
+		return usagef("%s: --json prints the result on stdout; write the %s to a file (-o FILE)", cmd, what)
+	}
+	return nil
+}
+
 func (a *app) render(ctx context.Context, name string, args []string) error {
 	fs := a.newFlagSet(name, "[--seed N] [--style wheels|trace] [--frames 300] [--fps 30] [--size 720] [--shape S] -o FILE.mp4",
 		"Render an H.264 MP4 of a curve being drawn. Acquires a lease (retrying while all are taken, or queueing with --wait), keeps it alive, checks the video against the server's checksum and releases the lease. The file is written only if the video is complete and verified")
@@ -174,11 +183,8 @@ func (a *app) render(ctx context.Context, name string, args []string) error {
 	if _, err := a.parse(fs, args, 0); err != nil {
 		return err
 	}
-	if *out == "" {
-		return usagef("render: -o FILE is required")
-	}
-	if *out == "-" && a.g.json {
-		return usagef("render: --json prints the result on stdout; write the video to a file (-o FILE)")
+	if err := a.checkOutput("render", "video", *out); err != nil {
+		return err
 	}
 	gen, err := cf.request()
 	if err != nil {
