@@ -2,8 +2,9 @@
 
 package encode_test
 
-// The same measurements on the real renderer's frames (internal/render,
-// written concurrently with this package, hence the build tag):
+// The same measurements on the real renderer's frames (internal/render).
+// The build tag keeps this slow, opt-in measurement, and encode's test
+// dependency on the renderer, out of ordinary test runs:
 //
 //	WHIRL_MEASURE=1 go test -tags whirl_render -run TestMeasureRender -v ./internal/encode
 
