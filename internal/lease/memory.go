@@ -245,14 +245,7 @@ func (m *Memory) Release(_ context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	e := m.lookupLocked(token)
-	if e == nil {
-		return ErrNotFound
-	}
-	m.removeLocked(e)
-	t.released++
-	m.serveLocked(now)
-	return nil
+	return m.endLocked(m.lookupLocked(token), &t, now)
 }
 
 // Revoke implements Registry.
@@ -263,7 +256,11 @@ func (m *Memory) Revoke(_ context.Context, handle string) error {
 	if err != nil {
 		return err
 	}
-	e := m.byHandle[handle]
+	return m.endLocked(m.byHandle[handle], &t, now)
+}
+
+// endLocked ends e (nil: no such live lease) and hands its slot on.
+func (m *Memory) endLocked(e *entry, t *tally, now time.Time) error {
 	if e == nil {
 		return ErrNotFound
 	}
