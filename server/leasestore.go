@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -64,14 +62,11 @@ func etcdTLS(cfg config) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.etcdCA != "" {
-		pem, err := os.ReadFile(cfg.etcdCA)
+		pool, err := certPool("--etcd-ca", cfg.etcdCA)
 		if err != nil {
-			return nil, fmt.Errorf("--etcd-ca: %w", err)
+			return nil, err
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--etcd-ca: no certificates in %s", cfg.etcdCA)
-		}
+		tc.RootCAs = pool
 	}
 	if cfg.etcdCert != "" {
 		pair, err := tls.LoadX509KeyPair(cfg.etcdCert, cfg.etcdKey)

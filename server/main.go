@@ -149,18 +149,27 @@ func tlsOptions(cfg config) ([]grpc.ServerOption, error) {
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.tlsClientCA != "" {
-		pem, err := os.ReadFile(cfg.tlsClientCA)
+		pool, err := certPool("--tls-client-ca", cfg.tlsClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca: no certificates in %s", cfg.tlsClientCA)
+			return nil, err
 		}
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
+}
+
+// certPool reads a PEM CA bundle named by flag.
+func certPool(flag, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificates in %s", flag, path)
+	}
+	return pool, nil
 }
 
 // serveMetrics runs the metrics (and optional pprof) HTTP listener, apart
