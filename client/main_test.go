@@ -2,17 +2,15 @@ package client_test
 
 import (
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
 )
 
 // exampleAddr is the address of the server the Example functions talk to;
@@ -25,27 +23,16 @@ const exampleToken = "example-admin-token"
 
 func TestMain(m *testing.M) {
 	leases := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
-	srv := service.NewServer(service.Config{
-		Leases:     leases,
-		AdminToken: exampleToken,
-		Logger:     slog.New(slog.DiscardHandler),
-	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: exampleToken})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "example server:", err)
 		os.Exit(1)
 	}
-	exampleAddr = lis.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.GRPC.Serve(lis)
-	}()
+	exampleAddr = srv.Addr
 
 	code := m.Run()
 
-	srv.Shutdown(5 * time.Second)
-	<-served
+	srv.Stop()
 	_ = leases.Close()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -167,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("curve: %w", err)
 	}
 
-	srv, err := startServer(ctx, cfg.RenderWorkers)
+	srv, err := startServer(cfg.RenderWorkers)
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.Frames = 60
-	srv, err := startServer(ctx, 0)
+	srv, err := startServer(0)
 	if err != nil {
 		b.Fatal(err)
 	}

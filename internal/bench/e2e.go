@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +16,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -95,40 +95,32 @@ func (e *EndToEnd) summarize() {
 // server is an in-process whirl server on a loopback port and a client of
 // it.
 type server struct {
-	srv    *service.Server
+	srv    *testserver.Server
 	leases *lease.Memory
 	conn   *grpc.ClientConn
 	api    whirlv1.AnimationServiceClient
-	served chan error
-	addr   string
 }
 
 // startServer builds the server as the production command does
 // (service.NewServer, encoder settings and slots at their defaults) with an
 // in-memory lease registry, serves it on 127.0.0.1:0 and dials it over TCP.
 // workers > 0 overrides the render workers.
-func startServer(ctx context.Context, workers int) (*server, error) {
-	var lc net.ListenConfig
-	lis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
+func startServer(workers int) (*server, error) {
 	leases := lease.NewMemory(lease.Config{}, clock.Real{})
-	s := &server{
-		leases: leases,
+	srv, err := testserver.Serve(service.Config{
+		Leases: leases,
 		// Production logs every call as text; the same handler writing to
 		// nowhere keeps that cost without the noise.
-		srv: service.NewServer(service.Config{
-			Leases:        leases,
-			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-			RenderWorkers: workers,
-			SpareEncoder:  true, // as the server binary does
-		}),
-		served: make(chan error, 1),
-		addr:   lis.Addr().String(),
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RenderWorkers: workers,
+		SpareEncoder:  true, // as the server binary does
+	})
+	if err != nil {
+		_ = leases.Close()
+		return nil, err
 	}
-	go func() { s.served <- s.srv.GRPC.Serve(lis) }()
-	s.conn, err = grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s := &server{srv: srv, leases: leases}
+	s.conn, err = grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		s.close()
 		return nil, err
@@ -141,8 +133,7 @@ func (s *server) close() {
 	if s.conn != nil {
 		_ = s.conn.Close()
 	}
-	s.srv.Shutdown(5 * time.Second)
-	<-s.served
+	s.srv.Stop()
 	_ = s.leases.Close()
 }
 

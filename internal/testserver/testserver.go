@@ -1,5 +1,6 @@
 // Package testserver runs the real whirl gRPC server on a loopback port for
-// tests, with the same interceptors, health and reflection as production.
+// tests and benchmarks, with the same interceptors, health and reflection as
+// production.
 package testserver
 
 import (
@@ -17,30 +18,43 @@ import (
 // Server is a running test server.
 type Server struct {
 	*service.Server
-	Addr string
+	Addr   string
+	served chan struct{}
 }
 
 // Start serves cfg on 127.0.0.1:0 until the test ends.
 func Start(t testing.TB, cfg service.Config, extra ...grpc.ServerOption) *Server {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Serve(cfg, extra...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Serve serves cfg on 127.0.0.1:0 until Stop, for callers without a
+// testing.TB: a TestMain, or a benchmark command.
+func Serve(cfg service.Config, extra ...grpc.ServerOption) (*Server, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := service.NewServer(cfg, extra...)
-	done := make(chan struct{})
+	s := &Server{Server: service.NewServer(cfg, extra...), Addr: lis.Addr().String(), served: make(chan struct{})}
 	go func() {
-		defer close(done)
-		_ = srv.GRPC.Serve(lis)
+		defer close(s.served)
+		_ = s.GRPC.Serve(lis)
 	}()
-	t.Cleanup(func() {
-		srv.Shutdown(5 * time.Second)
-		<-done
-	})
-	return &Server{Server: srv, Addr: lis.Addr().String()}
+	return s, nil
+}
+
+// Stop shuts the server down (5 s grace) and waits until it has stopped.
+func (s *Server) Stop() {
+	s.Shutdown(5 * time.Second)
+	<-s.served
 }
 
 // Dial opens a plaintext client connection that closes when the test ends.

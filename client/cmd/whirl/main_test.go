@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
 )
 
 // whirlBin is the CLI binary, built once by TestMain; serverAddr is the
@@ -59,23 +59,16 @@ func testMain(m *testing.M) int {
 	}
 
 	leases := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
-	srv := service.NewServer(service.Config{Leases: leases, AdminToken: token, Logger: slog.New(slog.DiscardHandler)})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: token})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	serverAddr = lis.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.GRPC.Serve(lis)
-	}()
+	serverAddr = srv.Addr
 
 	code := m.Run()
 
-	srv.Shutdown(5 * time.Second)
-	<-served
+	srv.Stop()
 	_ = leases.Close()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
