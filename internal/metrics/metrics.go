@@ -88,21 +88,59 @@ func New(g Gauges) *Metrics {
 	for _, o := range []string{"ok", "canceled", "failed"} {
 		m.renders.WithLabelValues(o)
 	}
-	gauge := func(name, help string, read func() float64) {
-		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, read))
-	}
-	if g.Leases != nil {
-		gauge("whirl_leases_active", "Live leases.", func() float64 { a, _, _ := g.Leases(); return float64(a) })
-		gauge("whirl_lease_capacity", "Maximum live leases.", func() float64 { _, c, _ := g.Leases(); return float64(c) })
-		gauge("whirl_lease_waiters", "AcquireLease calls waiting for a slot on this server.", func() float64 { _, _, w := g.Leases(); return float64(w) })
-	}
-	if g.Renders != nil {
-		gauge("whirl_renders_in_flight", "Animations rendering now.", func() float64 { r, _ := g.Renders(); return float64(r) })
-		gauge("whirl_renders_queued", "Animations waiting for a render slot.", func() float64 { _, q := g.Renders(); return float64(q) })
-	}
+	f(newStateCollector(g))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// stateCollector reports the live-state gauges, reading each source once
+// per scrape: with etcd leases, reading the pool is a round trip.
+type stateCollector struct {
+	g                         Gauges
+	active, capacity, waiters *prometheus.Desc
+	rendering, queued         *prometheus.Desc
+}
+
+func newStateCollector(g Gauges) stateCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return stateCollector{
+		g:         g,
+		active:    d("whirl_leases_active", "Live leases."),
+		capacity:  d("whirl_lease_capacity", "Maximum live leases."),
+		waiters:   d("whirl_lease_waiters", "AcquireLease calls waiting for a slot on this server."),
+		rendering: d("whirl_renders_in_flight", "Animations rendering now."),
+		queued:    d("whirl_renders_queued", "Animations waiting for a render slot."),
+	}
+}
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.g.Leases != nil {
+		ch <- c.active
+		ch <- c.capacity
+		ch <- c.waiters
+	}
+	if c.g.Renders != nil {
+		ch <- c.rendering
+		ch <- c.queued
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	if c.g.Leases != nil {
+		active, capacity, waiting := c.g.Leases()
+		gauge(c.active, active)
+		gauge(c.capacity, capacity)
+		gauge(c.waiters, waiting)
+	}
+	if c.g.Renders != nil {
+		running, queued := c.g.Renders()
+		gauge(c.rendering, running)
+		gauge(c.queued, queued)
+	}
 }
 
 // Handler serves /metrics and, if withPprof, net/http/pprof under
