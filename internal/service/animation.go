@@ -113,14 +113,14 @@ type pipelineResult struct {
 	encoderFailed bool
 	renderTime    time.Duration
 	encodeTime    time.Duration
-	frames        int
 }
 
 func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.AnimationService_RenderAnimationServer) (err error) {
 	start := time.Now()
 	var (
-		res pipelineResult
-		out = &chunker{stream: stream, hash: sha256.New()}
+		res        pipelineResult
+		out        = &chunker{stream: stream, hash: sha256.New()}
+		framesDone atomic.Int32
 	)
 	defer func(callCtx context.Context) {
 		outcome := "ok"
@@ -130,14 +130,13 @@ func (s *Animation) stream(ctx context.Context, vr videoRequest, stream whirlv1.
 		case err != nil:
 			outcome = "failed"
 		}
-		s.observer.RenderFinished(outcome, res.encoderFailed && callCtx.Err() == nil, res.renderTime, res.encodeTime, res.frames, out.offset)
+		s.observer.RenderFinished(outcome, res.encoderFailed && callCtx.Err() == nil, res.renderTime, res.encodeTime, int(framesDone.Load()), out.offset)
 	}(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	segments := make(chan encode.Segment, 2)
 	done := make(chan pipelineResult, 1)
-	var framesDone atomic.Int32
 	go func() {
 		// This goroutine is outside the recovery interceptor's reach: a panic
 		// here must fail this render only, not the process.
@@ -246,7 +245,7 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 		writeErr = enc.WriteFrame(yuv)
 		writing += time.Since(t)
 		if writeErr == nil {
-			res.frames = int(framesDone.Add(1))
+			framesDone.Add(1)
 		}
 		return writeErr
 	})
