@@ -207,7 +207,7 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 }
 
 func TestBadFlagsExit2(t *testing.T) {
-	for _, args := range [][]string{{"--capacity", "0"}, {"--lease-ttl", "banana"}, {"--log-format", "xml"}, {"stray"}} {
+	for _, args := range [][]string{{"--capacity", "0"}, {"--lease-ttl", "banana"}, {"--log-format", "xml"}, {"--ffmpeg-nice", "20"}, {"--ffmpeg-nice", "-1"}, {"stray"}} {
 		err := exec.Command(bins.server, args...).Run()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {

@@ -24,6 +24,7 @@ type config struct {
 	logFormat      string
 	shutdownGrace  time.Duration
 	ffmpeg         string
+	ffmpegNice     int
 	renderSlots    int
 	renderWorkers  int
 	maxPixelFrames int64
@@ -68,6 +69,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running calls may take before they are cut")
 	fs.StringVar(&cfg.ffmpeg, "ffmpeg", encode.DefaultFFmpegPath, "ffmpeg binary (path, or name looked up in PATH); must have libx264")
+	fs.IntVar(&cfg.ffmpegNice, "ffmpeg-nice", encode.DefaultNice, "niceness ffmpeg runs at above the server's, 0-19 (Linux): encoding yields the CPU to RPC handling")
 	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
 	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
@@ -114,6 +116,8 @@ func (c config) check() error {
 		return fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.leaseTTL)
 	case c.leaseMaxAge < c.leaseTTL:
 		return fmt.Errorf("--lease-max-age (%s) must be at least --lease-ttl (%s)", c.leaseMaxAge, c.leaseTTL)
+	case c.ffmpegNice < 0 || c.ffmpegNice > 19:
+		return fmt.Errorf("--ffmpeg-nice must be 0-19, got %d", c.ffmpegNice)
 	case c.renderSlots < 1 || c.renderSlots > 1024:
 		return fmt.Errorf("--render-slots must be 1-1024, got %d", c.renderSlots)
 	case c.renderWorkers < 1 || c.renderWorkers > 256:

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Leases:         leases,
 		AdminToken:     cfg.adminToken,
 		Logger:         logger,
-		Encode:         encode.Options{FFmpegPath: cfg.ffmpeg},
+		Encode:         encode.Options{FFmpegPath: cfg.ffmpeg, Nice: cfg.ffmpegNice},
 		EncoderErr:     encoderErr,
 		SpareEncoder:   encoderErr == nil,
 		RenderSlots:    cfg.renderSlots,

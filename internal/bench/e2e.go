@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/whirl-dev/whirl/internal/clock"
+	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -113,7 +114,9 @@ func startServer(workers int) (*server, error) {
 		// nowhere keeps that cost without the noise.
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RenderWorkers: workers,
-		SpareEncoder:  true, // as the server binary does
+		// as the server binary does
+		Encode:       encode.Options{Nice: encode.DefaultNice},
+		SpareEncoder: true,
 	})
 	if err != nil {
 		_ = leases.Close()

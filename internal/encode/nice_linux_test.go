@@ -1,0 +1,109 @@
+package encode_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/encode"
+)
+
+// threadNiceness returns the niceness of every thread of process pid
+// ("self" for this one), by thread id, from /proc.
+func threadNiceness(t *testing.T, pid string) map[string]int {
+	t.Helper()
+	stats, err := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "stat"))
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("no threads listed for %s: %v", pid, err)
+	}
+	out := make(map[string]int)
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		// fields after the command name, which may hold spaces: the
+		// first is field 3 (state), niceness is field 19
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		n, err := strconv.Atoi(fields[19-3])
+		if err != nil {
+			t.Fatalf("%s: niceness %q: %v", p, fields[19-3], err)
+		}
+		out[filepath.Base(filepath.Dir(p))] = n
+	}
+	return out
+}
+
+func TestNice(t *testing.T) {
+	base := threadNiceness(t, "self")
+	var own int
+	for _, n := range base {
+		own = n // every thread of the test binary has the same niceness
+	}
+	const w, h = 160, 160
+	fs := frames(t, w, h, 20)
+	var reference []byte
+	for _, nice := range []int{0, 5, 19} {
+		t.Run(strconv.Itoa(nice), func(t *testing.T) {
+			var data []byte
+			e, err := encode.Start(context.Background(), encode.Options{Width: w, Height: h, FPS: 30, Nice: nice},
+				func(s encode.Segment) error { data = append(data, s.Data...); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			// the first frames make ffmpeg start libx264 and its threads
+			for _, f := range fs[:5] {
+				if err := e.WriteFrame(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := min(own+nice, 19)
+			child := threadNiceness(t, strconv.Itoa(e.PID()))
+			for tid, n := range child {
+				if n != want {
+					t.Errorf("ffmpeg thread %s has niceness %d, want %d", tid, n, want)
+				}
+			}
+			for _, f := range fs[5:] {
+				if err := e.WriteFrame(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(child) < 2 {
+				t.Errorf("ffmpeg ran %d threads; expected its encoder threads too", len(child))
+			}
+			// the niceness never changes the bytes
+			if reference == nil {
+				reference = data
+			} else if !bytes.Equal(data, reference) {
+				t.Errorf("nice %d changed the output: %d bytes, %d at nice 0", nice, len(data), len(reference))
+			}
+			// the thread lowered to start ffmpeg is gone: the server's own
+			// threads keep their priority
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				var lowered []string
+				for tid, n := range threadNiceness(t, "self") {
+					if n != own {
+						lowered = append(lowered, tid+"="+strconv.Itoa(n))
+					}
+				}
+				if len(lowered) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("threads of this process left at another niceness: %v", lowered)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
