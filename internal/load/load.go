@@ -221,7 +221,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	conns := make([]*grpc.ClientConn, cfg.Conns)
+	// The clients' connections, and one more of the same kind for the
+	// health Check floor probe.
+	conns := make([]*grpc.ClientConn, cfg.Conns+1)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -247,6 +249,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := connectAll(ctx, conns, 30*time.Second); err != nil {
 		return nil, err
 	}
+	check := healthCheck(conns[cfg.Conns])
+	_ = check(ctx) // the first call on a connection is not a sample either
+	echo, err := newTCPEcho()
+	if err != nil {
+		return nil, err
+	}
+	defer echo.Close()
 
 	r := &loadRun{cfg: cfg, capacity: cfg.Capacity}
 	var poller *adminPoller
@@ -302,6 +311,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var wakeups []time.Duration
 	samplers.Go(func() { wakeups = wakeupProbe(samplersCtx, 2*time.Millisecond) })
+	// The floor probes run while new cycles start, not in the drain.
+	var echoFloor, healthFloor floorSamples
+	echoRNG := rand.New(rand.NewPCG(cfg.Seed, floorStream))
+	healthRNG := rand.New(rand.NewPCG(cfg.Seed, floorStream+1))
+	samplers.Go(func() { echoFloor = floorProbe(runCtx, echoRNG, echo.roundTrip) })
+	samplers.Go(func() { healthFloor = floorProbe(runCtx, healthRNG, check) })
 
 	start := time.Now()
 	r.start = start
@@ -310,7 +325,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range cfg.Clients {
 		st := &clientStats{failures: map[string]int{}}
 		stats[i] = st
-		api := whirlv1.NewAnimationServiceClient(conns[i%len(conns)])
+		api := whirlv1.NewAnimationServiceClient(conns[i%cfg.Conns])
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 		clients.Go(func() { r.client(i, api, rng, st) })
 	}
@@ -321,6 +336,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := r.report(stats, elapsed)
 	rep.WakeupDelay = latency(wakeups)
+	rep.FloorTCPEcho, rep.FloorTCPEchoErrors = latency(echoFloor.d), echoFloor.errors
+	rep.FloorHealthCheck, rep.FloorHealthCheckErrors = latency(healthFloor.d), healthFloor.errors
 	if cfg.AcquireLog != nil {
 		writeAcquireLog(cfg.AcquireLog, stats)
 	}

@@ -68,6 +68,10 @@ func TestLoadSmoke(t *testing.T) {
 	if rep.AcquireAll.N < rep.Completed || rep.FirstFragment.N != rep.Completed {
 		t.Errorf("samples: %d acquires, %d first fragments for %d completed", rep.AcquireAll.N, rep.FirstFragment.N, rep.Completed)
 	}
+	if rep.FloorTCPEcho.N == 0 || rep.FloorHealthCheck.N == 0 || rep.FloorTCPEchoErrors+rep.FloorHealthCheckErrors != 0 {
+		t.Errorf("floor probes: %d TCP echo samples (%d errors), %d health Check samples (%d errors)",
+			rep.FloorTCPEcho.N, rep.FloorTCPEchoErrors, rep.FloorHealthCheck.N, rep.FloorHealthCheckErrors)
+	}
 	if rep.Bytes == 0 {
 		t.Error("no bytes counted")
 	}

@@ -38,6 +38,13 @@
 // admission pattern without any render CPU; -server-cpuprofile and
 // -server-trace fetch pprof data from the server (started with --pprof).
 //
+// Two floor probes run beside the clients for -duration, one sample every
+// 10-30 ms: a 32-byte round trip over a loopback TCP connection inside the
+// load generator (the machine's own wake-up and scheduling cost), and a gRPC
+// health Check on a connection of its own to the server (the transport and
+// the server's scheduling without the lease path). The AcquireLease p99
+// target line quotes their p99s, to tell the lease path from that floor.
+//
 // The exit code is 1 if any cycle failed or the server over-admitted, 2 for
 // bad flags, 0 otherwise (latency targets are reported, not enforced).
 package main
