@@ -482,8 +482,7 @@ func (r *loadRun) acquire(api whirlv1.AnimationServiceClient, id int, holder str
 // refusal is a RESOURCE_EXHAUSTED answer to AcquireLease.
 type refusal struct {
 	st *status.Status
-	// pushback is the grpc-retry-pushback-ms trailer, -1 if absent. The
-	// rate limiter's refusals carry it but no RetryInfo.
+	// pushback is the grpc-retry-pushback-ms trailer, -1 if absent.
 	pushback time.Duration
 }
 
@@ -528,15 +527,15 @@ func (r *loadRun) backoff(err error, n int, rng *rand.Rand) time.Duration {
 	d := time.Duration(-1)
 	var rf *refusal
 	if errors.As(err, &rf) {
+		d = rf.pushback
 		if ri, ok := retryInfo(rf.st); ok {
 			d = ri
 		}
-		if d < 0 && rf.pushback >= 0 {
-			// A bare pushback (a rate limit) is per caller IP, and clients
-			// may share one: a floor doubling per refusal in a row keeps a
-			// crowd behind one address from retrying in lockstep at the
-			// limiter's pace.
-			d = max(rf.pushback, expBackoff(n))
+		if d >= 0 && !isLeaseRefusal(rf.st) {
+			// A rate limit is per caller IP, and clients may share one: a
+			// floor doubling per refusal in a row keeps a crowd behind one
+			// address from retrying in lockstep at the limiter's pace.
+			d = max(d, expBackoff(n))
 		}
 	}
 	if d < 0 {

@@ -33,14 +33,8 @@ func leaseStatus(ctx context.Context, err error) error {
 	var exhausted *lease.ExhaustedError
 	switch {
 	case errors.As(err, &exhausted):
-		retry := min(max(exhausted.RetryAfter, time.Millisecond), maxRetryHint)
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(retry.Milliseconds(), 10)))
-		return withDetails(codes.ResourceExhausted, err.Error(),
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
-			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
-				Subject:     "leases",
-				Description: fmt.Sprintf("all %d leases are in use", exhausted.Capacity),
-			}}})
+		return refusal(ctx, err.Error(), min(exhausted.RetryAfter, maxRetryHint), "leases",
+			fmt.Sprintf("all %d leases are in use", exhausted.Capacity))
 	case errors.Is(err, lease.ErrNotFound):
 		return status.Error(codes.NotFound, "lease not found: unknown, expired, released or revoked")
 	case errors.Is(err, lease.ErrTooOld):
@@ -57,6 +51,19 @@ func leaseStatus(ctx context.Context, err error) error {
 		return status.Error(codes.Unavailable, "lease store unavailable; retry later")
 	}
 	return contextStatus(err)
+}
+
+// refusal is a RESOURCE_EXHAUSTED status saying when to come back: retry
+// (at least 1 ms) as google.rpc.RetryInfo and as the retry-pushback trailer,
+// set on ctx's call, and which quota ran out as google.rpc.QuotaFailure.
+func refusal(ctx context.Context, msg string, retry time.Duration, subject, description string) error {
+	retry = max(retry, time.Millisecond)
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(retry.Milliseconds(), 10)))
+	return withDetails(codes.ResourceExhausted, msg,
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
+		&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+			Subject: subject, Description: description,
+		}}})
 }
 
 // contextStatus maps context errors to their codes and anything else to

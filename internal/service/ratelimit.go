@@ -2,15 +2,15 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
 
@@ -39,19 +39,48 @@ func newPeerLimiter(perSecond float64, burst int) *peerLimiter {
 	return &peerLimiter{limit: rate.Limit(perSecond), burst: burst, now: time.Now, peers: map[string]*peerBucket{}}
 }
 
-// Limit implements ratelimit.Limiter. A refused call also gets the
-// grpc-retry-pushback-ms trailer, the one hint that survives the
-// interceptor (it rewrites the status and drops details).
+// rateLimited is where peerLimiter.Limit leaves its verdict on a refused
+// call, found through the call's context.
+type rateLimited struct {
+	delay time.Duration
+	msg   string
+}
+
+type rateLimitedKey struct{}
+
+// acquireRateLimit enforces l through go-grpc-middleware's ratelimit
+// interceptor. That interceptor replaces the limiter's error with a bare
+// status of its own, so the limiter also leaves its verdict in the context
+// and the refusal goes out like a full lease pool's: RetryInfo, QuotaFailure
+// and the retry-pushback trailer.
+func acquireRateLimit(l *peerLimiter) grpc.UnaryServerInterceptor {
+	limit := ratelimit.UnaryServerInterceptor(l)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		var verdict rateLimited
+		resp, err := limit(context.WithValue(ctx, rateLimitedKey{}, &verdict), req, info, handler)
+		if verdict.delay > 0 {
+			return nil, refusal(ctx, verdict.msg, verdict.delay, "acquire_rate",
+				fmt.Sprintf("at most %g AcquireLease calls per second per client address, bursts of %d", float64(l.limit), l.burst))
+		}
+		return resp, err
+	}
+}
+
+// Limit implements ratelimit.Limiter.
 func (l *peerLimiter) Limit(ctx context.Context) error {
 	now := l.now()
 	b := l.bucket(peerIP(ctx), now)
 	r := b.ReserveN(now, 1)
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(max(delay.Milliseconds(), 1), 10)))
-		return fmt.Errorf("AcquireLease rate limit is %g/s per client; retry in %s", float64(l.limit), delay.Round(time.Millisecond))
+	delay := r.DelayFrom(now)
+	if delay <= 0 {
+		return nil
 	}
-	return nil
+	r.CancelAt(now)
+	msg := fmt.Sprintf("AcquireLease rate limit is %g/s per client; retry in %s", float64(l.limit), delay.Round(time.Millisecond))
+	if v, ok := ctx.Value(rateLimitedKey{}).(*rateLimited); ok {
+		v.delay, v.msg = delay, msg
+	}
+	return errors.New(msg)
 }
 
 func (l *peerLimiter) bucket(ip string, now time.Time) *rate.Limiter {

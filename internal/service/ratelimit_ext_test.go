@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -18,7 +19,8 @@ import (
 )
 
 // TestAcquireRateLimitPerPeer: past its burst, one client's AcquireLease
-// calls are refused with RESOURCE_EXHAUSTED and a retry-pushback trailer,
+// calls are refused with RESOURCE_EXHAUSTED, RetryInfo, a QuotaFailure
+// naming the rate limit and the same delay as a retry-pushback trailer,
 // while other RPCs are not limited.
 func TestAcquireRateLimitPerPeer(t *testing.T) {
 	reg := lease.NewMemory(lease.Config{Capacity: 100}, clock.Real{})
@@ -39,8 +41,25 @@ func TestAcquireRateLimitPerPeer(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("past burst: %v, want ResourceExhausted", err)
 	}
-	if ms, err := strconv.Atoi(firstOf(trailer.Get("grpc-retry-pushback-ms"))); err != nil || ms <= 0 || ms > 2000 {
+	ms, convErr := strconv.Atoi(firstOf(trailer.Get("grpc-retry-pushback-ms")))
+	if convErr != nil || ms <= 0 || ms > 2000 {
 		t.Fatalf("retry pushback trailer %v", trailer)
+	}
+	var retry *errdetails.RetryInfo
+	var quota *errdetails.QuotaFailure
+	for _, d := range status.Convert(err).Details() {
+		switch d := d.(type) {
+		case *errdetails.RetryInfo:
+			retry = d
+		case *errdetails.QuotaFailure:
+			quota = d
+		}
+	}
+	if retry == nil || retry.GetRetryDelay().AsDuration().Milliseconds() != int64(ms) {
+		t.Errorf("RetryInfo %v, want the trailer's %d ms", retry, ms)
+	}
+	if v := quota.GetViolations(); len(v) != 1 || v[0].GetSubject() != "acquire_rate" {
+		t.Errorf("QuotaFailure %v, want one violation on acquire_rate", quota)
 	}
 	// Renewals are not rate limited.
 	for range 10 {

@@ -12,7 +12,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
@@ -199,7 +198,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 			return c.FullMethod() == whirlv1.AnimationService_AcquireLease_FullMethodName
 		})
 		limiter := newPeerLimiter(cfg.AcquireRate, max(cfg.AcquireBurst, 1))
-		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), isAcquire))
+		unary = append(unary, selector.UnaryServerInterceptor(acquireRateLimit(limiter), isAcquire))
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))
