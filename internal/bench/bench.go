@@ -41,8 +41,8 @@ type Config struct {
 	Plain bool
 	// Matplotlib: Auto runs it when Python can import matplotlib.
 	Matplotlib Tristate
-	// AnchorsDir holds seed_matplotlib.py; relative to the repository root.
-	AnchorsDir string
+	// BaselineDir holds seed_matplotlib.py; relative to the repository root.
+	BaselineDir string
 	// Python runs the matplotlib baseline.
 	Python string
 	// CPUProfile, if set, is where the CPU profile of the end-to-end runs goes.
@@ -56,7 +56,7 @@ func DefaultConfig() Config {
 	return Config{
 		Width: 720, Height: 720, FPS: 30, Frames: 300,
 		Seed: 1, Wheels: 12, Reps: 3, Plain: true,
-		AnchorsDir: "../shared/anchors", Python: "/usr/bin/python3",
+		BaselineDir: "internal/bench/baseline", Python: "/usr/bin/python3",
 	}
 }
 

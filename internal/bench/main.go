@@ -22,8 +22,8 @@
 //     pre-rendered into memory, (a) with encode's defaults and (b) with
 //     libx264 medium/CRF 23, plus for reference (c) ffmpeg's plain defaults
 //     writing a regular MP4 file, as matplotlib's FFMpegWriter does;
-//  5. optionally the matplotlib baseline (seed_matplotlib.py of the shared
-//     anchors),
+//  5. optionally the matplotlib baseline, the original system's pipeline
+//     (baseline/seed_matplotlib.py),
 //
 // then checks the targets: end-to-end ≥ 0.75 × (a), ≥ 3 × matplotlib, first
 // fragment ≤ 0.25 s, size ≤ 1.05 × (b).
@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Plain, "plain", cfg.Plain, "also time ffmpeg with its plain defaults writing a regular MP4 (reference only)")
 	mpl := &autoBool{}
 	fs.Var(mpl, "matplotlib", "run the matplotlib baseline: true, false or auto (auto: when /usr/bin/python3 can import matplotlib)")
-	fs.StringVar(&cfg.AnchorsDir, "anchors-dir", cfg.AnchorsDir, "directory of seed_matplotlib.py; relative paths are taken from the repository root")
+	fs.StringVar(&cfg.BaselineDir, "baseline-dir", cfg.BaselineDir, "directory of seed_matplotlib.py; relative paths are taken from the repository root")
 	fs.StringVar(&cfg.Python, "python", cfg.Python, "python interpreter for the matplotlib baseline")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process during the end-to-end runs to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")

@@ -40,13 +40,13 @@ func runMatplotlib(ctx context.Context, cfg Config) Matplotlib {
 	if cfg.Matplotlib == Off {
 		return Matplotlib{Note: "skipped (--matplotlib=false)"}
 	}
-	dir, err := anchorsDir(cfg.AnchorsDir)
+	dir, err := baselineDir(cfg.BaselineDir)
 	if err != nil {
 		return Matplotlib{Note: "skipped: " + err.Error()}
 	}
 	script := filepath.Join(dir, mplScript)
 	if _, err := os.Stat(script); err != nil {
-		return Matplotlib{Note: fmt.Sprintf("skipped: no %s in %s (see --anchors-dir)", mplScript, dir)}
+		return Matplotlib{Note: fmt.Sprintf("skipped: no %s in %s (see --baseline-dir)", mplScript, dir)}
 	}
 	if out, err := exec.CommandContext(ctx, cfg.Python, "-c", "import matplotlib, numpy").CombinedOutput(); err != nil {
 		msg := strings.TrimSpace(string(out))
@@ -109,10 +109,10 @@ func runScript(ctx context.Context, cfg Config, script string) (Matplotlib, erro
 	return m, nil
 }
 
-// anchorsDir resolves dir; a relative one is taken from the repository root
+// baselineDir resolves dir; a relative one is taken from the repository root
 // (the directory of the go.mod of github.com/whirl-dev/whirl above the
 // working directory).
-func anchorsDir(dir string) (string, error) {
+func baselineDir(dir string) (string, error) {
 	if filepath.IsAbs(dir) {
 		return dir, nil
 	}
@@ -134,7 +134,7 @@ func repoRoot() (string, error) {
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", errors.New("cannot find the repository root (go.mod of github.com/whirl-dev/whirl) above " + wd + "; give --anchors-dir as an absolute path")
+			return "", errors.New("cannot find the repository root (go.mod of github.com/whirl-dev/whirl) above " + wd + "; give --baseline-dir as an absolute path")
 		}
 		d = parent
 	}

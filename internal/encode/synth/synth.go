@@ -1,7 +1,7 @@
 // Package synth generates deterministic, realistic-looking spirograph frames
 // in planar I420 (yuv420p) for tests and benchmarks of the encoder. It does
 // not depend on the real renderer: it mirrors the scene of the matplotlib
-// baseline (shared/anchors/seed_matplotlib.py: black background, a Farris
+// baseline (internal/bench/baseline/seed_matplotlib.py: black background, a Farris
 // "wheels on wheels" curve traced progressively in #33b5ff, the wheels as
 // faint white circles with their links, a red pen dot) closely enough that
 // encoder settings measured on it transfer to the real frames.
