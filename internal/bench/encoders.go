@@ -14,6 +14,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/i420"
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
@@ -82,7 +83,7 @@ func (s *frameStore) frame(i int) []byte { return s.buf[i*s.size : (i+1)*s.size]
 // preRender draws every frame with render.Frames into a store outside the Go
 // heap, timing it.
 func preRender(ctx context.Context, c curve.Curve, cfg Config, workers int) (*frameStore, RenderAlone, error) {
-	size := render.YUVSize(cfg.Width, cfg.Height)
+	size := i420.Size(cfg.Width, cfg.Height)
 	buf, free, err := allocOffHeap(size * cfg.Frames)
 	if err != nil {
 		return nil, RenderAlone{}, err

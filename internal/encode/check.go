@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // Errors Check wraps, for errors.Is.
@@ -73,7 +75,7 @@ func Check(ctx context.Context, ffmpegPath string) error {
 	if err != nil {
 		return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
 	}
-	frame := make([]byte, FrameSize(64, 64))
+	frame := make([]byte, i420.Size(64, 64))
 	for range 2 {
 		if err := e.WriteFrame(frame); err != nil {
 			_ = e.Close()

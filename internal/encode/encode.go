@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // Defaults, chosen by measurement: TestMeasure, TestMeasureDepth and
@@ -179,9 +181,6 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// FrameSize is the size in bytes of one planar I420 frame of w×h (even).
-func FrameSize(w, h int) int { return w*h + 2*(w/2)*(h/2) }
-
 // args builds ffmpeg's command line (without argv[0]).
 func args(o Options) []string {
 	return []string{
@@ -288,7 +287,7 @@ func Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, 
 	cmd.WaitDelay = 2 * time.Second
 	e := &Encoder{
 		o:         o,
-		frameSize: FrameSize(o.Width, o.Height),
+		frameSize: i420.Size(o.Width, o.Height),
 		cmd:       cmd,
 		stderr:    newTail(stderrTail),
 		sink:      sink,
@@ -463,7 +462,7 @@ func (e *Encoder) stderrNote() string {
 	return ""
 }
 
-// WriteFrame sends one I420 frame (FrameSize(Width, Height) bytes: the Y
+// WriteFrame sends one I420 frame (i420.Size(Width, Height) bytes: the Y
 // plane, then U, then V) to ffmpeg. It blocks while ffmpeg is busy, which is
 // the encoder's backpressure. After a failure it returns the cause: the
 // context's error, the sink's error, or ffmpeg's exit status with the tail

@@ -19,6 +19,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,7 @@ func frames(tb testing.TB, w, h, n int) [][]byte {
 	src := synth.New(w, h, n, 1)
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = make([]byte, encode.FrameSize(w, h))
+		out[i] = make([]byte, i420.Size(w, h))
 		if !src.Next(out[i]) {
 			tb.Fatalf("synth ran out at frame %d", i)
 		}

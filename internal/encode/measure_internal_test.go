@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // TestMeasureDepth measures how many frames must go into ffmpeg before the
@@ -29,7 +30,7 @@ func TestMeasureDepth(t *testing.T) {
 	}
 	const w, h, n = 720, 720, 45
 	const pace = 40 * time.Millisecond
-	fs := FrameSize(w, h)
+	fs := i420.Size(w, h)
 	raw := make([]byte, n*fs)
 	src := synth.New(w, h, n, 1)
 	for i := range n {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 const (
@@ -47,7 +48,7 @@ type clip struct {
 
 func newClip(tb testing.TB, w, h, fps, n int) clip {
 	tb.Helper()
-	fs := encode.FrameSize(w, h)
+	fs := i420.Size(w, h)
 	c := clip{w: w, h: h, fps: fps, n: n, data: make([]byte, n*fs)}
 	src := synth.New(w, h, n, 1)
 	for i := range n {
@@ -61,7 +62,7 @@ func newClip(tb testing.TB, w, h, fps, n int) clip {
 }
 
 func (c clip) frame(i int) []byte {
-	fs := encode.FrameSize(c.w, c.h)
+	fs := i420.Size(c.w, c.h)
 	return c.data[i*fs : (i+1)*fs]
 }
 

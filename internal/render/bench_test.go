@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/curve"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // cpuTime is the CPU time (user + system) the process has used. The machine
@@ -104,7 +105,7 @@ func BenchmarkToYUV420(b *testing.B) {
 		img  *image.RGBA
 	}{{"frame", frame}, {"noise", noise}} {
 		b.Run(tc.name, func(b *testing.B) {
-			dst := make([]byte, YUVSize(720, 720))
+			dst := make([]byte, i420.Size(720, 720))
 			b.SetBytes(int64(len(tc.img.Pix)))
 			cpu0 := cpuTime()
 			for b.Loop() {

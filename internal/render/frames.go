@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/whirl-dev/whirl/internal/curve"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // slot is one in-flight frame: its RGBA buffer and canvas, its YUV output,
@@ -156,7 +157,7 @@ func (sc *scene) run(ctx context.Context, workers int, emit func(frame int, yuv 
 }
 
 func (sc *scene) newSlot() *slot {
-	return &slot{fr: sc.newFrame(), yuv: make([]byte, YUVSize(sc.o.Width, sc.o.Height)), done: make(chan struct{}, 1)}
+	return &slot{fr: sc.newFrame(), yuv: make([]byte, i420.Size(sc.o.Width, sc.o.Height)), done: make(chan struct{}, 1)}
 }
 
 // prepare is the trail stage's work for frame f: advance the trail (and its

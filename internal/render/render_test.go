@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/curve"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden PNGs under testdata/")
@@ -248,7 +249,7 @@ func TestFramesMatchesStill(t *testing.T) {
 		want := make([][]byte, o.Frames)
 		for f := range want {
 			img := Still(c, o, f)
-			want[f] = make([]byte, YUVSize(o.Width, o.Height))
+			want[f] = make([]byte, i420.Size(o.Width, o.Height))
 			ToYUV420(want[f], img)
 		}
 		for _, workers := range []int{1, 2, 3, 8} {
@@ -601,7 +602,7 @@ func TestToYUV420KnownColours(t *testing.T) {
 	for _, tc := range cases {
 		img := image.NewRGBA(image.Rect(0, 0, 4, 2))
 		fillRGBA(img, tc.c)
-		dst := make([]byte, YUVSize(4, 2))
+		dst := make([]byte, i420.Size(4, 2))
 		ToYUV420(dst, img)
 		for i := range 8 {
 			if dst[i] != tc.y {
@@ -635,7 +636,7 @@ func TestToYUV420MatchesReference(t *testing.T) {
 	}
 	img := big.SubImage(image.Rect(-1, -3, 55, 37)).(*image.RGBA)
 	w, h := img.Rect.Dx(), img.Rect.Dy()
-	dst := make([]byte, YUVSize(w, h)+7)
+	dst := make([]byte, i420.Size(w, h)+7)
 	ToYUV420(dst, img)
 	cw := w / 2
 	worst := 0.0
@@ -661,7 +662,7 @@ func TestToYUV420MatchesReference(t *testing.T) {
 	if worst > 1 {
 		t.Errorf("largest difference from the float reference %.3f, want <= 1", worst)
 	}
-	for i := YUVSize(w, h); i < len(dst); i++ {
+	for i := i420.Size(w, h); i < len(dst); i++ {
 		if dst[i] != 0 {
 			t.Error("wrote past the frame")
 		}

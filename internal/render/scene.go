@@ -9,6 +9,7 @@ import (
 	"github.com/fogleman/gg"
 
 	"github.com/whirl-dev/whirl/internal/curve"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // canvas is the drawing surface: *gg.Context, or *hardCanvas when aliased.
@@ -394,7 +395,7 @@ func (sc *scene) newTrail() *trail {
 
 // trackYUV turns on the upkeep of tr.yuv.
 func (tr *trail) trackYUV() {
-	tr.yuv = make([]byte, YUVSize(tr.img.Rect.Dx(), tr.img.Rect.Dy()))
+	tr.yuv = make([]byte, i420.Size(tr.img.Rect.Dx(), tr.img.Rect.Dy()))
 	ToYUV420(tr.yuv, tr.img)
 	tr.dirty = newRegion(tr.img.Rect.Dx(), tr.img.Rect.Dy())
 }

@@ -4,17 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
-)
 
-// YUVSize is the length of a planar I420 frame of w×h pixels.
-func YUVSize(w, h int) int { return w*h + 2*(w/2)*(h/2) }
+	"github.com/whirl-dev/whirl/internal/i420"
+)
 
 // ToYUV420 converts img to planar I420 in dst: the Y plane (w·h bytes), then
 // U (Cb) and V (Cr), (w/2)·(h/2) bytes each. It uses BT.601 limited range in
 // 16-bit fixed point (Y 16-235, Cb/Cr 16-240; within ±1 of the exact float
 // conversion, exact for greys), chroma from the average of each 2×2 block;
 // alpha is ignored. img's width and height must be even and dst at least
-// YUVSize long, or it panics.
+// i420.Size long, or it panics.
 func ToYUV420(dst []byte, img *image.RGBA) {
 	w, h := img.Rect.Dx(), img.Rect.Dy()
 	checkYUV(dst, w, h)
@@ -27,8 +26,8 @@ func checkYUV(dst []byte, w, h int) {
 	if w%2 != 0 || h%2 != 0 {
 		panic(fmt.Sprintf("render.ToYUV420: %dx%d image, want even sizes", w, h))
 	}
-	if len(dst) < YUVSize(w, h) {
-		panic(fmt.Sprintf("render.ToYUV420: dst has %d bytes, want %d", len(dst), YUVSize(w, h)))
+	if len(dst) < i420.Size(w, h) {
+		panic(fmt.Sprintf("render.ToYUV420: dst has %d bytes, want %d", len(dst), i420.Size(w, h)))
 	}
 }
 

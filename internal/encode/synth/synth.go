@@ -66,9 +66,6 @@ func New(w, h, frames int, seed uint64) *Source {
 	return s
 }
 
-// FrameSize is the size in bytes of one I420 frame of w×h.
-func FrameSize(w, h int) int { return w*h + 2*(w/2)*(h/2) }
-
 func (s *Source) t(step int) float64 {
 	return 2 * math.Pi * float64(step) / float64(s.frames*s.steps)
 }
@@ -85,7 +82,7 @@ func (s *Source) curve(t float64) complex128 {
 	return z
 }
 
-// Next writes the next frame into dst (len ≥ FrameSize(w, h)) and reports
+// Next writes the next frame into dst (len ≥ i420.Size(w, h)) and reports
 // false once all frames have been produced.
 func (s *Source) Next(dst []byte) bool {
 	if s.next >= s.frames {

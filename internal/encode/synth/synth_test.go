@@ -3,12 +3,14 @@ package synth
 import (
 	"bytes"
 	"testing"
+
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 func TestDeterministicAndMoving(t *testing.T) {
 	const w, h, n = 64, 48, 4
 	a, b := New(w, h, n, 7), New(w, h, n, 7)
-	fa, fb := make([]byte, FrameSize(w, h)), make([]byte, FrameSize(w, h))
+	fa, fb := make([]byte, i420.Size(w, h)), make([]byte, i420.Size(w, h))
 	var prev []byte
 	for i := range n {
 		if !a.Next(fa) || !b.Next(fb) {
