@@ -20,14 +20,23 @@ func startNiced(cmd *exec.Cmd, nice int) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the runtime ends the thread with this goroutine
-		// The raw syscall reports 20 − niceness.
+		runtime.LockOSThread()
+		if syscall.Gettid() == syscall.Getpid() {
+			// The runtime cannot end the main thread: it would park it for
+			// good, lowered. While this goroutine holds the main thread,
+			// the one the nested call starts runs on another.
+			defer runtime.UnlockOSThread()
+			errc <- startNiced(cmd, nice)
+			return
+		}
+		// Never unlocked from here on: the runtime ends the thread with
+		// this goroutine. The raw syscall reports 20 − niceness.
 		raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
 		if err != nil {
 			errc <- fmt.Errorf("reading niceness: %w", err)
 			return
 		}
-		target := min(20-raw+nice, 19)
+		target := min(20-raw+nice, MaxNice)
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, target); err != nil {
 			errc <- fmt.Errorf("setting niceness %d: %w", target, err)
 			return

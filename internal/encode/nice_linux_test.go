@@ -100,7 +100,7 @@ func TestNice(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("threads of this process left at another niceness: %v", lowered)
+					t.Fatalf("threads of this process left at another niceness: %v (pid %d)", lowered, os.Getpid())
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
