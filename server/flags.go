@@ -116,8 +116,8 @@ func (c config) check() error {
 		return fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.leaseTTL)
 	case c.leaseMaxAge < c.leaseTTL:
 		return fmt.Errorf("--lease-max-age (%s) must be at least --lease-ttl (%s)", c.leaseMaxAge, c.leaseTTL)
-	case c.ffmpegNice < 0 || c.ffmpegNice > 19:
-		return fmt.Errorf("--ffmpeg-nice must be 0-19, got %d", c.ffmpegNice)
+	case c.ffmpegNice < 0 || c.ffmpegNice > encode.MaxNice:
+		return fmt.Errorf("--ffmpeg-nice must be 0-%d, got %d", encode.MaxNice, c.ffmpegNice)
 	case c.renderSlots < 1 || c.renderSlots > 1024:
 		return fmt.Errorf("--render-slots must be 1-1024, got %d", c.renderSlots)
 	case c.renderWorkers < 1 || c.renderWorkers > 256:

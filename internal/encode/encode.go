@@ -87,6 +87,9 @@ const (
 // a CPU.
 const DefaultNice = 19
 
+// MaxNice is the largest Options.Nice, the kernel's lowest priority.
+const MaxNice = 19
+
 // Presets are the libx264 presets Options.Preset accepts.
 func Presets() []string {
 	return []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
@@ -172,8 +175,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Threads < 1 || o.Threads > 64 {
 		errs = append(errs, fmt.Errorf("threads %d: must be in 1..64", o.Threads))
 	}
-	if o.Nice < 0 || o.Nice > 19 {
-		errs = append(errs, fmt.Errorf("nice %d: must be in 0..19", o.Nice))
+	if o.Nice < 0 || o.Nice > MaxNice {
+		errs = append(errs, fmt.Errorf("nice %d: must be in 0..%d", o.Nice, MaxNice))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("encode: invalid options: %w", err)
