@@ -149,6 +149,63 @@ func (Style) EnumDescriptor() ([]byte, []int) {
 	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{1}
 }
 
+// VideoSource says where a stream's bytes came from.
+type VideoSource int32
+
+const (
+	// Not reported.
+	VideoSource_VIDEO_SOURCE_UNSPECIFIED VideoSource = 0
+	// Rendered and encoded for this call.
+	VideoSource_VIDEO_SOURCE_RENDERED VideoSource = 1
+	// Read from this server's cache of finished videos: no render, no ffmpeg.
+	VideoSource_VIDEO_SOURCE_CACHED VideoSource = 2
+	// Joined a render of the same video already running for another call.
+	VideoSource_VIDEO_SOURCE_SHARED VideoSource = 3
+)
+
+// Enum value maps for VideoSource.
+var (
+	VideoSource_name = map[int32]string{
+		0: "VIDEO_SOURCE_UNSPECIFIED",
+		1: "VIDEO_SOURCE_RENDERED",
+		2: "VIDEO_SOURCE_CACHED",
+		3: "VIDEO_SOURCE_SHARED",
+	}
+	VideoSource_value = map[string]int32{
+		"VIDEO_SOURCE_UNSPECIFIED": 0,
+		"VIDEO_SOURCE_RENDERED":    1,
+		"VIDEO_SOURCE_CACHED":      2,
+		"VIDEO_SOURCE_SHARED":      3,
+	}
+)
+
+func (x VideoSource) Enum() *VideoSource {
+	p := new(VideoSource)
+	*p = x
+	return p
+}
+
+func (x VideoSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VideoSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_whirl_v1_animation_proto_enumTypes[2].Descriptor()
+}
+
+func (VideoSource) Type() protoreflect.EnumType {
+	return &file_whirl_v1_animation_proto_enumTypes[2]
+}
+
+func (x VideoSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VideoSource.Descriptor instead.
+func (VideoSource) EnumDescriptor() ([]byte, []int) {
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{2}
+}
+
 // AcquireLeaseRequest asks for a lease.
 type AcquireLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1166,7 +1223,15 @@ type RenderAnimationRequest struct {
 	//	*RenderAnimationRequest_Generate
 	Source isRenderAnimationRequest_Source `protobuf_oneof:"source"`
 	// Size, rate, length and style of the video.
-	Video         *VideoOptions `protobuf:"bytes,4,opt,name=video,proto3" json:"video,omitempty"`
+	Video *VideoOptions `protobuf:"bytes,4,opt,name=video,proto3" json:"video,omitempty"`
+	// Optional: continue a stream the caller already holds the beginning of.
+	// The server sends the header, then chunks starting exactly at
+	// `resume.offset` (offsets stay absolute), then the usual trailer, whose
+	// total and SHA-256 cover the WHOLE file. Fails FAILED_PRECONDITION with a
+	// google.rpc.PreconditionFailure of type `VIDEO_CHANGED` when the request
+	// now resolves to another `video_id` (the caller must restart from 0), and
+	// OUT_OF_RANGE when the offset is past the end of the video.
+	Resume        *Resume `protobuf:"bytes,5,opt,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1240,6 +1305,13 @@ func (x *RenderAnimationRequest) GetVideo() *VideoOptions {
 	return nil
 }
 
+func (x *RenderAnimationRequest) GetResume() *Resume {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
+}
+
 type isRenderAnimationRequest_Source interface {
 	isRenderAnimationRequest_Source()
 }
@@ -1257,6 +1329,63 @@ type RenderAnimationRequest_Generate struct {
 func (*RenderAnimationRequest_Curve) isRenderAnimationRequest_Source() {}
 
 func (*RenderAnimationRequest_Generate) isRenderAnimationRequest_Source() {}
+
+// Resume names how much of which video the caller already has.
+type Resume struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `video_id` of the header the caller received before: 64 lowercase
+	// hex digits. Required.
+	VideoId string `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	// Number of bytes of the file the caller already has, from its start;
+	// 0 <= offset <= total length of the video.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resume) Reset() {
+	*x = Resume{}
+	mi := &file_whirl_v1_animation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resume) ProtoMessage() {}
+
+func (x *Resume) ProtoReflect() protoreflect.Message {
+	mi := &file_whirl_v1_animation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resume.ProtoReflect.Descriptor instead.
+func (*Resume) Descriptor() ([]byte, []int) {
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Resume) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *Resume) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
 
 // RenderAnimationResponse is one event of an animation stream.
 type RenderAnimationResponse struct {
@@ -1276,7 +1405,7 @@ type RenderAnimationResponse struct {
 
 func (x *RenderAnimationResponse) Reset() {
 	*x = RenderAnimationResponse{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[14]
+	mi := &file_whirl_v1_animation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1417,7 @@ func (x *RenderAnimationResponse) String() string {
 func (*RenderAnimationResponse) ProtoMessage() {}
 
 func (x *RenderAnimationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[14]
+	mi := &file_whirl_v1_animation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1430,7 @@ func (x *RenderAnimationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderAnimationResponse.ProtoReflect.Descriptor instead.
 func (*RenderAnimationResponse) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{14}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RenderAnimationResponse) GetEvent() isRenderAnimationResponse_Event {
@@ -1397,14 +1526,21 @@ type RenderHeader struct {
 	Style Style `protobuf:"varint,6,opt,name=style,proto3,enum=whirl.v1.Style" json:"style,omitempty"`
 	// MIME type with the codecs string read from the stream's avcC box, e.g.
 	// `video/mp4; codecs="avc1.64001f"`; ready for Media Source Extensions.
-	MimeType      string `protobuf:"bytes,7,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	MimeType string `protobuf:"bytes,7,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// Lowercase hex SHA-256 naming the exact bytes this stream carries:
+	// computed over a deterministic encoding of the resolved curve, the
+	// resolved video options (every default filled in) and the encoder's
+	// identity (ffmpeg version and every encoder setting). The same request to
+	// the same build gives the same id on every replica; pass it back in
+	// RenderAnimationRequest.resume to continue an interrupted stream.
+	VideoId       string `protobuf:"bytes,8,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RenderHeader) Reset() {
 	*x = RenderHeader{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[15]
+	mi := &file_whirl_v1_animation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1552,7 @@ func (x *RenderHeader) String() string {
 func (*RenderHeader) ProtoMessage() {}
 
 func (x *RenderHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[15]
+	mi := &file_whirl_v1_animation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1565,7 @@ func (x *RenderHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderHeader.ProtoReflect.Descriptor instead.
 func (*RenderHeader) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{15}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RenderHeader) GetCurve() *Curve {
@@ -1481,6 +1617,13 @@ func (x *RenderHeader) GetMimeType() string {
 	return ""
 }
 
+func (x *RenderHeader) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
 // Progress reports a render's advance.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1499,7 +1642,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[16]
+	mi := &file_whirl_v1_animation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1654,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[16]
+	mi := &file_whirl_v1_animation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1667,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{16}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Progress) GetFramesDone() int32 {
@@ -1572,7 +1715,7 @@ type MediaChunk struct {
 
 func (x *MediaChunk) Reset() {
 	*x = MediaChunk{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[17]
+	mi := &file_whirl_v1_animation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1727,7 @@ func (x *MediaChunk) String() string {
 func (*MediaChunk) ProtoMessage() {}
 
 func (x *MediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[17]
+	mi := &file_whirl_v1_animation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1740,7 @@ func (x *MediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaChunk.ProtoReflect.Descriptor instead.
 func (*MediaChunk) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{17}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MediaChunk) GetOffset() int64 {
@@ -1628,21 +1771,28 @@ type RenderTrailer struct {
 	TotalBytes int64 `protobuf:"varint,1,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	// SHA-256 of all chunk bytes in order, lowercase hex.
 	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// Time the pipeline spent drawing frames rather than waiting on the encoder.
+	// Time the pipeline spent drawing frames rather than waiting on the encoder
+	// (of the render this stream shared, if SHARED; zero if CACHED).
 	RenderTime *durationpb.Duration `protobuf:"bytes,3,opt,name=render_time,json=renderTime,proto3" json:"render_time,omitempty"`
-	// Wall time from starting ffmpeg to its last output byte.
+	// Wall time from starting ffmpeg to its last output byte (of the render this
+	// stream shared, if SHARED; zero if CACHED).
 	EncodeTime *durationpb.Duration `protobuf:"bytes,4,opt,name=encode_time,json=encodeTime,proto3" json:"encode_time,omitempty"`
 	// Frames in the video.
 	Frames int32 `protobuf:"varint,5,opt,name=frames,proto3" json:"frames,omitempty"`
-	// Wall time of the whole render, queueing excluded.
-	Elapsed       *durationpb.Duration `protobuf:"bytes,6,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// Wall time of the whole render, queueing excluded. For a cached or
+	// shared stream, the time this call spent streaming.
+	Elapsed *durationpb.Duration `protobuf:"bytes,6,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// The same id as RenderHeader.video_id.
+	VideoId string `protobuf:"bytes,7,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	// Where this stream's bytes came from.
+	Source        VideoSource `protobuf:"varint,8,opt,name=source,proto3,enum=whirl.v1.VideoSource" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RenderTrailer) Reset() {
 	*x = RenderTrailer{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[18]
+	mi := &file_whirl_v1_animation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1804,7 @@ func (x *RenderTrailer) String() string {
 func (*RenderTrailer) ProtoMessage() {}
 
 func (x *RenderTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[18]
+	mi := &file_whirl_v1_animation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1817,7 @@ func (x *RenderTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderTrailer.ProtoReflect.Descriptor instead.
 func (*RenderTrailer) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{18}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RenderTrailer) GetTotalBytes() int64 {
@@ -1712,6 +1862,20 @@ func (x *RenderTrailer) GetElapsed() *durationpb.Duration {
 	return nil
 }
 
+func (x *RenderTrailer) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *RenderTrailer) GetSource() VideoSource {
+	if x != nil {
+		return x.Source
+	}
+	return VideoSource_VIDEO_SOURCE_UNSPECIFIED
+}
+
 // ListLeasesRequest is empty.
 type ListLeasesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1721,7 +1885,7 @@ type ListLeasesRequest struct {
 
 func (x *ListLeasesRequest) Reset() {
 	*x = ListLeasesRequest{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[19]
+	mi := &file_whirl_v1_animation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1897,7 @@ func (x *ListLeasesRequest) String() string {
 func (*ListLeasesRequest) ProtoMessage() {}
 
 func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[19]
+	mi := &file_whirl_v1_animation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1910,7 @@ func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesRequest.ProtoReflect.Descriptor instead.
 func (*ListLeasesRequest) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{19}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{20}
 }
 
 // ListLeasesResponse describes the lease pool.
@@ -1766,7 +1930,7 @@ type ListLeasesResponse struct {
 
 func (x *ListLeasesResponse) Reset() {
 	*x = ListLeasesResponse{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	mi := &file_whirl_v1_animation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1942,7 @@ func (x *ListLeasesResponse) String() string {
 func (*ListLeasesResponse) ProtoMessage() {}
 
 func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	mi := &file_whirl_v1_animation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1955,7 @@ func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ListLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{20}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListLeasesResponse) GetCount() int32 {
@@ -1843,7 +2007,7 @@ type LeaseInfo struct {
 
 func (x *LeaseInfo) Reset() {
 	*x = LeaseInfo{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[21]
+	mi := &file_whirl_v1_animation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +2019,7 @@ func (x *LeaseInfo) String() string {
 func (*LeaseInfo) ProtoMessage() {}
 
 func (x *LeaseInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[21]
+	mi := &file_whirl_v1_animation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +2032,7 @@ func (x *LeaseInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseInfo.ProtoReflect.Descriptor instead.
 func (*LeaseInfo) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{21}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LeaseInfo) GetHandle() string {
@@ -1924,7 +2088,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[22]
+	mi := &file_whirl_v1_animation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2100,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[22]
+	mi := &file_whirl_v1_animation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2113,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{22}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() string {
@@ -1968,7 +2132,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[23]
+	mi := &file_whirl_v1_animation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2144,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[23]
+	mi := &file_whirl_v1_animation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2157,7 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{23}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{24}
 }
 
 var File_whirl_v1_animation_proto protoreflect.FileDescriptor
@@ -2083,19 +2247,23 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x05style\x18\x05 \x01(\x0e2\x0f.whirl.v1.StyleR\x05style\x124\n" +
 	"\n" +
 	"appearance\x18\x06 \x01(\v2\x14.whirl.v1.AppearanceR\n" +
-	"appearance\"\xd2\x01\n" +
+	"appearance\"\xfc\x01\n" +
 	"\x16RenderAnimationRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12'\n" +
 	"\x05curve\x18\x02 \x01(\v2\x0f.whirl.v1.CurveH\x00R\x05curve\x12<\n" +
 	"\bgenerate\x18\x03 \x01(\v2\x1e.whirl.v1.GenerateCurveRequestH\x00R\bgenerate\x12,\n" +
-	"\x05video\x18\x04 \x01(\v2\x16.whirl.v1.VideoOptionsR\x05videoB\b\n" +
-	"\x06source\"\xe9\x01\n" +
+	"\x05video\x18\x04 \x01(\v2\x16.whirl.v1.VideoOptionsR\x05video\x12(\n" +
+	"\x06resume\x18\x05 \x01(\v2\x10.whirl.v1.ResumeR\x06resumeB\b\n" +
+	"\x06source\";\n" +
+	"\x06Resume\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\xe9\x01\n" +
 	"\x17RenderAnimationResponse\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x16.whirl.v1.RenderHeaderH\x00R\x06header\x120\n" +
 	"\bprogress\x18\x02 \x01(\v2\x12.whirl.v1.ProgressH\x00R\bprogress\x12,\n" +
 	"\x05chunk\x18\x03 \x01(\v2\x14.whirl.v1.MediaChunkH\x00R\x05chunk\x123\n" +
 	"\atrailer\x18\x04 \x01(\v2\x17.whirl.v1.RenderTrailerH\x00R\atrailerB\a\n" +
-	"\x05event\"\xd1\x01\n" +
+	"\x05event\"\xec\x01\n" +
 	"\fRenderHeader\x12%\n" +
 	"\x05curve\x18\x01 \x01(\v2\x0f.whirl.v1.CurveR\x05curve\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\x05R\x05width\x12\x16\n" +
@@ -2103,7 +2271,8 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x03fps\x18\x04 \x01(\x05R\x03fps\x12\x16\n" +
 	"\x06frames\x18\x05 \x01(\x05R\x06frames\x12%\n" +
 	"\x05style\x18\x06 \x01(\x0e2\x0f.whirl.v1.StyleR\x05style\x12\x1b\n" +
-	"\tmime_type\x18\a \x01(\tR\bmimeType\"\x94\x01\n" +
+	"\tmime_type\x18\a \x01(\tR\bmimeType\x12\x19\n" +
+	"\bvideo_id\x18\b \x01(\tR\avideoId\"\x94\x01\n" +
 	"\bProgress\x12\x1f\n" +
 	"\vframes_done\x18\x01 \x01(\x05R\n" +
 	"framesDone\x12!\n" +
@@ -2116,7 +2285,7 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
 	"\vsegment_end\x18\x03 \x01(\bR\n" +
-	"segmentEnd\"\x8d\x02\n" +
+	"segmentEnd\"\xd7\x02\n" +
 	"\rRenderTrailer\x12\x1f\n" +
 	"\vtotal_bytes\x18\x01 \x01(\x03R\n" +
 	"totalBytes\x12\x16\n" +
@@ -2126,7 +2295,9 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\vencode_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"encodeTime\x12\x16\n" +
 	"\x06frames\x18\x05 \x01(\x05R\x06frames\x123\n" +
-	"\aelapsed\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"\x13\n" +
+	"\aelapsed\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12\x19\n" +
+	"\bvideo_id\x18\a \x01(\tR\avideoId\x12-\n" +
+	"\x06source\x18\b \x01(\x0e2\x15.whirl.v1.VideoSourceR\x06source\"\x13\n" +
 	"\x11ListLeasesRequest\"\x8d\x01\n" +
 	"\x12ListLeasesResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x1a\n" +
@@ -2154,7 +2325,12 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x05Style\x12\x15\n" +
 	"\x11STYLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSTYLE_TRACE\x10\x01\x12\x10\n" +
-	"\fSTYLE_WHEELS\x10\x022\xc5\x03\n" +
+	"\fSTYLE_WHEELS\x10\x02*x\n" +
+	"\vVideoSource\x12\x1c\n" +
+	"\x18VIDEO_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15VIDEO_SOURCE_RENDERED\x10\x01\x12\x17\n" +
+	"\x13VIDEO_SOURCE_CACHED\x10\x02\x12\x17\n" +
+	"\x13VIDEO_SOURCE_SHARED\x10\x032\xc5\x03\n" +
 	"\x10AnimationService\x12>\n" +
 	"\fAcquireLease\x12\x1d.whirl.v1.AcquireLeaseRequest\x1a\x0f.whirl.v1.Lease\x12:\n" +
 	"\n" +
@@ -2180,91 +2356,95 @@ func file_whirl_v1_animation_proto_rawDescGZIP() []byte {
 	return file_whirl_v1_animation_proto_rawDescData
 }
 
-var file_whirl_v1_animation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_whirl_v1_animation_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_whirl_v1_animation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_whirl_v1_animation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_whirl_v1_animation_proto_goTypes = []any{
 	(Shape)(0),                      // 0: whirl.v1.Shape
 	(Style)(0),                      // 1: whirl.v1.Style
-	(*AcquireLeaseRequest)(nil),     // 2: whirl.v1.AcquireLeaseRequest
-	(*RenewLeaseRequest)(nil),       // 3: whirl.v1.RenewLeaseRequest
-	(*ReleaseLeaseRequest)(nil),     // 4: whirl.v1.ReleaseLeaseRequest
-	(*ReleaseLeaseResponse)(nil),    // 5: whirl.v1.ReleaseLeaseResponse
-	(*Lease)(nil),                   // 6: whirl.v1.Lease
-	(*GenerateCurveRequest)(nil),    // 7: whirl.v1.GenerateCurveRequest
-	(*Curve)(nil),                   // 8: whirl.v1.Curve
-	(*Wheel)(nil),                   // 9: whirl.v1.Wheel
-	(*CurveSummary)(nil),            // 10: whirl.v1.CurveSummary
-	(*Appearance)(nil),              // 11: whirl.v1.Appearance
-	(*RenderStillRequest)(nil),      // 12: whirl.v1.RenderStillRequest
-	(*RenderStillResponse)(nil),     // 13: whirl.v1.RenderStillResponse
-	(*VideoOptions)(nil),            // 14: whirl.v1.VideoOptions
-	(*RenderAnimationRequest)(nil),  // 15: whirl.v1.RenderAnimationRequest
-	(*RenderAnimationResponse)(nil), // 16: whirl.v1.RenderAnimationResponse
-	(*RenderHeader)(nil),            // 17: whirl.v1.RenderHeader
-	(*Progress)(nil),                // 18: whirl.v1.Progress
-	(*MediaChunk)(nil),              // 19: whirl.v1.MediaChunk
-	(*RenderTrailer)(nil),           // 20: whirl.v1.RenderTrailer
-	(*ListLeasesRequest)(nil),       // 21: whirl.v1.ListLeasesRequest
-	(*ListLeasesResponse)(nil),      // 22: whirl.v1.ListLeasesResponse
-	(*LeaseInfo)(nil),               // 23: whirl.v1.LeaseInfo
-	(*RevokeLeaseRequest)(nil),      // 24: whirl.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),     // 25: whirl.v1.RevokeLeaseResponse
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(VideoSource)(0),                // 2: whirl.v1.VideoSource
+	(*AcquireLeaseRequest)(nil),     // 3: whirl.v1.AcquireLeaseRequest
+	(*RenewLeaseRequest)(nil),       // 4: whirl.v1.RenewLeaseRequest
+	(*ReleaseLeaseRequest)(nil),     // 5: whirl.v1.ReleaseLeaseRequest
+	(*ReleaseLeaseResponse)(nil),    // 6: whirl.v1.ReleaseLeaseResponse
+	(*Lease)(nil),                   // 7: whirl.v1.Lease
+	(*GenerateCurveRequest)(nil),    // 8: whirl.v1.GenerateCurveRequest
+	(*Curve)(nil),                   // 9: whirl.v1.Curve
+	(*Wheel)(nil),                   // 10: whirl.v1.Wheel
+	(*CurveSummary)(nil),            // 11: whirl.v1.CurveSummary
+	(*Appearance)(nil),              // 12: whirl.v1.Appearance
+	(*RenderStillRequest)(nil),      // 13: whirl.v1.RenderStillRequest
+	(*RenderStillResponse)(nil),     // 14: whirl.v1.RenderStillResponse
+	(*VideoOptions)(nil),            // 15: whirl.v1.VideoOptions
+	(*RenderAnimationRequest)(nil),  // 16: whirl.v1.RenderAnimationRequest
+	(*Resume)(nil),                  // 17: whirl.v1.Resume
+	(*RenderAnimationResponse)(nil), // 18: whirl.v1.RenderAnimationResponse
+	(*RenderHeader)(nil),            // 19: whirl.v1.RenderHeader
+	(*Progress)(nil),                // 20: whirl.v1.Progress
+	(*MediaChunk)(nil),              // 21: whirl.v1.MediaChunk
+	(*RenderTrailer)(nil),           // 22: whirl.v1.RenderTrailer
+	(*ListLeasesRequest)(nil),       // 23: whirl.v1.ListLeasesRequest
+	(*ListLeasesResponse)(nil),      // 24: whirl.v1.ListLeasesResponse
+	(*LeaseInfo)(nil),               // 25: whirl.v1.LeaseInfo
+	(*RevokeLeaseRequest)(nil),      // 26: whirl.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),     // 27: whirl.v1.RevokeLeaseResponse
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
 }
 var file_whirl_v1_animation_proto_depIdxs = []int32{
-	26, // 0: whirl.v1.Lease.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 1: whirl.v1.Lease.ttl:type_name -> google.protobuf.Duration
-	26, // 2: whirl.v1.Lease.max_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 0: whirl.v1.Lease.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 1: whirl.v1.Lease.ttl:type_name -> google.protobuf.Duration
+	28, // 2: whirl.v1.Lease.max_expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: whirl.v1.GenerateCurveRequest.shapes:type_name -> whirl.v1.Shape
-	9,  // 4: whirl.v1.Curve.wheels:type_name -> whirl.v1.Wheel
-	10, // 5: whirl.v1.Curve.summary:type_name -> whirl.v1.CurveSummary
+	10, // 4: whirl.v1.Curve.wheels:type_name -> whirl.v1.Wheel
+	11, // 5: whirl.v1.Curve.summary:type_name -> whirl.v1.CurveSummary
 	0,  // 6: whirl.v1.Wheel.shape:type_name -> whirl.v1.Shape
 	0,  // 7: whirl.v1.CurveSummary.shapes:type_name -> whirl.v1.Shape
-	8,  // 8: whirl.v1.RenderStillRequest.curve:type_name -> whirl.v1.Curve
-	7,  // 9: whirl.v1.RenderStillRequest.generate:type_name -> whirl.v1.GenerateCurveRequest
+	9,  // 8: whirl.v1.RenderStillRequest.curve:type_name -> whirl.v1.Curve
+	8,  // 9: whirl.v1.RenderStillRequest.generate:type_name -> whirl.v1.GenerateCurveRequest
 	1,  // 10: whirl.v1.RenderStillRequest.style:type_name -> whirl.v1.Style
-	11, // 11: whirl.v1.RenderStillRequest.appearance:type_name -> whirl.v1.Appearance
-	8,  // 12: whirl.v1.RenderStillResponse.curve:type_name -> whirl.v1.Curve
+	12, // 11: whirl.v1.RenderStillRequest.appearance:type_name -> whirl.v1.Appearance
+	9,  // 12: whirl.v1.RenderStillResponse.curve:type_name -> whirl.v1.Curve
 	1,  // 13: whirl.v1.VideoOptions.style:type_name -> whirl.v1.Style
-	11, // 14: whirl.v1.VideoOptions.appearance:type_name -> whirl.v1.Appearance
-	8,  // 15: whirl.v1.RenderAnimationRequest.curve:type_name -> whirl.v1.Curve
-	7,  // 16: whirl.v1.RenderAnimationRequest.generate:type_name -> whirl.v1.GenerateCurveRequest
-	14, // 17: whirl.v1.RenderAnimationRequest.video:type_name -> whirl.v1.VideoOptions
-	17, // 18: whirl.v1.RenderAnimationResponse.header:type_name -> whirl.v1.RenderHeader
-	18, // 19: whirl.v1.RenderAnimationResponse.progress:type_name -> whirl.v1.Progress
-	19, // 20: whirl.v1.RenderAnimationResponse.chunk:type_name -> whirl.v1.MediaChunk
-	20, // 21: whirl.v1.RenderAnimationResponse.trailer:type_name -> whirl.v1.RenderTrailer
-	8,  // 22: whirl.v1.RenderHeader.curve:type_name -> whirl.v1.Curve
-	1,  // 23: whirl.v1.RenderHeader.style:type_name -> whirl.v1.Style
-	27, // 24: whirl.v1.RenderTrailer.render_time:type_name -> google.protobuf.Duration
-	27, // 25: whirl.v1.RenderTrailer.encode_time:type_name -> google.protobuf.Duration
-	27, // 26: whirl.v1.RenderTrailer.elapsed:type_name -> google.protobuf.Duration
-	23, // 27: whirl.v1.ListLeasesResponse.leases:type_name -> whirl.v1.LeaseInfo
-	26, // 28: whirl.v1.LeaseInfo.acquire_time:type_name -> google.protobuf.Timestamp
-	26, // 29: whirl.v1.LeaseInfo.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 30: whirl.v1.LeaseInfo.max_expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 31: whirl.v1.AnimationService.AcquireLease:input_type -> whirl.v1.AcquireLeaseRequest
-	3,  // 32: whirl.v1.AnimationService.RenewLease:input_type -> whirl.v1.RenewLeaseRequest
-	4,  // 33: whirl.v1.AnimationService.ReleaseLease:input_type -> whirl.v1.ReleaseLeaseRequest
-	7,  // 34: whirl.v1.AnimationService.GenerateCurve:input_type -> whirl.v1.GenerateCurveRequest
-	12, // 35: whirl.v1.AnimationService.RenderStill:input_type -> whirl.v1.RenderStillRequest
-	15, // 36: whirl.v1.AnimationService.RenderAnimation:input_type -> whirl.v1.RenderAnimationRequest
-	21, // 37: whirl.v1.LeaseAdminService.ListLeases:input_type -> whirl.v1.ListLeasesRequest
-	24, // 38: whirl.v1.LeaseAdminService.RevokeLease:input_type -> whirl.v1.RevokeLeaseRequest
-	6,  // 39: whirl.v1.AnimationService.AcquireLease:output_type -> whirl.v1.Lease
-	6,  // 40: whirl.v1.AnimationService.RenewLease:output_type -> whirl.v1.Lease
-	5,  // 41: whirl.v1.AnimationService.ReleaseLease:output_type -> whirl.v1.ReleaseLeaseResponse
-	8,  // 42: whirl.v1.AnimationService.GenerateCurve:output_type -> whirl.v1.Curve
-	13, // 43: whirl.v1.AnimationService.RenderStill:output_type -> whirl.v1.RenderStillResponse
-	16, // 44: whirl.v1.AnimationService.RenderAnimation:output_type -> whirl.v1.RenderAnimationResponse
-	22, // 45: whirl.v1.LeaseAdminService.ListLeases:output_type -> whirl.v1.ListLeasesResponse
-	25, // 46: whirl.v1.LeaseAdminService.RevokeLease:output_type -> whirl.v1.RevokeLeaseResponse
-	39, // [39:47] is the sub-list for method output_type
-	31, // [31:39] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	12, // 14: whirl.v1.VideoOptions.appearance:type_name -> whirl.v1.Appearance
+	9,  // 15: whirl.v1.RenderAnimationRequest.curve:type_name -> whirl.v1.Curve
+	8,  // 16: whirl.v1.RenderAnimationRequest.generate:type_name -> whirl.v1.GenerateCurveRequest
+	15, // 17: whirl.v1.RenderAnimationRequest.video:type_name -> whirl.v1.VideoOptions
+	17, // 18: whirl.v1.RenderAnimationRequest.resume:type_name -> whirl.v1.Resume
+	19, // 19: whirl.v1.RenderAnimationResponse.header:type_name -> whirl.v1.RenderHeader
+	20, // 20: whirl.v1.RenderAnimationResponse.progress:type_name -> whirl.v1.Progress
+	21, // 21: whirl.v1.RenderAnimationResponse.chunk:type_name -> whirl.v1.MediaChunk
+	22, // 22: whirl.v1.RenderAnimationResponse.trailer:type_name -> whirl.v1.RenderTrailer
+	9,  // 23: whirl.v1.RenderHeader.curve:type_name -> whirl.v1.Curve
+	1,  // 24: whirl.v1.RenderHeader.style:type_name -> whirl.v1.Style
+	29, // 25: whirl.v1.RenderTrailer.render_time:type_name -> google.protobuf.Duration
+	29, // 26: whirl.v1.RenderTrailer.encode_time:type_name -> google.protobuf.Duration
+	29, // 27: whirl.v1.RenderTrailer.elapsed:type_name -> google.protobuf.Duration
+	2,  // 28: whirl.v1.RenderTrailer.source:type_name -> whirl.v1.VideoSource
+	25, // 29: whirl.v1.ListLeasesResponse.leases:type_name -> whirl.v1.LeaseInfo
+	28, // 30: whirl.v1.LeaseInfo.acquire_time:type_name -> google.protobuf.Timestamp
+	28, // 31: whirl.v1.LeaseInfo.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 32: whirl.v1.LeaseInfo.max_expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 33: whirl.v1.AnimationService.AcquireLease:input_type -> whirl.v1.AcquireLeaseRequest
+	4,  // 34: whirl.v1.AnimationService.RenewLease:input_type -> whirl.v1.RenewLeaseRequest
+	5,  // 35: whirl.v1.AnimationService.ReleaseLease:input_type -> whirl.v1.ReleaseLeaseRequest
+	8,  // 36: whirl.v1.AnimationService.GenerateCurve:input_type -> whirl.v1.GenerateCurveRequest
+	13, // 37: whirl.v1.AnimationService.RenderStill:input_type -> whirl.v1.RenderStillRequest
+	16, // 38: whirl.v1.AnimationService.RenderAnimation:input_type -> whirl.v1.RenderAnimationRequest
+	23, // 39: whirl.v1.LeaseAdminService.ListLeases:input_type -> whirl.v1.ListLeasesRequest
+	26, // 40: whirl.v1.LeaseAdminService.RevokeLease:input_type -> whirl.v1.RevokeLeaseRequest
+	7,  // 41: whirl.v1.AnimationService.AcquireLease:output_type -> whirl.v1.Lease
+	7,  // 42: whirl.v1.AnimationService.RenewLease:output_type -> whirl.v1.Lease
+	6,  // 43: whirl.v1.AnimationService.ReleaseLease:output_type -> whirl.v1.ReleaseLeaseResponse
+	9,  // 44: whirl.v1.AnimationService.GenerateCurve:output_type -> whirl.v1.Curve
+	14, // 45: whirl.v1.AnimationService.RenderStill:output_type -> whirl.v1.RenderStillResponse
+	18, // 46: whirl.v1.AnimationService.RenderAnimation:output_type -> whirl.v1.RenderAnimationResponse
+	24, // 47: whirl.v1.LeaseAdminService.ListLeases:output_type -> whirl.v1.ListLeasesResponse
+	27, // 48: whirl.v1.LeaseAdminService.RevokeLease:output_type -> whirl.v1.RevokeLeaseResponse
+	41, // [41:49] is the sub-list for method output_type
+	33, // [33:41] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_whirl_v1_animation_proto_init() }
@@ -2281,7 +2461,7 @@ func file_whirl_v1_animation_proto_init() {
 		(*RenderAnimationRequest_Curve)(nil),
 		(*RenderAnimationRequest_Generate)(nil),
 	}
-	file_whirl_v1_animation_proto_msgTypes[14].OneofWrappers = []any{
+	file_whirl_v1_animation_proto_msgTypes[15].OneofWrappers = []any{
 		(*RenderAnimationResponse_Header)(nil),
 		(*RenderAnimationResponse_Progress)(nil),
 		(*RenderAnimationResponse_Chunk)(nil),
@@ -2292,8 +2472,8 @@ func file_whirl_v1_animation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_whirl_v1_animation_proto_rawDesc), len(file_whirl_v1_animation_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   24,
+			NumEnums:      3,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

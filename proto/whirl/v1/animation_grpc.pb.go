@@ -70,6 +70,12 @@ type AnimationServiceClient interface {
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
 	// trailer: without a trailer the video is incomplete.
+	//
+	// Output is deterministic, so a video already finished is served from the
+	// server's cache (no render slot, no ffmpeg) and a request for a video
+	// that is rendering right now joins that render; the lease is needed all
+	// the same. `resume` continues an interrupted stream from a byte offset,
+	// on any replica of the same build.
 	RenderAnimation(ctx context.Context, in *RenderAnimationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderAnimationResponse], error)
 }
 
@@ -186,6 +192,12 @@ type AnimationServiceServer interface {
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
 	// trailer: without a trailer the video is incomplete.
+	//
+	// Output is deterministic, so a video already finished is served from the
+	// server's cache (no render slot, no ffmpeg) and a request for a video
+	// that is rendering right now joins that render; the lease is needed all
+	// the same. `resume` continues an interrupted stream from a byte offset,
+	// on any replica of the same build.
 	RenderAnimation(*RenderAnimationRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error
 	mustEmbedUnimplementedAnimationServiceServer()
 }
