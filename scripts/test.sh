@@ -13,6 +13,13 @@ go tool -modfile=tools/go.mod buf lint
 go tool -modfile=tools/go.mod buf generate
 git diff --exit-code -- proto/ || { echo "generated code is stale: run 'go tool -modfile=tools/go.mod buf generate' and commit" >&2; exit 1; }
 
+step "web client: generated TypeScript up to date"
+need_packages node=nodejs npm=npm
+(cd client/web && npm ci --no-audit --no-fund --loglevel=error)
+go tool -modfile=tools/go.mod buf generate --template client/web/buf.gen.yaml
+stale=$(git status --porcelain -- client/web)
+[ -z "$stale" ] || { echo "client/web is stale: run 'go tool -modfile=tools/go.mod buf generate --template client/web/buf.gen.yaml' and commit:" >&2; echo "$stale" >&2; exit 1; }
+
 step "vet"
 go vet ./...
 
