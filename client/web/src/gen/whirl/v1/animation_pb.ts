@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file whirl/v1/animation.proto.
  */
 export const file_whirl_v1_animation: GenFile = /*@__PURE__*/
-  fileDesc("Chh3aGlybC92MS9hbmltYXRpb24ucHJvdG8SCHdoaXJsLnYxIkUKE0FjcXVpcmVMZWFzZVJlcXVlc3QSDgoGaG9sZGVyGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgwKBHdhaXQYAyABKAgiJQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiJwoTUmVsZWFzZUxlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSIWChRSZWxlYXNlTGVhc2VSZXNwb25zZSLHAQoFTGVhc2USEAoIbGVhc2VfaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzCg9tYXhfZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmhvbGRlchgFIAEoCRIOCgZoYW5kbGUYBiABKAkijQEKFEdlbmVyYXRlQ3VydmVSZXF1ZXN0EgwKBHNlZWQYASABKAQSDgoGd2hlZWxzGAIgASgFEg4KBmtfZm9sZBgDIAEoBRIXCgpjb25ncnVlbmN5GAQgASgFSACIAQESHwoGc2hhcGVzGAUgAygOMg8ud2hpcmwudjEuU2hhcGVCDQoLX2NvbmdydWVuY3kidQoFQ3VydmUSHwoGd2hlZWxzGAEgAygLMg8ud2hpcmwudjEuV2hlZWwSDgoGa19mb2xkGAIgASgFEhIKCmNvbmdydWVuY3kYAyABKAUSJwoHc3VtbWFyeRgEIAEoCzIWLndoaXJsLnYxLkN1cnZlU3VtbWFyeSJpCgVXaGVlbBIOCgZyYWRpdXMYASABKAESEQoJZnJlcXVlbmN5GAIgASgFEg0KBXBoYXNlGAMgASgBEh4KBXNoYXBlGAQgASgOMg8ud2hpcmwudjEuU2hhcGUSDgoGYXNwZWN0GAUgASgBInUKDEN1cnZlU3VtbWFyeRIOCgZ3aGVlbHMYASABKAUSHwoGc2hhcGVzGAIgAygOMg8ud2hpcmwudjEuU2hhcGUSDgoGa19mb2xkGAMgASgFEhIKCmNvbmdydWVuY3kYBCABKAUSEAoIc3ltbWV0cnkYBSABKAUiUgoKQXBwZWFyYW5jZRISCgpiYWNrZ3JvdW5kGAEgASgJEgsKA3BlbhgCIAEoCRISCgpsaW5lX3dpZHRoGAMgASgBEg8KB2FsaWFzZWQYBCABKAgiiwIKElJlbmRlclN0aWxsUmVxdWVzdBIgCgVjdXJ2ZRgBIAEoCzIPLndoaXJsLnYxLkN1cnZlSAASMgoIZ2VuZXJhdGUYAiABKAsyHi53aGlybC52MS5HZW5lcmF0ZUN1cnZlUmVxdWVzdEgAEg0KBXdpZHRoGAMgASgFEg4KBmhlaWdodBgEIAEoBRIeCgVzdHlsZRgFIAEoDjIPLndoaXJsLnYxLlN0eWxlEhIKBWZyYW1lGAYgASgFSAGIAQESDgoGZnJhbWVzGAcgASgFEigKCmFwcGVhcmFuY2UYCCABKAsyFC53aGlybC52MS5BcHBlYXJhbmNlQggKBnNvdXJjZUIICgZfZnJhbWUiYQoTUmVuZGVyU3RpbGxSZXNwb25zZRILCgNwbmcYASABKAwSHgoFY3VydmUYAiABKAsyDy53aGlybC52MS5DdXJ2ZRINCgV3aWR0aBgDIAEoBRIOCgZoZWlnaHQYBCABKAUilAEKDFZpZGVvT3B0aW9ucxINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUSCwoDZnBzGAMgASgFEg4KBmZyYW1lcxgEIAEoBRIeCgVzdHlsZRgFIAEoDjIPLndoaXJsLnYxLlN0eWxlEigKCmFwcGVhcmFuY2UYBiABKAsyFC53aGlybC52MS5BcHBlYXJhbmNlIrEBChZSZW5kZXJBbmltYXRpb25SZXF1ZXN0EhAKCGxlYXNlX2lkGAEgASgJEiAKBWN1cnZlGAIgASgLMg8ud2hpcmwudjEuQ3VydmVIABIyCghnZW5lcmF0ZRgDIAEoCzIeLndoaXJsLnYxLkdlbmVyYXRlQ3VydmVSZXF1ZXN0SAASJQoFdmlkZW8YBCABKAsyFi53aGlybC52MS5WaWRlb09wdGlvbnNCCAoGc291cmNlIscBChdSZW5kZXJBbmltYXRpb25SZXNwb25zZRIoCgZoZWFkZXIYASABKAsyFi53aGlybC52MS5SZW5kZXJIZWFkZXJIABImCghwcm9ncmVzcxgCIAEoCzISLndoaXJsLnYxLlByb2dyZXNzSAASJQoFY2h1bmsYAyABKAsyFC53aGlybC52MS5NZWRpYUNodW5rSAASKgoHdHJhaWxlchgEIAEoCzIXLndoaXJsLnYxLlJlbmRlclRyYWlsZXJIAEIHCgVldmVudCKdAQoMUmVuZGVySGVhZGVyEh4KBWN1cnZlGAEgASgLMg8ud2hpcmwudjEuQ3VydmUSDQoFd2lkdGgYAiABKAUSDgoGaGVpZ2h0GAMgASgFEgsKA2ZwcxgEIAEoBRIOCgZmcmFtZXMYBSABKAUSHgoFc3R5bGUYBiABKA4yDy53aGlybC52MS5TdHlsZRIRCgltaW1lX3R5cGUYByABKAkiYQoIUHJvZ3Jlc3MSEwoLZnJhbWVzX2RvbmUYASABKAUSFAoMZnJhbWVzX3RvdGFsGAIgASgFEhYKDnF1ZXVlX3Bvc2l0aW9uGAMgASgFEhIKCmJ5dGVzX3NlbnQYBCABKAMiPwoKTWVkaWFDaHVuaxIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDBITCgtzZWdtZW50X2VuZBgDIAEoCCLQAQoNUmVuZGVyVHJhaWxlchITCgt0b3RhbF9ieXRlcxgBIAEoAxIOCgZzaGEyNTYYAiABKAkSLgoLcmVuZGVyX3RpbWUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZW5jb2RlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZnJhbWVzGAUgASgFEioKB2VsYXBzZWQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iEwoRTGlzdExlYXNlc1JlcXVlc3QiawoSTGlzdExlYXNlc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgFEhAKCGNhcGFjaXR5GAIgASgFEiMKBmxlYXNlcxgDIAMoCzITLndoaXJsLnYxLkxlYXNlSW5mbxIPCgd3YWl0aW5nGAQgASgFItYBCglMZWFzZUluZm8SDgoGaGFuZGxlGAEgASgJEg4KBmhvbGRlchgCIAEoCRIwCgxhY3F1aXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9tYXhfZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlbmRlcmluZxgGIAEoCCIkChJSZXZva2VMZWFzZVJlcXVlc3QSDgoGaGFuZGxlGAEgASgJIhUKE1Jldm9rZUxlYXNlUmVzcG9uc2UqgAEKBVNoYXBlEhUKEVNIQVBFX1VOU1BFQ0lGSUVEEAASEAoMU0hBUEVfQ0lSQ0xFEAESEQoNU0hBUEVfRUxMSVBTRRACEhAKDFNIQVBFX1NRVUFSRRADEhIKDlNIQVBFX1RSSUFOR0xFEAQSFQoRU0hBUEVfVEVUUkFDVVNQSUQQBSpBCgVTdHlsZRIVChFTVFlMRV9VTlNQRUNJRklFRBAAEg8KC1NUWUxFX1RSQUNFEAESEAoMU1RZTEVfV0hFRUxTEAIyxQMKEEFuaW1hdGlvblNlcnZpY2USPgoMQWNxdWlyZUxlYXNlEh0ud2hpcmwudjEuQWNxdWlyZUxlYXNlUmVxdWVzdBoPLndoaXJsLnYxLkxlYXNlEjoKClJlbmV3TGVhc2USGy53aGlybC52MS5SZW5ld0xlYXNlUmVxdWVzdBoPLndoaXJsLnYxLkxlYXNlEk0KDFJlbGVhc2VMZWFzZRIdLndoaXJsLnYxLlJlbGVhc2VMZWFzZVJlcXVlc3QaHi53aGlybC52MS5SZWxlYXNlTGVhc2VSZXNwb25zZRJACg1HZW5lcmF0ZUN1cnZlEh4ud2hpcmwudjEuR2VuZXJhdGVDdXJ2ZVJlcXVlc3QaDy53aGlybC52MS5DdXJ2ZRJKCgtSZW5kZXJTdGlsbBIcLndoaXJsLnYxLlJlbmRlclN0aWxsUmVxdWVzdBodLndoaXJsLnYxLlJlbmRlclN0aWxsUmVzcG9uc2USWAoPUmVuZGVyQW5pbWF0aW9uEiAud2hpcmwudjEuUmVuZGVyQW5pbWF0aW9uUmVxdWVzdBohLndoaXJsLnYxLlJlbmRlckFuaW1hdGlvblJlc3BvbnNlMAEyqAEKEUxlYXNlQWRtaW5TZXJ2aWNlEkcKCkxpc3RMZWFzZXMSGy53aGlybC52MS5MaXN0TGVhc2VzUmVxdWVzdBocLndoaXJsLnYxLkxpc3RMZWFzZXNSZXNwb25zZRJKCgtSZXZva2VMZWFzZRIcLndoaXJsLnYxLlJldm9rZUxlYXNlUmVxdWVzdBodLndoaXJsLnYxLlJldm9rZUxlYXNlUmVzcG9uc2VCM1oxZ2l0aHViLmNvbS93aGlybC1kZXYvd2hpcmwvcHJvdG8vd2hpcmwvdjE7d2hpcmx2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chh3aGlybC92MS9hbmltYXRpb24ucHJvdG8SCHdoaXJsLnYxIkUKE0FjcXVpcmVMZWFzZVJlcXVlc3QSDgoGaG9sZGVyGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgwKBHdhaXQYAyABKAgiJQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiJwoTUmVsZWFzZUxlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSIWChRSZWxlYXNlTGVhc2VSZXNwb25zZSLHAQoFTGVhc2USEAoIbGVhc2VfaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzCg9tYXhfZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmhvbGRlchgFIAEoCRIOCgZoYW5kbGUYBiABKAkijQEKFEdlbmVyYXRlQ3VydmVSZXF1ZXN0EgwKBHNlZWQYASABKAQSDgoGd2hlZWxzGAIgASgFEg4KBmtfZm9sZBgDIAEoBRIXCgpjb25ncnVlbmN5GAQgASgFSACIAQESHwoGc2hhcGVzGAUgAygOMg8ud2hpcmwudjEuU2hhcGVCDQoLX2NvbmdydWVuY3kidQoFQ3VydmUSHwoGd2hlZWxzGAEgAygLMg8ud2hpcmwudjEuV2hlZWwSDgoGa19mb2xkGAIgASgFEhIKCmNvbmdydWVuY3kYAyABKAUSJwoHc3VtbWFyeRgEIAEoCzIWLndoaXJsLnYxLkN1cnZlU3VtbWFyeSJpCgVXaGVlbBIOCgZyYWRpdXMYASABKAESEQoJZnJlcXVlbmN5GAIgASgFEg0KBXBoYXNlGAMgASgBEh4KBXNoYXBlGAQgASgOMg8ud2hpcmwudjEuU2hhcGUSDgoGYXNwZWN0GAUgASgBInUKDEN1cnZlU3VtbWFyeRIOCgZ3aGVlbHMYASABKAUSHwoGc2hhcGVzGAIgAygOMg8ud2hpcmwudjEuU2hhcGUSDgoGa19mb2xkGAMgASgFEhIKCmNvbmdydWVuY3kYBCABKAUSEAoIc3ltbWV0cnkYBSABKAUiUgoKQXBwZWFyYW5jZRISCgpiYWNrZ3JvdW5kGAEgASgJEgsKA3BlbhgCIAEoCRISCgpsaW5lX3dpZHRoGAMgASgBEg8KB2FsaWFzZWQYBCABKAgiiwIKElJlbmRlclN0aWxsUmVxdWVzdBIgCgVjdXJ2ZRgBIAEoCzIPLndoaXJsLnYxLkN1cnZlSAASMgoIZ2VuZXJhdGUYAiABKAsyHi53aGlybC52MS5HZW5lcmF0ZUN1cnZlUmVxdWVzdEgAEg0KBXdpZHRoGAMgASgFEg4KBmhlaWdodBgEIAEoBRIeCgVzdHlsZRgFIAEoDjIPLndoaXJsLnYxLlN0eWxlEhIKBWZyYW1lGAYgASgFSAGIAQESDgoGZnJhbWVzGAcgASgFEigKCmFwcGVhcmFuY2UYCCABKAsyFC53aGlybC52MS5BcHBlYXJhbmNlQggKBnNvdXJjZUIICgZfZnJhbWUiYQoTUmVuZGVyU3RpbGxSZXNwb25zZRILCgNwbmcYASABKAwSHgoFY3VydmUYAiABKAsyDy53aGlybC52MS5DdXJ2ZRINCgV3aWR0aBgDIAEoBRIOCgZoZWlnaHQYBCABKAUilAEKDFZpZGVvT3B0aW9ucxINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUSCwoDZnBzGAMgASgFEg4KBmZyYW1lcxgEIAEoBRIeCgVzdHlsZRgFIAEoDjIPLndoaXJsLnYxLlN0eWxlEigKCmFwcGVhcmFuY2UYBiABKAsyFC53aGlybC52MS5BcHBlYXJhbmNlItMBChZSZW5kZXJBbmltYXRpb25SZXF1ZXN0EhAKCGxlYXNlX2lkGAEgASgJEiAKBWN1cnZlGAIgASgLMg8ud2hpcmwudjEuQ3VydmVIABIyCghnZW5lcmF0ZRgDIAEoCzIeLndoaXJsLnYxLkdlbmVyYXRlQ3VydmVSZXF1ZXN0SAASJQoFdmlkZW8YBCABKAsyFi53aGlybC52MS5WaWRlb09wdGlvbnMSIAoGcmVzdW1lGAUgASgLMhAud2hpcmwudjEuUmVzdW1lQggKBnNvdXJjZSIqCgZSZXN1bWUSEAoIdmlkZW9faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDIscBChdSZW5kZXJBbmltYXRpb25SZXNwb25zZRIoCgZoZWFkZXIYASABKAsyFi53aGlybC52MS5SZW5kZXJIZWFkZXJIABImCghwcm9ncmVzcxgCIAEoCzISLndoaXJsLnYxLlByb2dyZXNzSAASJQoFY2h1bmsYAyABKAsyFC53aGlybC52MS5NZWRpYUNodW5rSAASKgoHdHJhaWxlchgEIAEoCzIXLndoaXJsLnYxLlJlbmRlclRyYWlsZXJIAEIHCgVldmVudCKvAQoMUmVuZGVySGVhZGVyEh4KBWN1cnZlGAEgASgLMg8ud2hpcmwudjEuQ3VydmUSDQoFd2lkdGgYAiABKAUSDgoGaGVpZ2h0GAMgASgFEgsKA2ZwcxgEIAEoBRIOCgZmcmFtZXMYBSABKAUSHgoFc3R5bGUYBiABKA4yDy53aGlybC52MS5TdHlsZRIRCgltaW1lX3R5cGUYByABKAkSEAoIdmlkZW9faWQYCCABKAkiYQoIUHJvZ3Jlc3MSEwoLZnJhbWVzX2RvbmUYASABKAUSFAoMZnJhbWVzX3RvdGFsGAIgASgFEhYKDnF1ZXVlX3Bvc2l0aW9uGAMgASgFEhIKCmJ5dGVzX3NlbnQYBCABKAMiPwoKTWVkaWFDaHVuaxIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDBITCgtzZWdtZW50X2VuZBgDIAEoCCKJAgoNUmVuZGVyVHJhaWxlchITCgt0b3RhbF9ieXRlcxgBIAEoAxIOCgZzaGEyNTYYAiABKAkSLgoLcmVuZGVyX3RpbWUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZW5jb2RlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZnJhbWVzGAUgASgFEioKB2VsYXBzZWQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIdmlkZW9faWQYByABKAkSJQoGc291cmNlGAggASgOMhUud2hpcmwudjEuVmlkZW9Tb3VyY2UiEwoRTGlzdExlYXNlc1JlcXVlc3QiawoSTGlzdExlYXNlc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgFEhAKCGNhcGFjaXR5GAIgASgFEiMKBmxlYXNlcxgDIAMoCzITLndoaXJsLnYxLkxlYXNlSW5mbxIPCgd3YWl0aW5nGAQgASgFItYBCglMZWFzZUluZm8SDgoGaGFuZGxlGAEgASgJEg4KBmhvbGRlchgCIAEoCRIwCgxhY3F1aXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9tYXhfZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlbmRlcmluZxgGIAEoCCIkChJSZXZva2VMZWFzZVJlcXVlc3QSDgoGaGFuZGxlGAEgASgJIhUKE1Jldm9rZUxlYXNlUmVzcG9uc2UqgAEKBVNoYXBlEhUKEVNIQVBFX1VOU1BFQ0lGSUVEEAASEAoMU0hBUEVfQ0lSQ0xFEAESEQoNU0hBUEVfRUxMSVBTRRACEhAKDFNIQVBFX1NRVUFSRRADEhIKDlNIQVBFX1RSSUFOR0xFEAQSFQoRU0hBUEVfVEVUUkFDVVNQSUQQBSpBCgVTdHlsZRIVChFTVFlMRV9VTlNQRUNJRklFRBAAEg8KC1NUWUxFX1RSQUNFEAESEAoMU1RZTEVfV0hFRUxTEAIqeAoLVmlkZW9Tb3VyY2USHAoYVklERU9fU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVVklERU9fU09VUkNFX1JFTkRFUkVEEAESFwoTVklERU9fU09VUkNFX0NBQ0hFRBACEhcKE1ZJREVPX1NPVVJDRV9TSEFSRUQQAzLFAwoQQW5pbWF0aW9uU2VydmljZRI+CgxBY3F1aXJlTGVhc2USHS53aGlybC52MS5BY3F1aXJlTGVhc2VSZXF1ZXN0Gg8ud2hpcmwudjEuTGVhc2USOgoKUmVuZXdMZWFzZRIbLndoaXJsLnYxLlJlbmV3TGVhc2VSZXF1ZXN0Gg8ud2hpcmwudjEuTGVhc2USTQoMUmVsZWFzZUxlYXNlEh0ud2hpcmwudjEuUmVsZWFzZUxlYXNlUmVxdWVzdBoeLndoaXJsLnYxLlJlbGVhc2VMZWFzZVJlc3BvbnNlEkAKDUdlbmVyYXRlQ3VydmUSHi53aGlybC52MS5HZW5lcmF0ZUN1cnZlUmVxdWVzdBoPLndoaXJsLnYxLkN1cnZlEkoKC1JlbmRlclN0aWxsEhwud2hpcmwudjEuUmVuZGVyU3RpbGxSZXF1ZXN0Gh0ud2hpcmwudjEuUmVuZGVyU3RpbGxSZXNwb25zZRJYCg9SZW5kZXJBbmltYXRpb24SIC53aGlybC52MS5SZW5kZXJBbmltYXRpb25SZXF1ZXN0GiEud2hpcmwudjEuUmVuZGVyQW5pbWF0aW9uUmVzcG9uc2UwATKoAQoRTGVhc2VBZG1pblNlcnZpY2USRwoKTGlzdExlYXNlcxIbLndoaXJsLnYxLkxpc3RMZWFzZXNSZXF1ZXN0Ghwud2hpcmwudjEuTGlzdExlYXNlc1Jlc3BvbnNlEkoKC1Jldm9rZUxlYXNlEhwud2hpcmwudjEuUmV2b2tlTGVhc2VSZXF1ZXN0Gh0ud2hpcmwudjEuUmV2b2tlTGVhc2VSZXNwb25zZUIzWjFnaXRodWIuY29tL3doaXJsLWRldi93aGlybC9wcm90by93aGlybC92MTt3aGlybHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * AcquireLeaseRequest asks for a lease.
@@ -642,6 +642,19 @@ export type RenderAnimationRequest = Message<"whirl.v1.RenderAnimationRequest"> 
    * @generated from field: whirl.v1.VideoOptions video = 4;
    */
   video?: VideoOptions | undefined;
+
+  /**
+   * Optional: continue a stream the caller already holds the beginning of.
+   * The server sends the header, then chunks starting exactly at
+   * `resume.offset` (offsets stay absolute), then the usual trailer, whose
+   * total and SHA-256 cover the WHOLE file. Fails FAILED_PRECONDITION with a
+   * google.rpc.PreconditionFailure of type `VIDEO_CHANGED` when the request
+   * now resolves to another `video_id` (the caller must restart from 0), and
+   * OUT_OF_RANGE when the offset is past the end of the video.
+   *
+   * @generated from field: whirl.v1.Resume resume = 5;
+   */
+  resume?: Resume | undefined;
 };
 
 /**
@@ -650,6 +663,36 @@ export type RenderAnimationRequest = Message<"whirl.v1.RenderAnimationRequest"> 
  */
 export const RenderAnimationRequestSchema: GenMessage<RenderAnimationRequest> = /*@__PURE__*/
   messageDesc(file_whirl_v1_animation, 13);
+
+/**
+ * Resume names how much of which video the caller already has.
+ *
+ * @generated from message whirl.v1.Resume
+ */
+export type Resume = Message<"whirl.v1.Resume"> & {
+  /**
+   * The `video_id` of the header the caller received before: 64 lowercase
+   * hex digits. Required.
+   *
+   * @generated from field: string video_id = 1;
+   */
+  videoId: string;
+
+  /**
+   * Number of bytes of the file the caller already has, from its start;
+   * 0 <= offset <= total length of the video.
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message whirl.v1.Resume.
+ * Use `create(ResumeSchema)` to create a new message.
+ */
+export const ResumeSchema: GenMessage<Resume> = /*@__PURE__*/
+  messageDesc(file_whirl_v1_animation, 14);
 
 /**
  * RenderAnimationResponse is one event of an animation stream.
@@ -703,7 +746,7 @@ export type RenderAnimationResponse = Message<"whirl.v1.RenderAnimationResponse"
  * Use `create(RenderAnimationResponseSchema)` to create a new message.
  */
 export const RenderAnimationResponseSchema: GenMessage<RenderAnimationResponse> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 14);
+  messageDesc(file_whirl_v1_animation, 15);
 
 /**
  * RenderHeader describes the video about to stream.
@@ -760,6 +803,18 @@ export type RenderHeader = Message<"whirl.v1.RenderHeader"> & {
    * @generated from field: string mime_type = 7;
    */
   mimeType: string;
+
+  /**
+   * Lowercase hex SHA-256 naming the exact bytes this stream carries:
+   * computed over a deterministic encoding of the resolved curve, the
+   * resolved video options (every default filled in) and the encoder's
+   * identity (ffmpeg version and every encoder setting). The same request to
+   * the same build gives the same id on every replica; pass it back in
+   * RenderAnimationRequest.resume to continue an interrupted stream.
+   *
+   * @generated from field: string video_id = 8;
+   */
+  videoId: string;
 };
 
 /**
@@ -767,7 +822,7 @@ export type RenderHeader = Message<"whirl.v1.RenderHeader"> & {
  * Use `create(RenderHeaderSchema)` to create a new message.
  */
 export const RenderHeaderSchema: GenMessage<RenderHeader> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 15);
+  messageDesc(file_whirl_v1_animation, 16);
 
 /**
  * Progress reports a render's advance.
@@ -810,7 +865,7 @@ export type Progress = Message<"whirl.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 16);
+  messageDesc(file_whirl_v1_animation, 17);
 
 /**
  * MediaChunk is a run of MP4 bytes. Chunks arrive in order without gaps; the
@@ -847,7 +902,7 @@ export type MediaChunk = Message<"whirl.v1.MediaChunk"> & {
  * Use `create(MediaChunkSchema)` to create a new message.
  */
 export const MediaChunkSchema: GenMessage<MediaChunk> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 17);
+  messageDesc(file_whirl_v1_animation, 18);
 
 /**
  * RenderTrailer closes a successful stream.
@@ -870,14 +925,16 @@ export type RenderTrailer = Message<"whirl.v1.RenderTrailer"> & {
   sha256: string;
 
   /**
-   * Time the pipeline spent drawing frames rather than waiting on the encoder.
+   * Time the pipeline spent drawing frames rather than waiting on the encoder
+   * (of the render this stream shared, if SHARED; zero if CACHED).
    *
    * @generated from field: google.protobuf.Duration render_time = 3;
    */
   renderTime?: Duration | undefined;
 
   /**
-   * Wall time from starting ffmpeg to its last output byte.
+   * Wall time from starting ffmpeg to its last output byte (of the render this
+   * stream shared, if SHARED; zero if CACHED).
    *
    * @generated from field: google.protobuf.Duration encode_time = 4;
    */
@@ -891,11 +948,26 @@ export type RenderTrailer = Message<"whirl.v1.RenderTrailer"> & {
   frames: number;
 
   /**
-   * Wall time of the whole render, queueing excluded.
+   * Wall time of the whole render, queueing excluded. For a cached or
+   * shared stream, the time this call spent streaming.
    *
    * @generated from field: google.protobuf.Duration elapsed = 6;
    */
   elapsed?: Duration | undefined;
+
+  /**
+   * The same id as RenderHeader.video_id.
+   *
+   * @generated from field: string video_id = 7;
+   */
+  videoId: string;
+
+  /**
+   * Where this stream's bytes came from.
+   *
+   * @generated from field: whirl.v1.VideoSource source = 8;
+   */
+  source: VideoSource;
 };
 
 /**
@@ -903,7 +975,7 @@ export type RenderTrailer = Message<"whirl.v1.RenderTrailer"> & {
  * Use `create(RenderTrailerSchema)` to create a new message.
  */
 export const RenderTrailerSchema: GenMessage<RenderTrailer> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 18);
+  messageDesc(file_whirl_v1_animation, 19);
 
 /**
  * ListLeasesRequest is empty.
@@ -918,7 +990,7 @@ export type ListLeasesRequest = Message<"whirl.v1.ListLeasesRequest"> & {
  * Use `create(ListLeasesRequestSchema)` to create a new message.
  */
 export const ListLeasesRequestSchema: GenMessage<ListLeasesRequest> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 19);
+  messageDesc(file_whirl_v1_animation, 20);
 
 /**
  * ListLeasesResponse describes the lease pool.
@@ -960,7 +1032,7 @@ export type ListLeasesResponse = Message<"whirl.v1.ListLeasesResponse"> & {
  * Use `create(ListLeasesResponseSchema)` to create a new message.
  */
 export const ListLeasesResponseSchema: GenMessage<ListLeasesResponse> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 20);
+  messageDesc(file_whirl_v1_animation, 21);
 
 /**
  * LeaseInfo describes a lease without its token.
@@ -1016,7 +1088,7 @@ export type LeaseInfo = Message<"whirl.v1.LeaseInfo"> & {
  * Use `create(LeaseInfoSchema)` to create a new message.
  */
 export const LeaseInfoSchema: GenMessage<LeaseInfo> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 21);
+  messageDesc(file_whirl_v1_animation, 22);
 
 /**
  * RevokeLeaseRequest names a lease by handle.
@@ -1037,7 +1109,7 @@ export type RevokeLeaseRequest = Message<"whirl.v1.RevokeLeaseRequest"> & {
  * Use `create(RevokeLeaseRequestSchema)` to create a new message.
  */
 export const RevokeLeaseRequestSchema: GenMessage<RevokeLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 22);
+  messageDesc(file_whirl_v1_animation, 23);
 
 /**
  * RevokeLeaseResponse is empty: the lease is gone.
@@ -1052,7 +1124,7 @@ export type RevokeLeaseResponse = Message<"whirl.v1.RevokeLeaseResponse"> & {
  * Use `create(RevokeLeaseResponseSchema)` to create a new message.
  */
 export const RevokeLeaseResponseSchema: GenMessage<RevokeLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_whirl_v1_animation, 23);
+  messageDesc(file_whirl_v1_animation, 24);
 
 /**
  * Shape is the closed unit curve a wheel traces as it turns.
@@ -1145,6 +1217,47 @@ export const StyleSchema: GenEnum<Style> = /*@__PURE__*/
   enumDesc(file_whirl_v1_animation, 1);
 
 /**
+ * VideoSource says where a stream's bytes came from.
+ *
+ * @generated from enum whirl.v1.VideoSource
+ */
+export enum VideoSource {
+  /**
+   * Not reported.
+   *
+   * @generated from enum value: VIDEO_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Rendered and encoded for this call.
+   *
+   * @generated from enum value: VIDEO_SOURCE_RENDERED = 1;
+   */
+  RENDERED = 1,
+
+  /**
+   * Read from this server's cache of finished videos: no render, no ffmpeg.
+   *
+   * @generated from enum value: VIDEO_SOURCE_CACHED = 2;
+   */
+  CACHED = 2,
+
+  /**
+   * Joined a render of the same video already running for another call.
+   *
+   * @generated from enum value: VIDEO_SOURCE_SHARED = 3;
+   */
+  SHARED = 3,
+}
+
+/**
+ * Describes the enum whirl.v1.VideoSource.
+ */
+export const VideoSourceSchema: GenEnum<VideoSource> = /*@__PURE__*/
+  enumDesc(file_whirl_v1_animation, 2);
+
+/**
  * AnimationService admits callers with leases and renders curves.
  *
  * @generated from service whirl.v1.AnimationService
@@ -1221,6 +1334,12 @@ export const AnimationService: GenService<{
    * `header`, then `chunk`s in order interleaved with `progress`, then one
    * `trailer`. A stream that fails part-way ends with an error status and no
    * trailer: without a trailer the video is incomplete.
+   *
+   * Output is deterministic, so a video already finished is served from the
+   * server's cache (no render slot, no ffmpeg) and a request for a video
+   * that is rendering right now joins that render; the lease is needed all
+   * the same. `resume` continues an interrupted stream from a byte offset,
+   * on any replica of the same build.
    *
    * @generated from rpc whirl.v1.AnimationService.RenderAnimation
    */
