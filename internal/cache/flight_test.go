@@ -24,7 +24,9 @@ type gated struct {
 	canceled atomic.Bool
 }
 
-func newGated(v video, before int) *gated { return &gated{v: v, before: before, gate: make(chan struct{})} }
+func newGated(v video, before int) *gated {
+	return &gated{v: v, before: before, gate: make(chan struct{})}
+}
 
 func (g *gated) render(ctx context.Context, w *cache.Writer) (cache.Timing, error) {
 	g.renders.Add(1)
