@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+	"sync"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -13,8 +14,13 @@ import (
 )
 
 // RequestIDHeader carries a call's request id: taken from the client's
-// metadata when well-formed, generated otherwise, and echoed back in the
-// response headers so a client can quote it when reporting a problem.
+// metadata when well-formed, generated otherwise, and returned so a client
+// can quote it when reporting a problem. A call that succeeds returns it in
+// the response headers, a call that fails in the trailers only. A failed call
+// must not send headers: the error then goes out as a trailers-only response,
+// which a gRPC client may still retry, whereas a call whose headers arrived is
+// committed and never retried, so a header on a refusal would defeat every
+// client's retry policy and the grpc-retry-pushback-ms hint.
 const RequestIDHeader = "x-request-id"
 
 // requestIDForm bounds what a client may choose as its id: it ends up in logs.
@@ -22,7 +28,8 @@ var requestIDForm = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 type requestIDKey struct{}
 
-func withRequestID(ctx context.Context) context.Context {
+// withRequestID returns ctx carrying the call's request id, and the id.
+func withRequestID(ctx context.Context) (context.Context, string) {
 	var id string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(RequestIDHeader); len(v) == 1 && requestIDForm.MatchString(v[0]) {
@@ -34,18 +41,56 @@ func withRequestID(ctx context.Context) context.Context {
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, requestIDKey{}, id), id
 }
 
 func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(withRequestID(ctx), req)
+	ctx, id := withRequestID(ctx)
+	resp, err := handler(ctx, req)
+	md := metadata.Pairs(RequestIDHeader, id)
+	if err != nil {
+		_ = grpc.SetTrailer(ctx, md)
+	} else {
+		_ = grpc.SetHeader(ctx, md)
+	}
+	return resp, err
 }
 
 func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	w := middleware.WrapServerStream(ss)
-	w.WrappedContext = withRequestID(ss.Context())
-	return handler(srv, w)
+	ctx, id := withRequestID(ss.Context())
+	w := &requestIDServerStream{WrappedServerStream: middleware.WrapServerStream(ss), id: metadata.Pairs(RequestIDHeader, id)}
+	w.WrappedContext = ctx
+	err := handler(srv, w)
+	if err != nil {
+		// Also when headers went out with a message: the id then arrives twice.
+		w.SetTrailer(w.id)
+	} else {
+		w.setHeader()
+	}
+	return err
+}
+
+// requestIDServerStream adds the request id to the response headers when the
+// handler first sends something, so a stream that fails before sending
+// anything stays trailers-only.
+type requestIDServerStream struct {
+	*middleware.WrappedServerStream
+	id   metadata.MD
+	once sync.Once
+}
+
+func (s *requestIDServerStream) setHeader() {
+	s.once.Do(func() { _ = s.WrappedServerStream.SetHeader(s.id) })
+}
+
+func (s *requestIDServerStream) SendHeader(md metadata.MD) error {
+	s.setHeader()
+	return s.WrappedServerStream.SendHeader(md)
+}
+
+func (s *requestIDServerStream) SendMsg(m any) error {
+	s.setHeader()
+	return s.WrappedServerStream.SendMsg(m)
 }
 
 // logFields adds the request id to every log line of a call.

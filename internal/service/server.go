@@ -160,7 +160,8 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 
 var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
 
-// NewServer builds the gRPC server: recovery outermost so a panic anywhere
+// NewServer builds the gRPC server: the request id outermost so every status,
+// a recovered panic's too, carries it; then recovery so a panic anywhere
 // becomes INTERNAL for that call only, then per-call logging, then admin
 // authentication for LeaseAdminService alone. Extra options (TLS credentials,
 // say) are appended.
@@ -180,13 +181,13 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	authFn := adminAuth(cfg.AdminToken)
 
 	unary := []grpc.UnaryServerInterceptor{
-		recovery.UnaryServerInterceptor(recoverOpt),
 		requestIDUnary,
+		recovery.UnaryServerInterceptor(recoverOpt),
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 	}
 	stream := []grpc.StreamServerInterceptor{
-		recovery.StreamServerInterceptor(recoverOpt),
 		requestIDStream,
+		recovery.StreamServerInterceptor(recoverOpt),
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 	}
 	if cfg.GRPCMetrics != nil {
