@@ -1,6 +1,10 @@
 package encode
 
-import "fmt"
+import (
+	"bufio"
+	"fmt"
+	"io"
+)
 
 // Segment is a self-contained piece of the fragmented MP4 stream. The
 // concatenation of all segments, in the order the sink receives them, is the
@@ -15,6 +19,46 @@ type Segment struct {
 	// Frames is the number of video frames (samples) in a media segment;
 	// 0 for the init segment and for a trailing segment of index boxes.
 	Frames int
+}
+
+// ReadSegments cuts the fragmented MP4 stream read from r into segments and
+// hands each to sink, in order, as soon as it is complete. It returns the
+// number of frames in the segments delivered and the first error: the
+// sink's (wrapped), reading r's, or one wrapping ErrMalformed for a stream
+// that is not well formed or ends early. It does not close r.
+func ReadSegments(r io.Reader, sink func(Segment) error) (frames int, err error) {
+	var s segmenter
+	deliver := func(seg *Segment) error {
+		if seg == nil {
+			return nil
+		}
+		if err := sink(*seg); err != nil {
+			return fmt.Errorf("encode: sink: %w", err)
+		}
+		return nil
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		typ, box, err := readBox(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s.frames, err
+		}
+		seg, err := s.add(typ, box)
+		if err != nil {
+			return s.frames, err
+		}
+		if err := deliver(seg); err != nil {
+			return s.frames, err
+		}
+	}
+	seg, err := s.finish()
+	if err != nil {
+		return s.frames, err
+	}
+	return s.frames, deliver(seg)
 }
 
 // segmenter groups top-level boxes into segments: everything up to and

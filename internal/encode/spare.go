@@ -3,37 +3,32 @@ package encode
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 )
 
-// Spare keeps one ffmpeg started ahead of need for the most common options.
-// Loading Debian's ffmpeg (over 200 shared libraries) costs ~0.15 s of CPU
-// before it reads its first frame; a render that takes the spare skips that
-// wait, which is most of the time to its first fragment. An idle spare
-// sits blocked reading its stdin and costs memory, not CPU.
+// Spare keeps one ffmpeg Process started ahead of need for the most common
+// options. Loading Debian's ffmpeg (over 200 shared libraries) costs ~0.15 s
+// of CPU before it reads its first frame; a render that takes the spare
+// skips that wait, which is most of the time to its first fragment. An idle
+// spare sits blocked reading its stdin and costs memory, not CPU.
 //
 // The spare's output does not depend on when it was started: it is the same
-// process with the same arguments Start would run.
+// process with the same arguments Start would run, and the Encoder around it
+// is made for the caller, with the caller's context, Frames and sink.
 type Spare struct {
 	template Options
 
 	mu     sync.Mutex
-	ready  *spareEncoder
+	ready  *Process      // started, nothing written to it yet
+	filled chan struct{} // closed when ready is set; replaced when it is taken
 	closed bool
 	wg     sync.WaitGroup
-}
-
-type spareEncoder struct {
-	enc    *Encoder
-	cancel context.CancelFunc
-	sink   atomic.Pointer[func(Segment) error]
 }
 
 // NewSpare starts the first spare for template (Frames is ignored: the same
 // process serves any length).
 func NewSpare(template Options) *Spare {
 	template.Frames = 0
-	s := &Spare{template: template}
+	s := &Spare{template: template, filled: make(chan struct{})}
 	s.refill()
 	return s
 }
@@ -45,23 +40,28 @@ func NewSpare(template Options) *Spare {
 func (s *Spare) Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, error) {
 	key := o
 	key.Frames = 0
-	if key != s.template || sink == nil || ctx.Err() != nil {
+	valid, err := o.withDefaults()
+	if key != s.template || err != nil || sink == nil || ctx.Err() != nil {
 		return Start(ctx, o, sink)
 	}
-	s.mu.Lock()
-	sp := s.ready
-	s.ready = nil
-	s.mu.Unlock()
-	if sp == nil {
+	p := s.take()
+	if p == nil {
 		return Start(ctx, o, sink)
 	}
-	sp.sink.Store(&sink)
-	// The spare was started under the Spare's own context; tie it to the
-	// caller's from now on.
-	context.AfterFunc(ctx, sp.cancel)
-	sp.enc.o.Frames = o.Frames
 	s.refill()
-	return sp.enc, nil
+	return newEncoder(ctx, valid, p, sink), nil
+}
+
+// take removes the ready spare, if any, and returns it.
+func (s *Spare) take() *Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.ready
+	if p != nil {
+		s.ready = nil
+		s.filled = make(chan struct{})
+	}
+	return p
 }
 
 // refill starts a spare in the background unless one is ready or s is closed.
@@ -72,39 +72,31 @@ func (s *Spare) refill() {
 		return
 	}
 	s.wg.Go(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		sp := &spareEncoder{cancel: cancel}
-		// No output arrives before the first frame is written, and the sink
-		// is set before the encoder is handed over.
-		enc, err := Start(ctx, s.template, func(seg Segment) error { return (*sp.sink.Load())(seg) })
+		p, err := StartProcess(s.template)
 		if err != nil {
-			cancel()
 			return
 		}
-		sp.enc = enc
 		s.mu.Lock()
 		keep := !s.closed && s.ready == nil
 		if keep {
-			s.ready = sp
+			s.ready = p
+			close(s.filled)
 		}
 		s.mu.Unlock()
 		if !keep {
-			cancel()
-			_ = enc.Close() // reaped before Close returns
+			p.Stop()
 		}
 	})
 }
 
-// Close kills the idle spare, if any, and waits for a spare being started.
+// Close kills the idle spare, if any, reaps it, and waits for a spare being
+// started.
 func (s *Spare) Close() {
 	s.mu.Lock()
 	s.closed = true
-	sp := s.ready
-	s.ready = nil
 	s.mu.Unlock()
 	s.wg.Wait()
-	if sp != nil {
-		sp.cancel()
-		_ = sp.enc.Close()
+	if p := s.take(); p != nil {
+		p.Stop()
 	}
 }

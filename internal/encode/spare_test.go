@@ -11,9 +11,10 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 )
 
-// TestSpareMatchesFreshStart: an encoder taken from the spare produces the
-// same bytes as one started on demand, a second take gets a refilled spare,
-// other options fall back to a fresh start, and Close leaves no process.
+// TestSpareMatchesFreshStart: an encoder taken from the spare is the spare's
+// ffmpeg and produces the same bytes as one started on demand, a second
+// take gets a refilled spare, other options start a fresh ffmpeg and leave
+// the spare in place, and Close leaves no process.
 func TestSpareMatchesFreshStart(t *testing.T) {
 	const w, h, n = 96, 64, 12
 	o := encode.Options{Width: w, Height: h, FPS: 24}
@@ -24,12 +25,19 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 	}
 	spare := encode.NewSpare(o)
 	var pids []int
-	take := func(opts encode.Options) []byte {
+	readyPID := func() int {
 		t.Helper()
-		var (
-			mu  sync.Mutex
-			out []byte
-		)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		pid, err := spare.ReadyPID(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the spare ffmpeg: %v", err)
+		}
+		return pid
+	}
+	take := func(opts encode.Options) (pid int, out []byte) {
+		t.Helper()
+		var mu sync.Mutex
 		e, err := spare.Start(context.Background(), opts, func(s encode.Segment) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -50,21 +58,36 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return out
+		return e.PID(), out
 	}
-	time.Sleep(300 * time.Millisecond) // let the first spare start
 	withFrames := o
 	withFrames.Frames = n
 	for i := range 2 {
-		if got := take(withFrames); !bytes.Equal(got, want.data) {
+		ready := readyPID()
+		pid, got := take(withFrames)
+		if pid != ready {
+			t.Fatalf("take %d: ran ffmpeg %d, not the spare %d", i, pid, ready)
+		}
+		if !bytes.Equal(got, want.data) {
 			t.Fatalf("take %d: spare output differs from a fresh encode (%d vs %d bytes)", i, len(got), len(want.data))
 		}
 	}
 	other := o
 	other.FPS = 25
-	mp4check.Probe(t, take(other), mp4check.Expect{Width: w, Height: h, FPS: 25, Frames: n})
+	ready := readyPID()
+	pid, got := take(other)
+	if pid == ready {
+		t.Fatalf("options other than the template's took the spare %d", pid)
+	}
+	mp4check.Probe(t, got, mp4check.Expect{Width: w, Height: h, FPS: 25, Frames: n})
+	if still := readyPID(); still != ready {
+		t.Errorf("the spare changed from %d to %d without being taken", ready, still)
+	}
 	spare.Close()
-	for _, pid := range pids {
-		waitGone(t, pid, time.Second)
+	// Close and every encoder's Close return after reaping their ffmpeg
+	for _, pid := range append(pids, ready) {
+		if !gone(pid) {
+			t.Errorf("ffmpeg %d still in the process table after Close", pid)
+		}
 	}
 }
