@@ -42,21 +42,32 @@ type slot struct {
 // goroutine promptly), or a recovered panic of the drawing goroutines. No
 // goroutine outlives the call. o.Width and o.Height must be even.
 func Frames(ctx context.Context, c curve.Curve, o Options, workers int, emit func(frame int, yuv []byte) error) error {
+	return FrameRange(ctx, c, o, 0, o.WithDefaults().Frames, workers, emit)
+}
+
+// FrameRange is Frames for the count frames from first on only: it starts
+// cold at frame first (replaying the trail's strokes up to it, which costs
+// far less than drawing the frames) and emits exactly the bytes Frames
+// emits for those frames. Video segments drawn side by side use it.
+func FrameRange(ctx context.Context, c curve.Curve, o Options, first, count, workers int, emit func(frame int, yuv []byte) error) error {
 	o = o.WithDefaults()
 	if o.Width%2 != 0 || o.Height%2 != 0 {
 		return fmt.Errorf("render: video frames need an even width and height, got %dx%d", o.Width, o.Height)
 	}
+	if first < 0 || count < 0 || first+count > o.Frames {
+		return fmt.Errorf("render: frames [%d, %d) are not within the animation's %d", first, first+count, o.Frames)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return newScene(c, o).run(ctx, workers, emit)
+	return newScene(c, o).run(ctx, first, first+count, workers, emit)
 }
 
 // MaxWorkers caps Frames' workers argument.
 const MaxWorkers = 64
 
-// run is Frames for a prepared scene.
-func (sc *scene) run(ctx context.Context, workers int, emit func(frame int, yuv []byte) error) error {
+// run is FrameRange for a prepared scene and the frames [first, end).
+func (sc *scene) run(ctx context.Context, first, end, workers int, emit func(frame int, yuv []byte) error) error {
 	workers = min(MaxWorkers, max(1, workers))
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -85,7 +96,7 @@ func (sc *scene) run(ctx context.Context, workers int, emit func(frame int, yuv 
 		tr := sc.newTrail()
 		tr.trackYUV()
 		created := 0
-		for f := range sc.frames {
+		for f := first; f < end; f++ {
 			var s *slot
 			select {
 			case s = <-free:
@@ -150,7 +161,7 @@ func (sc *scene) run(ctx context.Context, workers int, emit func(frame int, yuv 
 	if producerErr != nil {
 		return producerErr
 	}
-	if emitted < sc.frames {
+	if emitted < end-first {
 		return ctxErr(parent, ctx)
 	}
 	return nil

@@ -295,6 +295,49 @@ func TestFramesMatchesStillSeeds(t *testing.T) {
 	}
 }
 
+// TestFrameRangeMatchesFrames: any run of frames started cold is
+// byte-identical to the same frames of the whole animation, and ranges
+// outside the animation are refused.
+func TestFrameRangeMatchesFrames(t *testing.T) {
+	c := generate(t, curve.Params{Seed: 21, Wheels: 7})
+	o := Options{Width: 80, Height: 64, Frames: 30}
+	var whole [][]byte
+	if err := Frames(context.Background(), c, o, 2, func(_ int, yuv []byte) error {
+		whole = append(whole, bytes.Clone(yuv))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ first, count, workers int }{
+		{0, 30, 1}, {0, 7, 2}, {7, 7, 3}, {29, 1, 1}, {12, 18, 2}, {30, 0, 1},
+	} {
+		t.Run(fmt.Sprintf("first=%d_count=%d", tc.first, tc.count), func(t *testing.T) {
+			next := tc.first
+			err := FrameRange(context.Background(), c, o, tc.first, tc.count, tc.workers, func(f int, yuv []byte) error {
+				if f != next {
+					t.Fatalf("got frame %d, want %d", f, next)
+				}
+				next++
+				if !bytes.Equal(yuv, whole[f]) {
+					t.Errorf("frame %d differs from the whole render in %d bytes", f, countDiff(yuv, whole[f]))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next != tc.first+tc.count {
+				t.Errorf("emitted up to %d, want %d", next, tc.first+tc.count)
+			}
+		})
+	}
+	for _, bad := range []struct{ first, count int }{{-1, 2}, {29, 2}, {0, 31}, {3, -1}} {
+		if err := FrameRange(context.Background(), c, o, bad.first, bad.count, 1, func(int, []byte) error { return nil }); err == nil {
+			t.Errorf("range first=%d count=%d accepted", bad.first, bad.count)
+		}
+	}
+}
+
 // TestConcurrentRenders: 8 goroutines rendering 8 different curves at once
 // each get exactly what a solo render gives (run with -race).
 func TestConcurrentRenders(t *testing.T) {
@@ -441,7 +484,7 @@ func TestFramesCancel(t *testing.T) {
 			}
 		}
 		emitted := 0
-		err := sc.run(context.Background(), 2, func(int, []byte) error { emitted++; return nil })
+		err := sc.run(context.Background(), 0, sc.frames, 2, func(int, []byte) error { emitted++; return nil })
 		if err == nil || !strings.Contains(err.Error(), "drawing bug") || !strings.Contains(err.Error(), "frame 7") {
 			t.Fatalf("err = %v", err)
 		}
