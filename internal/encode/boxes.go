@@ -210,15 +210,15 @@ func fragmentInfo(moof []byte) (samples int, bytes int64, err error) {
 			if tc.typ != "trun" {
 				continue
 			}
-			n, sz, err := trunInfo(tc.payload)
+			run, err := trunInfo(tc.payload, 0)
 			if err != nil {
 				return 0, 0, err
 			}
-			samples += n
-			if sz < 0 || bytes < 0 {
+			samples += run.samples
+			if run.bytes < 0 || bytes < 0 {
 				bytes = -1
 			} else {
-				bytes += sz
+				bytes += run.bytes
 			}
 		}
 	}
@@ -228,11 +228,22 @@ func fragmentInfo(moof []byte) (samples int, bytes int64, err error) {
 	return samples, bytes, nil
 }
 
-// trunInfo decodes a trun payload (ISO/IEC 14496-12 8.8.8).
-func trunInfo(p []byte) (samples int, bytes int64, err error) {
+// trun is what a track run (ISO/IEC 14496-12 8.8.8) says of its samples.
+type trun struct {
+	samples  int
+	bytes    int64  // sum of the sample sizes, -1 when they are not listed
+	duration uint64 // sum of the sample durations
+	firstCTO int64  // the first sample's composition time offset
+}
+
+// trunInfo decodes a trun payload; samples without a duration of their own
+// last defaultDuration.
+func trunInfo(p []byte, defaultDuration uint32) (trun, error) {
+	var t trun
 	if len(p) < 8 {
-		return 0, 0, fmt.Errorf("%w: short trun", ErrMalformed)
+		return t, fmt.Errorf("%w: short trun", ErrMalformed)
 	}
+	version := p[0]
 	flags := binary.BigEndian.Uint32(p) & 0xffffff
 	count := binary.BigEndian.Uint32(p[4:])
 	off := 8
@@ -242,29 +253,44 @@ func trunInfo(p []byte) (samples int, bytes int64, err error) {
 	if flags&0x4 != 0 { // first-sample-flags-present
 		off += 4
 	}
-	per := 0
-	sizeAt := -1
+	// per-sample fields, in order: duration, size, flags, composition offset
+	per, durAt, sizeAt, ctoAt := 0, -1, -1, -1
 	for _, f := range []struct {
 		bit uint32
-		sz  bool
-	}{{0x100, false}, {0x200, true}, {0x400, false}, {0x800, false}} {
+		at  *int
+	}{{0x100, &durAt}, {0x200, &sizeAt}, {0x400, nil}, {0x800, &ctoAt}} {
 		if flags&f.bit != 0 {
-			if f.sz {
-				sizeAt = per
+			if f.at != nil {
+				*f.at = per
 			}
 			per += 4
 		}
 	}
 	if uint64(len(p)-off) < uint64(count)*uint64(per) {
-		return 0, 0, fmt.Errorf("%w: trun lists %d samples but is only %d bytes", ErrMalformed, count, len(p))
+		return t, fmt.Errorf("%w: trun lists %d samples but is only %d bytes", ErrMalformed, count, len(p))
 	}
+	t.samples = int(count)
 	if sizeAt < 0 {
-		return int(count), -1, nil
+		t.bytes = -1
 	}
 	for i := range int(count) {
-		bytes += int64(binary.BigEndian.Uint32(p[off+i*per+sizeAt:]))
+		sample := p[off+i*per:]
+		if sizeAt >= 0 {
+			t.bytes += int64(binary.BigEndian.Uint32(sample[sizeAt:]))
+		}
+		if durAt >= 0 {
+			t.duration += uint64(binary.BigEndian.Uint32(sample[durAt:]))
+		} else {
+			t.duration += uint64(defaultDuration)
+		}
+		if i == 0 && ctoAt >= 0 {
+			u := binary.BigEndian.Uint32(sample[ctoAt:])
+			if t.firstCTO = int64(u); version == 1 {
+				t.firstCTO = int64(int32(u))
+			}
+		}
 	}
-	return int(count), bytes, nil
+	return t, nil
 }
 
 // Codecs returns the RFC 6381 codecs parameter of the first video track of
@@ -272,71 +298,92 @@ func trunInfo(p []byte) (samples int, bytes int64, err error) {
 // sample entry's type followed by profile, constraint flags and level from
 // its avcC box.
 func Codecs(init []byte) (string, error) {
-	moov, err := find(init, "moov")
+	entry, avcC, err := videoConfig(init)
 	if err != nil {
 		return "", err
 	}
+	return fmt.Sprintf("%s.%02x%02x%02x", entry, avcC[1], avcC[2], avcC[3]), nil
+}
+
+// videoConfig finds the first video track of an init segment and returns
+// its H.264 sample entry type (avc1 or avc3) and the payload of its avcC
+// box, the decoder configuration that holds the SPS and PPS.
+func videoConfig(init []byte) (entry string, avcC []byte, err error) {
+	moov, err := find(init, "moov")
+	if err != nil {
+		return "", nil, err
+	}
 	traks, err := children(moov)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, t := range traks {
 		if t.typ != "trak" {
 			continue
 		}
-		mdia, err := find(t.payload, "mdia")
+		stsd, video, err := trackStsd(t.payload)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		hdlr, err := find(mdia, "hdlr")
-		if err != nil {
-			return "", err
-		}
-		// version/flags(4) pre_defined(4) handler_type(4)
-		if len(hdlr) < 12 || string(hdlr[8:12]) != "vide" {
+		if !video {
 			continue
-		}
-		minf, err := find(mdia, "minf")
-		if err != nil {
-			return "", err
-		}
-		stbl, err := find(minf, "stbl")
-		if err != nil {
-			return "", err
-		}
-		stsd, err := find(stbl, "stsd")
-		if err != nil {
-			return "", err
 		}
 		// version/flags(4) entry_count(4), then the sample entries
 		if len(stsd) < 8 {
-			return "", fmt.Errorf("%w: short stsd", ErrMalformed)
+			return "", nil, fmt.Errorf("%w: short stsd", ErrMalformed)
 		}
 		entries, err := children(stsd[8:])
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if len(entries) == 0 {
-			return "", fmt.Errorf("%w: empty stsd", ErrMalformed)
+			return "", nil, fmt.Errorf("%w: empty stsd", ErrMalformed)
 		}
 		e := entries[0]
 		if e.typ != "avc1" && e.typ != "avc3" {
-			return "", fmt.Errorf("video sample entry is %q, not H.264 (avc1/avc3)", e.typ)
+			return "", nil, fmt.Errorf("video sample entry is %q, not H.264 (avc1/avc3)", e.typ)
 		}
 		// VisualSampleEntry fields before the child boxes: 78 bytes
 		if len(e.payload) < 78 {
-			return "", fmt.Errorf("%w: short %s sample entry", ErrMalformed, e.typ)
+			return "", nil, fmt.Errorf("%w: short %s sample entry", ErrMalformed, e.typ)
 		}
 		avcC, err := find(e.payload[78:], "avcC")
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if len(avcC) < 4 || avcC[0] != 1 {
-			return "", fmt.Errorf("%w: bad avcC", ErrMalformed)
+			return "", nil, fmt.Errorf("%w: bad avcC", ErrMalformed)
 		}
-		return fmt.Sprintf("%s.%02x%02x%02x", e.typ, avcC[1], avcC[2], avcC[3]), nil
+		return e.typ, avcC, nil
 	}
-	return "", fmt.Errorf("%w: no video track", ErrMalformed)
+	return "", nil, fmt.Errorf("%w: no video track", ErrMalformed)
+}
+
+// trackStsd returns a trak's sample description box and whether the track
+// is video.
+func trackStsd(trak []byte) (stsd []byte, video bool, err error) {
+	mdia, err := find(trak, "mdia")
+	if err != nil {
+		return nil, false, err
+	}
+	hdlr, err := find(mdia, "hdlr")
+	if err != nil {
+		return nil, false, err
+	}
+	// version/flags(4) pre_defined(4) handler_type(4)
+	if len(hdlr) < 12 || string(hdlr[8:12]) != "vide" {
+		return nil, false, nil
+	}
+	minf, err := find(mdia, "minf")
+	if err != nil {
+		return nil, false, err
+	}
+	stbl, err := find(minf, "stbl")
+	if err != nil {
+		return nil, false, err
+	}
+	stsd, err = find(stbl, "stsd")
+	return stsd, true, err
 }
 
 // MIMEType returns the type to give a browser's MediaSource for an init

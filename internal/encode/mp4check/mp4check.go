@@ -30,6 +30,10 @@ type Expect struct {
 	// Frames/FPS. Checked to within half a frame (or 1 ms without FPS).
 	Duration time.Duration
 	Profile  string // ffprobe's profile name, e.g. "High"
+	// Timestamps checks that the packets' decode times strictly increase
+	// and that the decoded frames' presentation times strictly increase
+	// in equal steps (one frame each: no gap, no overlap, no jump).
+	Timestamps bool
 }
 
 // Info is what ffprobe and the box walker found.
@@ -149,7 +153,51 @@ func ProbeFile(t testing.TB, path string, want Expect) Info {
 			t.Errorf("mp4check: %s: %v", path, err)
 		}
 	}
+	if want.Timestamps {
+		if err := checkTimestamps(path); err != nil {
+			t.Errorf("mp4check: %s: %v", path, err)
+		}
+	}
 	return info
+}
+
+// checkTimestamps is Expect.Timestamps.
+func checkTimestamps(path string) error {
+	list := func(entries string) ([]int64, error) {
+		out, err := exec.Command(FFprobePath, "-v", "error", "-select_streams", "v:0",
+			"-show_entries", entries, "-of", "csv=p=0", path).Output()
+		if err != nil {
+			return nil, fmt.Errorf("ffprobe %s: %w", entries, err)
+		}
+		var ts []int64
+		for _, f := range strings.Fields(string(out)) {
+			v, err := strconv.ParseInt(strings.Trim(f, ","), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("ffprobe %s: %q: %w", entries, f, err)
+			}
+			ts = append(ts, v)
+		}
+		return ts, nil
+	}
+	dts, err := list("packet=dts")
+	if err != nil {
+		return err
+	}
+	for i := 1; i < len(dts); i++ {
+		if dts[i] <= dts[i-1] {
+			return fmt.Errorf("packet %d: dts %d after %d, not increasing", i, dts[i], dts[i-1])
+		}
+	}
+	pts, err := list("frame=pts")
+	if err != nil {
+		return err
+	}
+	for i := 1; i < len(pts); i++ {
+		if step := pts[i] - pts[i-1]; step <= 0 || step != pts[1]-pts[0] {
+			return fmt.Errorf("frame %d: pts %d after %d (first step %d): not one frame on", i, pts[i], pts[i-1], pts[1]-pts[0])
+		}
+	}
+	return nil
 }
 
 // MatchCodecs checks that an "avc1.PPCCLL" codecs string agrees with the

@@ -1,0 +1,85 @@
+package encode
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Span is one segment of a video: the frames [First, First+Count).
+type Span struct {
+	First, Count int
+}
+
+// MinTail is the fewest frames a video's last segment has: a shorter
+// remainder is encoded with the segment before it. libx264 delays
+// presentation by its B-frame reordering (2 frames with the presets'
+// B-pyramid) only once it has 3 frames or more; a 1- or 2-frame segment
+// would be presented 2 frames early against the others. 8 leaves margin
+// and costs at most 7 frames of imbalance between segments.
+const MinTail = 8
+
+// Plan cuts a video of frames frames into the segments a segmented encode
+// runs, each encoded by its own ffmpeg from its own closed GOP: one GOP
+// (o.GOP frames, after defaults) per segment, the last one shorter when
+// frames is not a multiple of it, or longer (with a keyframe inside) when
+// the remainder would be under MinTail frames. The plan depends on the request alone
+// (frames and the options' GOP, itself DefaultGOPSeconds×FPS unless set),
+// never on how many encoders happen to run, so the bytes do not either.
+// A video of 0 frames has no segments.
+//
+// One GOP per segment because a segment boundary is a keyframe anyway: a
+// longer segment would only make the work coarser to share out. Why the
+// GOP is 4 s: see DefaultGOPSeconds and MEASUREMENTS.md (table F).
+func (o Options) Plan(frames int) ([]Span, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if frames < 0 {
+		return nil, fmt.Errorf("encode: plan for %d frames", frames)
+	}
+	spans := make([]Span, 0, (frames+o.GOP-1)/o.GOP)
+	for first := 0; first < frames; first += o.GOP {
+		if n := len(spans); n > 0 && frames-first < MinTail {
+			spans[n-1].Count += frames - first
+			break
+		}
+		spans = append(spans, Span{First: first, Count: min(o.GOP, frames-first)})
+	}
+	return spans, nil
+}
+
+// planVersion names the way Plan cuts a video and Stitcher joins the
+// pieces; it changes whenever either would change the bytes.
+const planVersion = "gop-segments/1"
+
+// SegmentThreads is libx264's thread count in each segment's ffmpeg when
+// Options.Threads is 0: one, because a video's segments run side by side
+// and one thread per encoder wastes no CPU on x264's frame threading, and
+// keeps the first fragment fast (MEASUREMENTS.md, table C: threads 1 and 2
+// give the same bytes).
+const SegmentThreads = 1
+
+// segmented is o with a segment encoder's defaults.
+func (o Options) segmented() Options {
+	if o.Threads == 0 {
+		o.Threads = SegmentThreads
+	}
+	return o
+}
+
+// Identity is a canonical description of everything in o that decides the
+// bytes of a segmented encode (EncodeSegments): ffmpeg's whole command line
+// after defaults (codec, preset, CRF, GOP, fragments, threads, size, rate
+// and every fixed argument), the number of frames and the segment plan's
+// version. The same Identity and the same frames give the same bytes from
+// the same ffmpeg build; the build itself is not part of it, so a cache
+// shared by servers with different ffmpeg builds must add it. FFmpegPath
+// and Nice change no byte and are left out.
+func (o Options) Identity() (string, error) {
+	o, err := o.segmented().withDefaults()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("ffmpeg %s; frames=%d; plan=%s", strings.Join(args(o), " "), o.Frames, planVersion), nil
+}

@@ -1,0 +1,279 @@
+package encode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FrameSource draws the frames of span, in order, and passes each to write
+// (planar I420, i420.Size(Width, Height) bytes; the slice need not outlive
+// the call). It returns write's first error, or its own.
+type FrameSource func(ctx context.Context, span Span, write func(yuv []byte) error) error
+
+// FrameWriter is one segment's encoder as EncodeSegments drives it; an
+// *Encoder is one.
+type FrameWriter interface {
+	WriteFrame(yuv []byte) error
+	Close() error
+}
+
+// StartFunc starts one segment's encoder, as Start does.
+type StartFunc func(ctx context.Context, o Options, sink func(Segment) error) (FrameWriter, error)
+
+// Segments configures EncodeSegments.
+type Segments struct {
+	// Options for every segment's encoder; Width, Height, FPS and Frames
+	// (the whole video's) are required. Threads 0 means SegmentThreads.
+	Options Options
+	// Start starts a segment's encoder; nil means the package's Start.
+	Start StartFunc
+	// Budget bounds encoders across the process; nil means one at a time.
+	Budget *Budget
+	// SpoolMemory bounds the bytes of each waiting segment's output held
+	// in memory (0: DefaultSpoolMemory); the rest goes to a temporary file
+	// in SpoolDir ("" = the system's).
+	SpoolMemory int
+	SpoolDir    string
+}
+
+// SegmentStats describe a finished (or failed) segmented encode.
+type SegmentStats struct {
+	Segments    int           // in the plan
+	MaxEncoders int           // most segment encoders running at once
+	Spilled     int64         // bytes of waiting output written to disk
+	Drawing     time.Duration // summed over segments: time not spent in WriteFrame
+	Encoding    time.Duration // summed over segments: time blocked in WriteFrame and Close
+}
+
+// EncodeSegments encodes a video as the segments of Options.Plan, each
+// from its own renderer (frames) and its own ffmpeg, as many at once as the
+// budget allows, and hands the stitched stream (see Stitcher) to sink in
+// order: segment 0 starts first and streams as it is encoded; later
+// segments' output waits, bounded in memory, until their turn. The bytes do
+// not depend on how many segments ran at once.
+//
+// It returns when every segment has been delivered, or on the first error,
+// after stopping every encoder it started: no ffmpeg and no goroutine of it
+// outlives the call. Cancelling ctx stops them all at once.
+func EncodeSegments(ctx context.Context, cfg Segments, frames FrameSource, sink func(Segment) error) (SegmentStats, error) {
+	o := cfg.Options.segmented()
+	spans, err := o.Plan(o.Frames)
+	if err != nil {
+		return SegmentStats{}, err
+	}
+	if len(spans) == 0 {
+		return SegmentStats{}, errors.New("encode: a segmented encode needs Options.Frames")
+	}
+	r := &segmentRun{cfg: cfg, o: o, spans: spans, frames: frames, stitcher: NewStitcher(sink)}
+	if r.cfg.Start == nil {
+		r.cfg.Start = func(ctx context.Context, o Options, sink func(Segment) error) (FrameWriter, error) {
+			return Start(ctx, o, sink)
+		}
+	}
+	if r.cfg.Budget == nil {
+		r.cfg.Budget = NewBudget(1)
+	}
+	if r.cfg.SpoolMemory <= 0 {
+		r.cfg.SpoolMemory = DefaultSpoolMemory
+	}
+	return r.run(ctx)
+}
+
+// segmentRun is one EncodeSegments call.
+type segmentRun struct {
+	cfg      Segments
+	o        Options
+	spans    []Span
+	frames   FrameSource
+	stitcher *Stitcher
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	parts  []*segmentPart
+
+	running, maxRunning atomic.Int32
+	drawing, encoding   atomic.Int64
+}
+
+// segmentPart is one segment's state between its encoder and the stitcher.
+type segmentPart struct {
+	spool   *spool
+	started chan struct{} // closed once the segment runs (or never will)
+	done    chan error    // receives the segment's result once
+}
+
+func (r *segmentRun) run(parent context.Context) (SegmentStats, error) {
+	r.ctx, r.cancel = context.WithCancelCause(parent)
+	defer r.cancel(nil)
+	r.parts = make([]*segmentPart, len(r.spans))
+	for i := range r.parts {
+		r.parts[i] = &segmentPart{
+			spool:   newSpool(r.cfg.SpoolDir, r.cfg.SpoolMemory),
+			started: make(chan struct{}),
+			done:    make(chan error, 1),
+		}
+	}
+	finished := make(chan struct{}, len(r.spans))
+	r.wg.Go(func() { r.launch(finished) })
+	err := r.deliver()
+	if err != nil {
+		r.cancel(err)
+	}
+	r.wg.Wait()
+	stats := SegmentStats{
+		Segments:    len(r.spans),
+		MaxEncoders: int(r.maxRunning.Load()),
+		Drawing:     time.Duration(r.drawing.Load()),
+		Encoding:    time.Duration(r.encoding.Load()),
+	}
+	for _, p := range r.parts {
+		stats.Spilled += p.spool.Spilled()
+		p.spool.close()
+	}
+	if err != nil && parent.Err() != nil {
+		err = fmt.Errorf("encode: %w", context.Cause(parent))
+	}
+	return stats, err
+}
+
+// deliver hands the segments to the stitcher in order, each as soon as the
+// one before it is complete, and returns the first error.
+func (r *segmentRun) deliver() error {
+	for i, p := range r.parts {
+		select {
+		case <-p.started:
+		case <-r.ctx.Done():
+			return context.Cause(r.ctx)
+		}
+		if err := p.spool.release(r.stitcher.Add); err != nil {
+			return err
+		}
+		if err := <-p.done; err != nil {
+			if cause := context.Cause(r.ctx); cause != nil {
+				// another segment failed first and stopped this one
+				return cause
+			}
+			return fmt.Errorf("encode: segment %d (frames %d–%d): %w", i, r.spans[i].First, r.spans[i].First+r.spans[i].Count-1, err)
+		}
+		if err := r.stitcher.EndSegment(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// launch starts the segments in plan order, each once it holds an encoder
+// from the budget: the first encoder of the video waits its turn in line,
+// more are taken only while free. finished receives whenever one of this
+// video's segments ends, which may make room for the next.
+func (r *segmentRun) launch(finished chan struct{}) {
+	for i, span := range r.spans {
+		release, err := r.take(finished)
+		if err != nil {
+			return // ctx is done: deliver sees it
+		}
+		r.running.Add(1)
+		r.maxRunning.Store(max(r.maxRunning.Load(), r.running.Load()))
+		p := r.parts[i]
+		close(p.started)
+		r.wg.Go(func() {
+			err := r.encode(span, p.spool.put)
+			r.running.Add(-1)
+			release()
+			if err != nil {
+				r.cancel(fmt.Errorf("encode: segment %d: %w", i, err))
+			}
+			p.done <- err
+			finished <- struct{}{}
+		})
+	}
+}
+
+// take gets an encoder for the next segment.
+func (r *segmentRun) take(finished chan struct{}) (release func(), err error) {
+	for {
+		if r.running.Load() == 0 {
+			return r.cfg.Budget.acquire(r.ctx)
+		}
+		if release, ok := r.cfg.Budget.tryAcquire(); ok {
+			return release, nil
+		}
+		select {
+		case <-finished:
+		case <-r.ctx.Done():
+			return nil, r.ctx.Err()
+		}
+	}
+}
+
+// encode runs one segment: its own renderer into its own encoder.
+func (r *segmentRun) encode(span Span, sink func(Segment) error) error {
+	o := r.o
+	o.Frames = span.Count
+	enc, err := r.cfg.Start(r.ctx, o, sink)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var writing time.Duration
+	err = r.frames(r.ctx, span, func(yuv []byte) error {
+		t := time.Now()
+		defer func() { writing += time.Since(t) }()
+		return enc.WriteFrame(yuv)
+	})
+	t := time.Now()
+	closeErr := enc.Close()
+	writing += time.Since(t)
+	r.encoding.Add(int64(writing))
+	r.drawing.Add(int64(time.Since(start) - writing))
+	if err != nil {
+		// Close's error says why WriteFrame failed, if it did
+		return errors.Join(err, closeErr)
+	}
+	return closeErr
+}
+
+// Budget is the process-wide bound on segment encoders running at once,
+// shared by every video being encoded. A video's first encoder waits its
+// turn in line (first come, first served); it takes more only while some
+// are free and nobody waits, so a video borrowing extra encoders never
+// overtakes one waiting for its first.
+type Budget struct {
+	// One token per running encoder. Blocked senders on a channel are
+	// served in arrival order, and a token freed while one waits goes
+	// straight to it, so tryAcquire cannot overtake a waiter.
+	tokens chan struct{}
+}
+
+// NewBudget returns a Budget of n encoders (at least 1).
+func NewBudget(n int) *Budget {
+	return &Budget{tokens: make(chan struct{}, max(n, 1))}
+}
+
+// Size is the number of encoders b allows at once.
+func (b *Budget) Size() int { return cap(b.tokens) }
+
+func (b *Budget) acquire(ctx context.Context) (func(), error) {
+	select {
+	case b.tokens <- struct{}{}:
+		return b.release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *Budget) tryAcquire() (func(), bool) {
+	select {
+	case b.tokens <- struct{}{}:
+		return b.release, true
+	default:
+		return nil, false
+	}
+}
+
+func (b *Budget) release() { <-b.tokens }

@@ -1,0 +1,251 @@
+package encode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrStitch is wrapped by every error about segments that cannot be joined
+// into one stream: encoders whose settings differ (another SPS/PPS, another
+// init segment) or timestamps that do not run on.
+var ErrStitch = errors.New("segments do not stitch")
+
+// Stitcher joins the fragmented MP4 outputs of a video's segments, each
+// from its own ffmpeg, into one stream a player sees as a single track: one
+// init segment (the first segment's), the media segments of every segment
+// in order with their mfhd sequence numbers renumbered to run on across
+// segment boundaries and their tfdt decode times moved by the duration of
+// the segments before. Every later segment's init segment must equal the
+// first's, SPS and PPS included: if it does not, the encoders were not set
+// up alike and their pieces would not decode as one stream, so Add fails.
+//
+// A Stitcher is used from one goroutine at a time; the segments of one
+// video segment are given to Add in order, then EndSegment.
+type Stitcher struct {
+	sink func(Segment) error
+
+	init    []byte // the first segment's init segment
+	avcC    []byte // its decoder configuration (SPS, PPS)
+	index   int    // the segment being added
+	started bool   // its init segment has been seen
+	seq     uint32 // the last mfhd sequence number sent
+	base    uint64 // where the segment starts on the stitched timeline
+	next    uint64 // where its next fragment starts on its own timeline
+	delay   int64  // the first segment's first composition offset
+	fresh   bool   // no fragment of the current segment seen yet
+}
+
+// NewStitcher returns a Stitcher that hands the joined stream to sink, one
+// Segment at a time (the sink may keep the data).
+func NewStitcher(sink func(Segment) error) *Stitcher {
+	return &Stitcher{sink: sink}
+}
+
+// Add takes the next piece of the current video segment's output: its init
+// segment first, then its media segments in order. The first video
+// segment's init segment is passed on; later ones are checked and dropped.
+// Media segments are rewritten in place and passed on.
+func (s *Stitcher) Add(seg Segment) error {
+	if !s.started {
+		if !seg.Init {
+			return fmt.Errorf("encode: %w: segment %d: media before its init segment", ErrStitch, s.index)
+		}
+		s.started, s.next, s.fresh = true, 0, true
+		if s.index == 0 {
+			_, avcC, err := videoConfig(seg.Data)
+			if err != nil {
+				return fmt.Errorf("encode: segment 0's init segment: %w", err)
+			}
+			s.init, s.avcC = seg.Data, avcC
+			return s.sink(seg)
+		}
+		return s.sameInit(seg.Data)
+	}
+	if seg.Init {
+		return fmt.Errorf("encode: %w: segment %d: a second init segment", ErrStitch, s.index)
+	}
+	boxes, err := Boxes(seg.Data)
+	if err != nil {
+		return fmt.Errorf("encode: segment %d: %w", s.index, err)
+	}
+	for _, b := range boxes {
+		if b.Type != "moof" {
+			continue
+		}
+		if err := s.rewriteMoof(seg.Data[b.Offset : b.Offset+b.Size]); err != nil {
+			return fmt.Errorf("encode: segment %d: %w", s.index, err)
+		}
+	}
+	return s.sink(seg)
+}
+
+// sameInit checks a later segment's init segment against the first's.
+func (s *Stitcher) sameInit(init []byte) error {
+	_, avcC, err := videoConfig(init)
+	if err != nil {
+		return fmt.Errorf("encode: segment %d's init segment: %w", s.index, err)
+	}
+	if !bytes.Equal(avcC, s.avcC) {
+		return fmt.Errorf("encode: %w: segment %d's SPS/PPS (avcC %x) differ from segment 0's (%x): its encoder ran with other settings", ErrStitch, s.index, avcC, s.avcC)
+	}
+	if !bytes.Equal(init, s.init) {
+		return fmt.Errorf("encode: %w: segment %d's init segment differs from segment 0's (same SPS/PPS)", ErrStitch, s.index)
+	}
+	return nil
+}
+
+// EndSegment closes the current video segment once its encoder has
+// delivered everything; the next Add starts the next segment.
+func (s *Stitcher) EndSegment() error {
+	if !s.started {
+		return fmt.Errorf("encode: %w: segment %d ended without output", ErrStitch, s.index)
+	}
+	s.base += s.next
+	s.index++
+	s.started = false
+	return nil
+}
+
+// rewriteMoof renumbers a moof (whole box, header included) and moves its
+// decode time onto the stitched timeline, in place. The fragment's decode
+// time must be where the segment's previous fragment ended.
+func (s *Stitcher) rewriteMoof(moof []byte) error {
+	_, hdr, _, err := parseHeader(moof, int64(len(moof)))
+	if err != nil {
+		return err
+	}
+	cs, err := children(moof[hdr:]) // payloads alias moof: rewritten in place
+	if err != nil {
+		return err
+	}
+	trafs := 0
+	for _, c := range cs {
+		p := c.payload
+		switch c.typ {
+		case "mfhd": // version/flags(4) sequence_number(4)
+			if len(p) < 8 {
+				return fmt.Errorf("%w: short mfhd", ErrMalformed)
+			}
+			if s.seq == math.MaxUint32 {
+				return fmt.Errorf("%w: more than 2³²−1 fragments", ErrStitch)
+			}
+			s.seq++
+			binary.BigEndian.PutUint32(p[4:], s.seq)
+		case "traf":
+			if trafs++; trafs > 1 {
+				return fmt.Errorf("%w: a fragment with %d tracks; segments carry one", ErrStitch, trafs)
+			}
+			if err := s.rewriteTraf(p); err != nil {
+				return err
+			}
+		}
+	}
+	if trafs == 0 {
+		return fmt.Errorf("%w: moof without traf", ErrMalformed)
+	}
+	return nil
+}
+
+// rewriteTraf moves a traf's tfdt (ISO/IEC 14496-12 8.8.12) and advances
+// the segment's timeline by its samples' durations.
+func (s *Stitcher) rewriteTraf(traf []byte) error {
+	var (
+		tfdt        []byte
+		defDuration uint32
+		duration    uint64
+	)
+	cs, err := children(traf)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		switch c.typ {
+		case "tfhd":
+			if defDuration, err = tfhdDefaultDuration(c.payload); err != nil {
+				return err
+			}
+		case "tfdt":
+			tfdt = c.payload
+		case "trun":
+			run, err := trunInfo(c.payload, defDuration)
+			if err != nil {
+				return err
+			}
+			if err := s.checkDelay(run); err != nil {
+				return err
+			}
+			duration += run.duration
+		}
+	}
+	if tfdt == nil {
+		return fmt.Errorf("%w: traf without tfdt", ErrStitch)
+	}
+	if len(tfdt) < 8 || (tfdt[0] == 1 && len(tfdt) < 12) {
+		return fmt.Errorf("%w: short tfdt", ErrMalformed)
+	}
+	var local uint64
+	if tfdt[0] == 1 {
+		local = binary.BigEndian.Uint64(tfdt[4:])
+	} else {
+		local = uint64(binary.BigEndian.Uint32(tfdt[4:]))
+	}
+	if local != s.next {
+		return fmt.Errorf("%w: fragment decode time %d, want %d (where the one before ended)", ErrStitch, local, s.next)
+	}
+	at := s.base + local
+	switch {
+	case tfdt[0] == 1:
+		binary.BigEndian.PutUint64(tfdt[4:], at)
+	case at <= math.MaxUint32:
+		binary.BigEndian.PutUint32(tfdt[4:], uint32(at))
+	default:
+		return fmt.Errorf("%w: decode time %d does not fit a version 0 tfdt", ErrStitch, at)
+	}
+	s.next = local + duration
+	return nil
+}
+
+// checkDelay compares the composition offset of a segment's first sample
+// (its keyframe: presented first, decoded first) with the first segment's.
+// The offset is the encoder's reordering delay; a segment with another
+// one would be presented shifted against the rest.
+func (s *Stitcher) checkDelay(run trun) error {
+	if !s.fresh || run.samples == 0 {
+		return nil
+	}
+	s.fresh = false
+	if s.index == 0 {
+		s.delay = run.firstCTO
+		return nil
+	}
+	if run.firstCTO != s.delay {
+		return fmt.Errorf("%w: the first frame's composition offset is %d, segment 0's %d: the encoder's reordering delay differs", ErrStitch, run.firstCTO, s.delay)
+	}
+	return nil
+}
+
+// tfhdDefaultDuration returns a tfhd's default sample duration (ISO/IEC
+// 14496-12 8.8.7), or 0 when it sets none.
+func tfhdDefaultDuration(p []byte) (uint32, error) {
+	if len(p) < 8 {
+		return 0, fmt.Errorf("%w: short tfhd", ErrMalformed)
+	}
+	flags := binary.BigEndian.Uint32(p) & 0xffffff
+	if flags&0x8 == 0 { // default-sample-duration-present
+		return 0, nil
+	}
+	off := 8 // version/flags(4) track_ID(4)
+	if flags&0x1 != 0 { // base-data-offset-present
+		off += 8
+	}
+	if flags&0x2 != 0 { // sample-description-index-present
+		off += 4
+	}
+	if len(p) < off+4 {
+		return 0, fmt.Errorf("%w: short tfhd", ErrMalformed)
+	}
+	return binary.BigEndian.Uint32(p[off:]), nil
+}
