@@ -237,7 +237,7 @@ func tfhdDefaultDuration(p []byte) (uint32, error) {
 	if flags&0x8 == 0 { // default-sample-duration-present
 		return 0, nil
 	}
-	off := 8 // version/flags(4) track_ID(4)
+	off := 8            // version/flags(4) track_ID(4)
 	if flags&0x1 != 0 { // base-data-offset-present
 		off += 8
 	}
