@@ -15,11 +15,8 @@ import (
 	"github.com/whirl-dev/whirl/internal/lease"
 )
 
-// waiter is this replica's key in the FIFO queue.
-type waiter struct {
-	key string
-	rev int64 // its CreateRevision: the queue position
-}
+// chunk is the number of slots tried by one transaction (nesting depth).
+const chunk = 32
 
 // attempt is the outcome of one try for a slot.
 type attempt struct {
@@ -70,98 +67,6 @@ func (r *Registry) Acquire(ctx context.Context, holder, token string, wait bool)
 	return r.wait(ctx, holder)
 }
 
-// wait queues behind older waiters (on any replica) and takes the first slot
-// that frees once it is the oldest.
-func (r *Registry) wait(ctx context.Context, holder string) (lease.Lease, error) {
-	w, err := r.register(ctx, holder)
-	if err != nil {
-		return lease.Lease{}, err
-	}
-	// Counted once queued, so that Waiting == n means n keys are in line.
-	r.mu.Lock()
-	r.waiting++
-	r.mu.Unlock()
-	defer func() {
-		if w != nil {
-			r.unregister(w)
-		}
-		r.mu.Lock()
-		r.waiting--
-		r.mu.Unlock()
-	}()
-	for {
-		a, err := r.try(ctx, holder, w)
-		if err != nil {
-			return lease.Lease{}, err
-		}
-		if a.ok {
-			w = nil // the admission transaction deleted it
-			r.observe(lease.Observer.Granted)
-			return a.lease, nil
-		}
-		if a.lost {
-			if w, err = r.register(ctx, holder); err != nil {
-				return lease.Lease{}, err
-			}
-			continue
-		}
-		if err := r.await(ctx, a.rev); err != nil {
-			return lease.Lease{}, err
-		}
-	}
-}
-
-// register puts a waiter key under this replica's session lease.
-func (r *Registry) register(ctx context.Context, holder string) (*waiter, error) {
-	for range 2 {
-		sess, err := r.sessionLease(ctx)
-		if err != nil {
-			return nil, err
-		}
-		key := r.waitersPrefix() + randomHex(8)
-		octx, cancel := r.opCtx(ctx)
-		resp, err := r.cli.Put(octx, key, holder, clientv3.WithLease(sess))
-		cancel()
-		if isLeaseNotFound(err) {
-			r.dropSession(sess)
-			continue
-		}
-		if err != nil {
-			return nil, r.fail(ctx, err)
-		}
-		return &waiter{key: key, rev: resp.Header.Revision}, nil
-	}
-	return nil, lease.ErrUnavailable
-}
-
-func (r *Registry) unregister(w *waiter) {
-	ctx, cancel := r.opCtx(context.Background())
-	_, _ = r.cli.Delete(ctx, w.key)
-	cancel()
-}
-
-// await blocks until a slot or waiter key is deleted after revision rev, the
-// poll interval passes, ctx ends or the registry closes.
-func (r *Registry) await(ctx context.Context, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(rev + 1), clientv3.WithFilterPut()}
-	slots := r.cli.Watch(wctx, r.slotsPrefix(), opts...)
-	waiters := r.cli.Watch(wctx, r.waitersPrefix(), opts...)
-	t := time.NewTimer(pollInterval)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.done:
-		return lease.ErrClosed
-	case <-slots:
-	case <-waiters:
-	case <-t.C:
-	}
-	return nil
-}
-
 // try makes one attempt at a slot: a read to skip hopeless attempts, then a
 // lease grant and the admission transaction. With w set it only succeeds if
 // w is the oldest waiter; without, only if nobody waits.
@@ -169,74 +74,24 @@ func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, 
 	if r.isClosed() {
 		return attempt{}, lease.ErrClosed
 	}
-	// At most Capacity attempts of this replica run at once: a storm of
-	// callers then costs etcd a read each, not a doomed grant, transaction
-	// and revoke each. (Only an optimisation: admission is the transaction.)
-	select {
-	case r.attempts <- struct{}{}:
-		defer func() { <-r.attempts }()
-	case <-ctx.Done():
-		return attempt{}, fmt.Errorf("etcdlease: %w", ctx.Err())
-	case <-r.done:
-		return attempt{}, lease.ErrClosed
+	leave, err := r.enterAttempt(ctx)
+	if err != nil {
+		return attempt{}, err
 	}
+	defer leave()
 	gate := r.gate(w)
-
-	// 1. Pre-check: is a slot visibly free and is it our turn? This read
-	// admits nobody; it only spares etcd a grant and a failed transaction.
-	octx, cancel := r.opCtx(ctx)
-	reads := []clientv3.Op{
-		clientv3.OpGet(r.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(r.pinsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-	}
-	elseOps := reads
-	if w != nil {
-		elseOps = append(elseOps[:len(reads):len(reads)], clientv3.OpGet(w.key, clientv3.WithCountOnly()))
-	}
-	pre, err := r.cli.Txn(octx).If(gate...).Then(reads...).Else(elseOps...).Commit()
-	cancel()
+	v, err := r.precheck(ctx, gate, w)
 	if err != nil {
-		return attempt{}, r.fail(ctx, err)
+		return attempt{}, err
 	}
-	occupied := pre.Responses[0].GetResponseRange().Kvs
-	pinned := pre.Responses[1].GetResponseRange().Kvs
-	if !pre.Succeeded {
-		lost := w != nil && pre.Responses[2].GetResponseRange().Count == 0
-		return attempt{slots: occupied, pinned: pinned, rev: pre.Header.Revision, lost: lost}, nil
+	order := r.slotOrder(v.occupied)
+	if !v.open || order == nil {
+		return v.refusal(v.rev), nil
 	}
-	taken := make(map[int]bool, len(occupied))
-	for _, kv := range occupied {
-		if i, err := strconv.Atoi(strings.TrimPrefix(string(kv.Key), r.slotsPrefix())); err == nil {
-			taken[i] = true
-		}
-	}
-	order := make([]int, 0, r.cfg.Capacity)
-	for i := range r.cfg.Capacity {
-		if !taken[i] {
-			order = append(order, i)
-		}
-	}
-	if len(order) == 0 {
-		return attempt{slots: occupied, pinned: pinned, rev: pre.Header.Revision}, nil
-	}
-	// Slots that looked taken may have freed since: try them last.
-	for i := range r.cfg.Capacity {
-		if taken[i] {
-			order = append(order, i)
-		}
-	}
-
-	// 2. Grant the etcd lease the record will live on.
 	now := time.Now()
-	ttl := r.ttl
-	if r.cfg.MaxAge < ttl {
-		ttl = r.cfg.MaxAge
-	}
-	octx, cancel = r.opCtx(ctx)
-	g, err := r.cli.Grant(octx, ttlSeconds(ttl))
-	cancel()
+	g, err := r.grant(ctx)
 	if err != nil {
-		return attempt{}, r.fail(ctx, err)
+		return attempt{}, err
 	}
 	token := newToken()
 	rec := record{
@@ -246,29 +101,131 @@ func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, 
 		MaxExpire: now.Add(r.cfg.MaxAge),
 		TokenHash: hashToken(token),
 	}
+	slot, rev, err := r.admitAny(ctx, gate, order, rec, g.ID, w)
+	if err != nil {
+		r.revokeQuietly(g.ID)
+		return attempt{}, r.fail(ctx, err)
+	}
+	if slot < 0 {
+		r.revokeQuietly(g.ID)
+		return v.refusal(rev), nil
+	}
+	rec.Slot = slot
+	exp := now.Add(time.Duration(g.TTL) * time.Second)
+	return attempt{ok: true, lease: r.toLease(rec, token, exp, false)}, nil
+}
 
-	// 3. The admission transaction(s): one round trip tries up to chunk
-	// slots, each put guarded by CreateRevision(slot) == 0.
-	var rev int64
-	for start := 0; start < len(order); start += chunk {
-		idx := order[start:min(start+chunk, len(order))]
-		slot, resp, err := r.admit(ctx, gate, idx, rec, g.ID, w)
-		if err != nil {
-			r.revokeQuietly(g.ID)
-			return attempt{}, r.fail(ctx, err)
-		}
-		rev = resp.Header.Revision
-		if slot >= 0 {
-			rec.Slot = slot
-			exp := now.Add(time.Duration(g.TTL) * time.Second)
-			return attempt{ok: true, lease: r.toLease(rec, token, exp, false)}, nil
-		}
-		if !resp.Succeeded { // gate closed (waiters, or no longer our turn)
-			break
+// enterAttempt waits for one of this replica's Capacity attempt places and
+// returns the function that leaves it. A storm of callers then costs etcd a
+// read each, not a doomed grant, transaction and revoke each. (Only an
+// optimisation: admission is the transaction.)
+func (r *Registry) enterAttempt(ctx context.Context) (leave func(), err error) {
+	select {
+	case r.attempts <- struct{}{}:
+		return func() { <-r.attempts }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("etcdlease: %w", ctx.Err())
+	case <-r.done:
+		return nil, lease.ErrClosed
+	}
+}
+
+// view is what the pre-check read saw.
+type view struct {
+	open     bool               // the gate held: nobody waits, or it is w's turn
+	occupied []*mvccpb.KeyValue // slot keys
+	pinned   []*mvccpb.KeyValue // pin markers
+	rev      int64              // the revision read at
+	lost     bool               // w's key is gone (its session expired)
+}
+
+// refusal is the attempt that failed after seeing v, decided at rev.
+func (v view) refusal(rev int64) attempt {
+	return attempt{slots: v.occupied, pinned: v.pinned, rev: rev, lost: v.lost}
+}
+
+// precheck reads whether a slot is visibly free and whether it is our turn.
+// This read admits nobody; it only spares etcd a grant and a failed
+// transaction.
+func (r *Registry) precheck(ctx context.Context, gate []clientv3.Cmp, w *waiter) (view, error) {
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	reads := []clientv3.Op{
+		clientv3.OpGet(r.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(r.pinsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	}
+	elseOps := reads
+	if w != nil {
+		elseOps = append(elseOps[:len(reads):len(reads)], clientv3.OpGet(w.key, clientv3.WithCountOnly()))
+	}
+	pre, err := r.cli.Txn(octx).If(gate...).Then(reads...).Else(elseOps...).Commit()
+	if err != nil {
+		return view{}, r.fail(ctx, err)
+	}
+	return view{
+		open:     pre.Succeeded,
+		occupied: pre.Responses[0].GetResponseRange().Kvs,
+		pinned:   pre.Responses[1].GetResponseRange().Kvs,
+		rev:      pre.Header.Revision,
+		lost:     !pre.Succeeded && w != nil && pre.Responses[2].GetResponseRange().Count == 0,
+	}, nil
+}
+
+// slotOrder lists the slots to try: the ones that looked free, then the ones
+// that looked taken (they may have freed since). It is nil when none looked
+// free.
+func (r *Registry) slotOrder(occupied []*mvccpb.KeyValue) []int {
+	taken := make(map[int]bool, len(occupied))
+	for _, kv := range occupied {
+		if i, err := strconv.Atoi(strings.TrimPrefix(string(kv.Key), r.slotsPrefix())); err == nil {
+			taken[i] = true
 		}
 	}
-	r.revokeQuietly(g.ID)
-	return attempt{slots: occupied, pinned: pinned, rev: rev}, nil
+	var order []int
+	for i := range r.cfg.Capacity {
+		if !taken[i] {
+			order = append(order, i)
+		}
+	}
+	if order == nil {
+		return nil
+	}
+	for i := range r.cfg.Capacity {
+		if taken[i] {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
+// grant creates the etcd lease a new record will live on: one TTL, or the
+// maximum age if that is shorter.
+func (r *Registry) grant(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	g, err := r.cli.Grant(octx, ttlSeconds(min(r.ttl, r.cfg.MaxAge)))
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return g, nil
+}
+
+// admitAny runs the admission transactions: one round trip tries up to
+// chunk slots of order, each put guarded by CreateRevision(slot) == 0. It
+// returns the slot taken (-1 for none) and the revision of the last answer.
+func (r *Registry) admitAny(ctx context.Context, gate []clientv3.Cmp, order []int, rec record, id clientv3.LeaseID, w *waiter) (slot int, rev int64, err error) {
+	for start := 0; start < len(order); start += chunk {
+		idx := order[start:min(start+chunk, len(order))]
+		slot, resp, err := r.admit(ctx, gate, idx, rec, id, w)
+		if err != nil {
+			return -1, 0, err
+		}
+		rev = resp.Header.Revision
+		if slot >= 0 || !resp.Succeeded { // taken, or the gate closed (waiters, or no longer our turn)
+			return slot, rev, nil
+		}
+	}
+	return -1, rev, nil
 }
 
 // gate is the condition for taking a slot: nobody waits (w == nil), or w is

@@ -1,0 +1,119 @@
+package etcdlease
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/whirl-dev/whirl/internal/lease"
+)
+
+// Renew implements lease.Registry.
+func (r *Registry) Renew(ctx context.Context, token string) (lease.Lease, error) {
+	if r.isClosed() {
+		return lease.Lease{}, lease.ErrClosed
+	}
+	if !lease.ValidToken(token) {
+		return lease.Lease{}, lease.ErrNotFound
+	}
+	return r.renew(ctx, token)
+}
+
+func (r *Registry) renew(ctx context.Context, token string) (lease.Lease, error) {
+	kv, rec, pinned, err := r.lookup(ctx, hashToken(token))
+	if err != nil {
+		return lease.Lease{}, err
+	}
+	now := time.Now()
+	if now.Add(r.ttl).After(rec.MaxExpire) {
+		return lease.Lease{}, lease.ErrTooOld
+	}
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	resp, err := r.cli.KeepAliveOnce(octx, clientv3.LeaseID(kv.Lease))
+	if isLeaseNotFound(err) {
+		return lease.Lease{}, lease.ErrNotFound
+	}
+	if err != nil {
+		return lease.Lease{}, r.fail(ctx, err)
+	}
+	return r.toLease(rec, token, now.Add(time.Duration(resp.TTL)*time.Second), pinned), nil
+}
+
+// Release implements lease.Registry.
+func (r *Registry) Release(ctx context.Context, token string) error {
+	if r.isClosed() {
+		return lease.ErrClosed
+	}
+	if !lease.ValidToken(token) {
+		return lease.ErrNotFound
+	}
+	kv, _, _, err := r.lookup(ctx, hashToken(token))
+	if err != nil {
+		return err
+	}
+	return r.revoke(ctx, clientv3.LeaseID(kv.Lease))
+}
+
+func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) error {
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	_, err := r.cli.Revoke(octx, id)
+	if isLeaseNotFound(err) {
+		return lease.ErrNotFound
+	}
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	r.observe(lease.Observer.Released)
+	return nil
+}
+
+// Revoke implements lease.Registry.
+func (r *Registry) Revoke(ctx context.Context, handle string) error {
+	if r.isClosed() {
+		return lease.ErrClosed
+	}
+	octx, cancel := r.opCtx(ctx)
+	resp, err := r.cli.Get(octx, r.slotsPrefix(), clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	for _, kv := range resp.Kvs {
+		if rec, ok := decode(kv); ok && rec.Handle == handle {
+			return r.revoke(ctx, clientv3.LeaseID(kv.Lease))
+		}
+	}
+	return lease.ErrNotFound
+}
+
+// revokeQuietly revokes id, ignoring errors (etcd expires it anyway).
+func (r *Registry) revokeQuietly(id clientv3.LeaseID) {
+	ctx, cancel := r.opCtx(context.Background())
+	_, _ = r.cli.Revoke(ctx, id)
+	cancel()
+}
+
+// revokeAt revokes id at time at, from this replica (best effort: if the
+// replica stops first, etcd's own expiry ends the lease later).
+func (r *Registry) revokeAt(id clientv3.LeaseID, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(at), func() {
+		r.mu.Lock()
+		if r.timers == nil {
+			r.mu.Unlock()
+			return
+		}
+		delete(r.timers, t)
+		r.mu.Unlock()
+		r.revokeQuietly(id)
+	})
+	r.timers[t] = struct{}{}
+}
