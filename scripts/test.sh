@@ -8,24 +8,32 @@ need_packages ffmpeg=ffmpeg ffprobe=ffmpeg etcd=etcd-server
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
-step "proto: buf lint, generated code up to date"
+step "proto: buf lint; generated code of every language up to date (scripts/generate.sh into a temporary directory)"
 go tool -modfile=tools/go.mod buf lint
-go tool -modfile=tools/go.mod buf generate
-git diff --exit-code -- proto/ || { echo "generated code is stale: run 'go tool -modfile=tools/go.mod buf generate' and commit" >&2; exit 1; }
-
-step "web client: generated TypeScript up to date"
 need_packages node=nodejs npm=npm
-(cd client/web && npm ci --no-audit --no-fund --loglevel=error)
-go tool -modfile=tools/go.mod buf generate --template client/web/buf.gen.yaml
-stale=$(git status --porcelain -- client/web)
-[ -z "$stale" ] || { echo "client/web is stale: run 'go tool -modfile=tools/go.mod buf generate --template client/web/buf.gen.yaml' and commit:" >&2; echo "$stale" >&2; exit 1; }
+for dir in client/web examples/node; do (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); done
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+scripts/generate.sh "$gen"
+stale=0
+for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl; do
+	# proto/ also holds what is written by hand: the .proto files and the service config.
+	diff -r -x '*.proto' -x 'service_config.*' -x __pycache__ "$gen/$dir" "$dir" >&2 || stale=1
+done
+[ "$stale" = 0 ] || { echo "generated code is stale: run scripts/generate.sh and commit" >&2; exit 1; }
 
 step "vet"
 go vet ./...
 
 step "unit, integration and end-to-end tests (race detector on)"
 # The standalone-etcd end-to-end tests must run here, never skip.
-WHIRL_REQUIRE_ETCD=1 go test -race -count=1 -timeout 30m ./...
+# The client examples run in their own step below.
+WHIRL_REQUIRE_ETCD=1 go test -race -count=1 -timeout 30m -skip '^TestExamples' ./...
+
+step "client examples in Python and Node.js against the server binary (names each verified SHA-256)"
+need_debs python3-grpcio python3-protobuf
+(cd examples/node && npm run --silent check)
+WHIRL_PYTHON=/usr/bin/python3 WHIRL_REQUIRE_EXAMPLES=1 go test -race -count=1 -timeout 10m -v -run '^TestExamples' ./server
 
 step "etcd lease store against real etcd servers (nested module)"
 (cd internal/lease/etcdlease/etcdtest && go vet ./... && go test -race -count=1 -timeout 20m ./...)
