@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
 )
@@ -60,25 +61,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
-	leases, leasesHealthy, closeLeases, err := openLeaseStore(ctx, cfg)
+	m := metrics.New()
+	leases, closeLeases, err := openLeaseStore(ctx, cfg, m)
 	if err != nil {
 		return err
 	}
 	defer closeLeases()
-
-	// srv is assigned below; the gauges read it only when scraped.
-	var srv *service.Server
-	m := metrics.New(metrics.Gauges{
-		Leases: func() (int, int, int) {
-			snap, err := leases.List(context.Background())
-			if err != nil {
-				return 0, cfg.capacity, 0
-			}
-			return len(snap.Leases), snap.Capacity, snap.Waiting
-		},
-		Renders: func() (int, int) { return srv.RenderStats() },
-	})
-	leases.SetObserver(m)
 
 	creds, err := tlsOptions(cfg)
 	if err != nil {
@@ -94,7 +82,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if encoderErr != nil {
 		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
 	}
-	srv = service.NewServer(service.Config{
+	srv := service.NewServer(service.Config{
 		Leases:         leases,
 		AdminToken:     cfg.adminToken,
 		Logger:         logger,
@@ -108,34 +96,36 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		GRPCMetrics:    m.GRPC,
 		AcquireRate:    cfg.acquireRate,
 		AcquireBurst:   cfg.acquireBurst,
+		ShutdownGrace:  cfg.shutdownGrace,
 	}, creds...)
 	if cfg.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(cfg.pprof), logger)
+		gauges := metrics.Gauges{Leases: leaseGauges(leases, cfg.capacity), Renders: srv.RenderStats}
+		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(gauges, cfg.pprof), logger)
 		if err != nil {
+			_ = lis.Close()
 			return err
 		}
 		defer stopMetrics()
 	}
-	if leasesHealthy != nil {
-		watchCtx, stopWatch := context.WithCancel(ctx)
-		defer stopWatch()
-		go watchLeaseHealth(watchCtx, srv, leasesHealthy, time.Second, logger)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.GRPC.Serve(lis) }()
 	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
-
-	select {
-	case err := <-serveErr:
+	if err := srv.Serve(ctx, lis); err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "grace", cfg.shutdownGrace)
-	srv.Shutdown(cfg.shutdownGrace)
-	<-serveErr
 	logger.Info("stopped")
 	return nil
+}
+
+// leaseGauges reads live leases, capacity and waiting calls for the metrics
+// gauges; while the store is unreachable it reports capacity alone.
+func leaseGauges(leases lease.Registry, capacity int) func() (active, capacity, waiting int) {
+	return func() (int, int, int) {
+		snap, err := leases.List(context.Background())
+		if err != nil {
+			return 0, capacity, 0
+		}
+		return len(snap.Leases), snap.Capacity, snap.Waiting
+	}
 }
 
 // tlsOptions builds the server's transport credentials from the TLS flags.

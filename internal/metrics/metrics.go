@@ -46,8 +46,9 @@ type Gauges struct {
 }
 
 // New registers every collector on a fresh registry, with Go runtime and
-// process collectors beside them.
-func New(g Gauges) *Metrics {
+// process collectors beside them. The live-state gauges come with Handler,
+// once what they read exists.
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	counter := func(name, help string) prometheus.Counter {
@@ -88,7 +89,6 @@ func New(g Gauges) *Metrics {
 	for _, o := range []string{"ok", "canceled", "failed"} {
 		m.renders.WithLabelValues(o)
 	}
-	f(newStateCollector(g))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -143,11 +143,14 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Handler serves /metrics and, if withPprof, net/http/pprof under
-// /debug/pprof/. It is meant for a listener separate from gRPC.
-func (m *Metrics) Handler(withPprof bool) http.Handler {
+// Handler serves /metrics, with g's gauges beside the collectors New
+// registered, and, if withPprof, net/http/pprof under /debug/pprof/. It is
+// meant for a listener separate from gRPC.
+func (m *Metrics) Handler(g Gauges, withPprof bool) http.Handler {
+	state := prometheus.NewRegistry()
+	state.MustRegister(newStateCollector(g))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.registry, state}, promhttp.HandlerOpts{Registry: m.registry}))
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

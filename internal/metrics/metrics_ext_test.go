@@ -30,16 +30,16 @@ func TestScenarioCounters(t *testing.T) {
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: ttl}, fake)
 	t.Cleanup(func() { _ = reg.Close() })
-	var srv *testserver.Server
-	m := metrics.New(metrics.Gauges{
+	m := metrics.New()
+	reg.SetObserver(m)
+	srv := testserver.Start(t, service.Config{Leases: reg, Observer: m, GRPCMetrics: m.GRPC})
+	gauges := metrics.Gauges{
 		Leases: func() (int, int, int) {
 			snap, _ := reg.List(context.Background())
 			return len(snap.Leases), snap.Capacity, snap.Waiting
 		},
-		Renders: func() (int, int) { return srv.RenderStats() },
-	})
-	reg.SetObserver(m)
-	srv = testserver.Start(t, service.Config{Leases: reg, Observer: m, GRPCMetrics: m.GRPC})
+		Renders: srv.RenderStats,
+	}
 	api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
 	ctx := context.Background()
 
@@ -84,7 +84,7 @@ func TestScenarioCounters(t *testing.T) {
 	}
 	fake.Advance(ttl + time.Second) // the render renewed lease 0; now it expires
 
-	body := scrape(t, m)
+	body := scrape(t, m.Handler(gauges, false))
 	for _, want := range []string{
 		"whirl_lease_grants_total 5",
 		"whirl_lease_refusals_total 1",
@@ -118,12 +118,12 @@ func TestScenarioCounters(t *testing.T) {
 }
 
 func TestPprofOnlyWhenAsked(t *testing.T) {
-	m := metrics.New(metrics.Gauges{})
+	m := metrics.New()
 	for _, tt := range []struct {
 		pprof bool
 		want  int
 	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
-		hs := httptest.NewServer(m.Handler(tt.pprof))
+		hs := httptest.NewServer(m.Handler(metrics.Gauges{}, tt.pprof))
 		resp, err := http.Get(hs.URL + "/debug/pprof/cmdline")
 		if err != nil {
 			t.Fatal(err)
@@ -136,9 +136,9 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, m *metrics.Metrics) string {
+func scrape(t *testing.T, h http.Handler) string {
 	t.Helper()
-	hs := httptest.NewServer(m.Handler(false))
+	hs := httptest.NewServer(h)
 	defer hs.Close()
 	resp, err := http.Get(hs.URL + "/metrics")
 	if err != nil {

@@ -83,7 +83,7 @@ func TestCallLogLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = api.ReleaseLease(ctx, &whirlv1.ReleaseLeaseRequest{LeaseId: token}) // NotFound
-	srv.Shutdown(0)                                                            // flush: every call has finished
+	srv.Stop()                                                                 // flush: every call has finished
 
 	out := logs.String()
 	if strings.Contains(out, token) || strings.Contains(out, token[:16]) {

@@ -1,10 +1,9 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
-	"runtime"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -23,31 +22,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/queue"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
-// Health service names besides the overall "" entry. HealthRender is
-// NOT_SERVING when ffmpeg is unusable (leases still work); HealthLeases is
-// NOT_SERVING while the lease store is unreachable.
-const (
-	HealthAnimation = "whirl.v1.AnimationService"
-	HealthAdmin     = "whirl.v1.LeaseAdminService"
-	HealthRender    = "whirl.render"
-	HealthLeases    = "whirl.leases"
-)
-
-// FrameEncoder is the encoder as RenderAnimation uses it.
-type FrameEncoder interface {
-	WriteFrame(yuv []byte) error
-	Close() error
-}
-
-// StartEncoder starts one encoder per render.
-type StartEncoder func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error)
-
 // Config wires the server's dependencies.
 type Config struct {
+	// Leases is the lease registry. If it also has a
+	// Healthy(context.Context) error method (the etcd store does), Serve
+	// polls it and keeps the HealthLeases entry in step.
 	Leases Leases
 	// AdminToken guards LeaseAdminService; empty refuses every admin call.
 	AdminToken string
@@ -62,7 +44,7 @@ type Config struct {
 	StartEncoder StartEncoder
 	// SpareEncoder keeps one ffmpeg loaded for the default video size
 	// (720×720 at 30 fps), so such a render skips ffmpeg's start-up (~0.15 s)
-	// on its way to the first fragment. Shutdown stops it.
+	// on its way to the first fragment. Serve stops it when it returns.
 	SpareEncoder bool
 	// RenderSlots bounds concurrent animations (default: number of CPUs).
 	RenderSlots int
@@ -78,98 +60,77 @@ type Config struct {
 	// bursts of AcquireBurst; 0 means no limit.
 	AcquireRate  float64
 	AcquireBurst int
+	// ShutdownGrace is how long running calls may go on once Serve's context
+	// ends before they are cut; 0 cuts them at once.
+	ShutdownGrace time.Duration
 }
 
-// Observer receives the figures only the service sees.
-type Observer interface {
-	LeaseWaited(d time.Duration)
-	RenderQueued(d time.Duration)
-	// RenderFinished reports an animation's end; outcome is ok, canceled or
-	// failed.
-	RenderFinished(outcome string, ffmpegFailed bool, render, encode time.Duration, frames int, bytes int64)
-}
-
-type noObserver struct{}
-
-func (noObserver) LeaseWaited(time.Duration)  {}
-func (noObserver) RenderQueued(time.Duration) {}
-func (noObserver) RenderFinished(string, bool, time.Duration, time.Duration, int, int64) {
-}
-
-// Server is a ready-to-serve gRPC server with whirl's services, health and
-// reflection registered.
+// Server is whirl's gRPC server with its services, health and reflection
+// registered. Serve runs it.
 type Server struct {
-	GRPC      *grpc.Server
-	Health    *health.Server
+	grpc      *grpc.Server
+	health    *health.Server
 	logger    *slog.Logger
 	animation *Animation
+	// leaseHealth is Config.Leases' Healthy method, or nil if it has none.
+	leaseHealth func(context.Context) error
+	grace       time.Duration
 }
 
 // RenderStats reports animations rendering and waiting for a slot.
 func (s *Server) RenderStats() (running, queued int) { return s.animation.renders.Stats() }
 
-// Animation implements whirl.v1.AnimationService.
-type Animation struct {
-	whirlv1.UnimplementedAnimationServiceServer
-	leases         Leases
-	logger         *slog.Logger
-	encodeOptions  encode.Options
-	encoderErr     error
-	startEncoder   StartEncoder
-	renders        *queue.Semaphore
-	stills         *queue.Semaphore
-	renderWorkers  int
-	maxPixelFrames int64
-	observer       Observer
-	spare          *encode.Spare // nil unless Config.SpareEncoder
-}
-
-func newAnimation(cfg Config, logger *slog.Logger) *Animation {
-	cpus := runtime.NumCPU()
-	a := &Animation{
-		leases:         cfg.Leases,
-		logger:         logger,
-		encodeOptions:  cfg.Encode,
-		encoderErr:     cfg.EncoderErr,
-		startEncoder:   cfg.StartEncoder,
-		renders:        queue.New(cmp.Or(cfg.RenderSlots, cpus)),
-		stills:         queue.New(2 * cpus),
-		renderWorkers:  cmp.Or(cfg.RenderWorkers, cpus),
-		maxPixelFrames: cmp.Or(cfg.MaxPixelFrames, DefaultMaxPixelFrames),
-		observer:       cfg.Observer,
-	}
-	if a.observer == nil {
-		a.observer = noObserver{}
-	}
-	switch {
-	case a.startEncoder != nil:
-	case cfg.SpareEncoder && cfg.EncoderErr == nil:
-		template := cfg.Encode
-		template.Width, template.Height, template.FPS = defaultSide, defaultSide, defaultFPS
-		a.spare = encode.NewSpare(template)
-		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
-			return a.spare.Start(ctx, o, sink)
-		}
-	default:
-		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
-			return encode.Start(ctx, o, sink)
-		}
-	}
-	return a
-}
-
-var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
+// GRPCServer returns the grpc.Server every whirl service is registered on,
+// for front ends that carry other protocols to the same handlers (an HTTP
+// transcoder such as vanguardgrpc.NewTranscoder serving Connect and
+// gRPC-Web). Such a front end gets the same interceptors, so the same
+// validation, authentication, limits and logs. Callers must not register
+// services on it, nor Serve or Stop it: Serve owns its life, and when Serve
+// returns, calls that reached it through another front end have ended too.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // NewServer builds the gRPC server: the request id outermost so every status,
 // a recovered panic's too, carries it; then recovery so a panic anywhere
-// becomes INTERNAL for that call only, then per-call logging, then admin
-// authentication for LeaseAdminService alone. Extra options (TLS credentials,
-// say) are appended.
+// becomes INTERNAL for that call only, then per-call logging, then limits,
+// then admin authentication for LeaseAdminService alone. Extra options (TLS
+// credentials, say) are appended.
 func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
+	unary, stream := interceptorChains(cfg, logger)
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		// Requests are small; a 1 MiB cap stops oversized messages at the door.
+		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.MaxConcurrentStreams(64),
+		// Detect dead peers so their streams (and render slots) are freed.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	gs := grpc.NewServer(append(opts, extra...)...)
+
+	anim := newAnimation(cfg, logger)
+	whirlv1.RegisterAnimationServiceServer(gs, anim)
+	whirlv1.RegisterLeaseAdminServiceServer(gs, &Admin{leases: cfg.Leases})
+	hs := newHealth(cfg.EncoderErr)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	if cfg.GRPCMetrics != nil {
+		cfg.GRPCMetrics.InitializeMetrics(gs)
+	}
+	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace}
+	if h, ok := cfg.Leases.(healthChecker); ok {
+		s.leaseHealth = h.Healthy
+	}
+	return s
+}
+
+// interceptorChains returns the unary and stream interceptors in the order
+// NewServer documents.
+func interceptorChains(cfg Config, logger *slog.Logger) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -203,44 +164,46 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
-		// Requests are small; a 1 MiB cap stops oversized messages at the door.
-		grpc.MaxRecvMsgSize(1 << 20),
-		grpc.MaxConcurrentStreams(64),
-		// Detect dead peers so their streams (and render slots) are freed.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
-	gs := grpc.NewServer(append(opts, extra...)...)
-
-	anim := newAnimation(cfg, logger)
-	whirlv1.RegisterAnimationServiceServer(gs, anim)
-	whirlv1.RegisterLeaseAdminServiceServer(gs, &Admin{leases: cfg.Leases})
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-	if cfg.GRPCMetrics != nil {
-		cfg.GRPCMetrics.InitializeMetrics(gs)
-	}
-	for _, name := range []string{"", HealthAnimation, HealthAdmin, HealthLeases, HealthRender} {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	if cfg.EncoderErr != nil {
-		hs.SetServingStatus(HealthRender, healthpb.HealthCheckResponse_NOT_SERVING)
-	}
-	return &Server{GRPC: gs, Health: hs, logger: logger, animation: anim}
+	return unary, stream
 }
 
-// Shutdown reports NOT_SERVING at once, lets running calls finish for up to
-// grace, then cuts what is left. GracefulStop alone would wait forever for a
-// stream whose client stopped reading.
-func (s *Server) Shutdown(grace time.Duration) {
-	s.Health.Shutdown()
+// Serve accepts calls on lis until ctx ends or lis fails, then shuts down:
+// health reports NOT_SERVING at once, running calls may finish for up to
+// Config.ShutdownGrace, and what is left is cut (GracefulStop alone would
+// wait forever for a stream whose client stopped reading). It returns once
+// every call and the spare encoder have stopped: nil after ctx ended, or the
+// listener's error. A Server serves once.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if s.leaseHealth != nil {
+		go watchLeaseHealth(watchCtx, s.health, s.leaseHealth, leaseHealthEvery, s.logger)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.grpc.Serve(lis) }()
+	var err error
+	select {
+	case err = <-served:
+		// The listener failed: nothing new arrives, so stop what is running.
+		s.stop(0)
+	case <-ctx.Done():
+		s.logger.Info("shutting down", "grace", s.grace)
+		s.stop(s.grace)
+		<-served
+	}
+	if s.animation.spare != nil {
+		s.animation.spare.Close()
+	}
+	return err
+}
+
+// stop reports NOT_SERVING, lets running calls finish for up to grace, then
+// cuts what is left.
+func (s *Server) stop(grace time.Duration) {
+	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
-		s.GRPC.GracefulStop()
+		s.grpc.GracefulStop()
 		close(done)
 	}()
 	t := time.NewTimer(grace)
@@ -249,11 +212,8 @@ func (s *Server) Shutdown(grace time.Duration) {
 	case <-done:
 	case <-t.C:
 		s.logger.Warn("grace period over; closing remaining calls", "grace", grace)
-		s.GRPC.Stop()
+		s.grpc.Stop()
 		<-done
-	}
-	if s.animation.spare != nil {
-		s.animation.spare.Close()
 	}
 }
 

@@ -4,6 +4,7 @@
 package testserver
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"testing"
@@ -15,10 +16,15 @@ import (
 	"github.com/whirl-dev/whirl/internal/service"
 )
 
+// DefaultShutdownGrace is the grace Stop gives running calls when the
+// Config sets none.
+const DefaultShutdownGrace = 5 * time.Second
+
 // Server is a running test server.
 type Server struct {
 	*service.Server
 	Addr   string
+	cancel context.CancelFunc
 	served chan struct{}
 }
 
@@ -34,7 +40,9 @@ func Start(t testing.TB, cfg service.Config, extra ...grpc.ServerOption) *Server
 }
 
 // Serve serves cfg on 127.0.0.1:0 until Stop, for callers without a
-// testing.TB: a TestMain, or a benchmark command.
+// testing.TB: a TestMain, or a benchmark command. A zero
+// cfg.ShutdownGrace becomes DefaultShutdownGrace, and a nil cfg.Logger
+// discards.
 func Serve(cfg service.Config, extra ...grpc.ServerOption) (*Server, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,17 +51,22 @@ func Serve(cfg service.Config, extra ...grpc.ServerOption) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Server: service.NewServer(cfg, extra...), Addr: lis.Addr().String(), served: make(chan struct{})}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Server: service.NewServer(cfg, extra...), Addr: lis.Addr().String(), cancel: cancel, served: make(chan struct{})}
 	go func() {
 		defer close(s.served)
-		_ = s.GRPC.Serve(lis)
+		_ = s.Server.Serve(ctx, lis)
 	}()
 	return s, nil
 }
 
-// Stop shuts the server down (5 s grace) and waits until it has stopped.
+// Stop shuts the server down and waits until it has stopped. It may be
+// called more than once.
 func (s *Server) Stop() {
-	s.Shutdown(5 * time.Second)
+	s.cancel()
 	<-s.served
 }
 
