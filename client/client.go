@@ -7,18 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -31,8 +32,11 @@ const (
 	// DefaultHolder is the start of the holder label when WithHolder is not
 	// given; the host name follows it.
 	DefaultHolder = "whirl-client"
-	// maxHolderBytes is the server's bound on holder labels.
-	maxHolderBytes = 128
+	// maxHostLabel is the longest DNS label (RFC 1035): the host part of
+	// the default holder label is cut to it. It keeps the default far
+	// inside the server's bound on holder labels, which the proto states
+	// and the server enforces (INVALID_ARGUMENT naming the field).
+	maxHostLabel = 63
 	// releaseTimeout bounds the release of a lease once a render has ended,
 	// even when the caller's context has been cancelled.
 	releaseTimeout = 5 * time.Second
@@ -91,14 +95,18 @@ func WithServerName(name string) Option {
 }
 
 // WithInsecure makes Dial use plaintext, refusing any TLS option given with
-// it. Plaintext is the default; this makes the choice explicit.
+// it. Plaintext is the default; this makes the choice explicit, and it is
+// the only way to let the admin token (WithToken) travel unencrypted to a
+// server that is not on a loopback address.
 func WithInsecure() Option {
 	return func(o *options) { o.insecure = true }
 }
 
 // WithToken sets the admin bearer token, sent as `authorization: Bearer
-// <token>` with LeaseAdminService calls (ListLeases, RevokeLease) only. Use
-// TLS when the server is not on the local machine.
+// <token>` with LeaseAdminService calls (ListLeases, RevokeLease) only. It is
+// sent over TLS or to a loopback address; over plaintext to any other
+// address the call fails with UNAUTHENTICATED before the token leaves the
+// process, unless WithInsecure is given too.
 func WithToken(token string) Option {
 	return func(o *options) { o.token = token }
 }
@@ -112,8 +120,10 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithHolder sets the holder label shown to operators for the leases this
-// client acquires (1-128 bytes of printable text). The default is
-// "whirl-client@<hostname>".
+// client acquires: printable text within the bound the proto states for
+// AcquireLeaseRequest.holder; the server refuses a longer one with
+// INVALID_ARGUMENT (FieldViolations names it). The default is
+// "whirl-client@<host>", host being the first label of the host name.
 func WithHolder(holder string) Option {
 	return func(o *options) { o.holder = holder }
 }
@@ -156,20 +166,24 @@ func newOptions(opts []Option) options {
 }
 
 func defaultHolder() string {
-	h := DefaultHolder
-	if host, err := os.Hostname(); err == nil && host != "" {
-		h += "@" + host
+	host, err := os.Hostname()
+	if err != nil {
+		return DefaultHolder
 	}
-	h = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
+	host, _, _ = strings.Cut(host, ".")
+	host = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) && r != ' ' {
 			return r
 		}
 		return -1
-	}, h)
-	if len(h) > maxHolderBytes {
-		h = strings.ToValidUTF8(h[:maxHolderBytes], "")
+	}, host)
+	if len(host) > maxHostLabel {
+		host = strings.ToValidUTF8(host[:maxHostLabel], "")
 	}
-	return h
+	if host == "" {
+		return DefaultHolder
+	}
+	return DefaultHolder + "@" + host
 }
 
 // credentials returns the transport security the options ask for.
@@ -205,18 +219,16 @@ func (o *options) credentials() (credentials.TransportCredentials, error) {
 // and, unless WithLazyConnect is given, waits until the connection is ready:
 // a server that cannot be reached fails at once with a *DialError
 // (errors.Is(err, ErrUnreachable)) naming the cause, e.g. "connection
-// refused". ctx (and WithTimeout) bounds that wait only. Close the Client
-// when done.
+// refused". ctx (and WithTimeout) bounds that wait only. Dial uses grpc-go's
+// own dialer, so HTTPS_PROXY and NO_PROXY apply. Close the Client when done.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	o := newOptions(opts)
 	creds, err := o.credentials()
 	if err != nil {
 		return nil, fmt.Errorf("whirl: dial %s: %w", addr, err)
 	}
-	rec := &connRecorder{}
 	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(recordingCreds{TransportCredentials: creds, rec: rec}),
-		grpc.WithContextDialer(rec.dial),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("whirl-go-client"),
 	}, o.dialOpts...)
 	conn, err := grpc.NewClient(addr, dialOpts...)
@@ -229,7 +241,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			ctx, cancel = context.WithTimeout(ctx, o.timeout)
 			defer cancel()
 		}
-		if err := waitReady(ctx, conn, rec); err != nil {
+		if err := waitReady(ctx, conn); err != nil {
 			_ = conn.Close()
 			return nil, &DialError{Addr: addr, Err: err}
 		}
@@ -272,17 +284,18 @@ func (c *Client) callContext(ctx context.Context) (context.Context, context.Canc
 	return context.WithCancel(ctx)
 }
 
-// adminContext adds the bearer token to an admin call's metadata.
-func (c *Client) adminContext(ctx context.Context) context.Context {
+// adminAuth attaches the bearer token to an admin call (see bearerToken for
+// when it is refused instead).
+func (c *Client) adminAuth() []grpc.CallOption {
 	if c.opts.token == "" {
-		return ctx
+		return nil
 	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.opts.token)
+	return []grpc.CallOption{grpc.PerRPCCredentials(bearerToken{token: c.opts.token, allowPlaintext: c.opts.insecure})}
 }
 
 // waitReady connects conn and waits until it is ready, failing at the first
-// transient failure with the cause rec saw.
-func waitReady(ctx context.Context, conn *grpc.ClientConn, rec *connRecorder) error {
+// transient failure with its cause.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
 	conn.Connect()
 	for {
 		s := conn.GetState()
@@ -290,69 +303,56 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn, rec *connRecorder) er
 		case connectivity.Ready:
 			return nil
 		case connectivity.TransientFailure:
-			return rec.cause(errors.New("connection failed (is a gRPC server listening there, with the same TLS setting?)"))
+			return lastConnError(ctx, conn)
 		case connectivity.Shutdown:
 			return errors.New("connection closed")
 		}
 		if !conn.WaitForStateChange(ctx, s) {
-			return rec.cause(ctx.Err())
+			if s == connectivity.Connecting {
+				return fmt.Errorf("%w (still connecting)", ctx.Err())
+			}
+			return ctx.Err()
 		}
 	}
 }
 
-// connRecorder remembers the last connection error (TCP or TLS), which gRPC
-// otherwise keeps to itself until a call fails.
-type connRecorder struct {
-	mu  sync.Mutex
-	err error
+// lastConnError is why conn is in TRANSIENT_FAILURE. grpc-go keeps the last
+// connection error to itself and hands it to the next call that does not
+// wait for the connection, so one such call, to a method no server has,
+// fails at once with it; it never leaves this process.
+func lastConnError(ctx context.Context, conn *grpc.ClientConn) error {
+	err := conn.Invoke(ctx, "/whirl.v1.internal/Probe", &emptypb.Empty{}, &emptypb.Empty{})
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return errors.New("connection failed (is a gRPC server listening there, with the same TLS setting?)")
+	}
+	cause := connCause(st.Message())
+	if strings.Contains(cause, "server preface") {
+		// Something answered, but not with HTTP/2: typically plaintext
+		// against a TLS server, or not a gRPC server at all.
+		cause += " (is a gRPC server listening there, with the same TLS setting?)"
+	}
+	return errors.New(cause)
 }
 
-func (r *connRecorder) set(err error) {
-	r.mu.Lock()
-	r.err = err
-	r.mu.Unlock()
-}
-
-// cause returns the recorded error, or fallback if none was recorded.
-func (r *connRecorder) cause(fallback error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		if errors.Is(fallback, context.DeadlineExceeded) {
-			return fmt.Errorf("%w (last error: %w)", fallback, r.err)
+// connCause trims grpc-go's wrapping of a connection error down to what
+// DialError does not already say: "connection error: desc = \"transport:
+// Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused\""
+// becomes "connection refused"; a failed TLS handshake becomes "TLS
+// handshake: " and the TLS error.
+func connCause(msg string) string {
+	msg = strings.TrimPrefix(msg, "connection error: desc = ")
+	if unq, err := strconv.Unquote(msg); err == nil {
+		msg = unq
+	}
+	if rest, ok := strings.CutPrefix(msg, "transport: authentication handshake failed: "); ok {
+		return "TLS handshake: " + rest
+	}
+	msg = strings.TrimPrefix(msg, "transport: Error while dialing: ")
+	if strings.HasPrefix(msg, "dial ") {
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			return msg[i+2:]
 		}
-		return r.err
 	}
-	return fallback
-}
-
-func (r *connRecorder) dial(ctx context.Context, addr string) (net.Conn, error) {
-	network := "tcp"
-	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "@") {
-		network = "unix"
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		r.set(err)
-	}
-	return conn, err
-}
-
-// recordingCreds records TLS handshake failures.
-type recordingCreds struct {
-	credentials.TransportCredentials
-	rec *connRecorder
-}
-
-func (c recordingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	nc, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
-	if err != nil {
-		c.rec.set(fmt.Errorf("TLS handshake: %w", err))
-	}
-	return nc, info, err
-}
-
-func (c recordingCreds) Clone() credentials.TransportCredentials {
-	return recordingCreds{TransportCredentials: c.TransportCredentials.Clone(), rec: c.rec}
+	return msg
 }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -53,7 +52,7 @@ type RPCError struct {
 }
 
 func (e *RPCError) Error() string {
-	msg := fmt.Sprintf("whirl: %s: %s: %s", e.Op, e.Status.Code(), e.Status.Message())
+	msg := fmt.Sprintf("whirl: %s: %s: %s", e.Op, e.Status.Code(), withoutEcho(e.Op, e.Status.Message()))
 	if e.ctxErr != nil && e.Status.Code() != codes.Canceled && e.Status.Code() != codes.DeadlineExceeded {
 		msg += " (" + e.ctxErr.Error() + ")"
 	}
@@ -65,6 +64,18 @@ func (e *RPCError) GRPCStatus() *status.Status { return e.Status }
 
 // Unwrap returns the caller's context error, if it ended the call.
 func (e *RPCError) Unwrap() error { return e.ctxErr }
+
+// withoutEcho drops a prefix of the server's message that repeats the last
+// word of what the client was doing, so that "acquire lease" and "lease: all
+// 5 slots taken" read "acquire lease: all 5 slots taken", not "acquire
+// lease: lease: ...".
+func withoutEcho(op, msg string) string {
+	last := op[strings.LastIndexByte(op, ' ')+1:]
+	if rest, ok := strings.CutPrefix(msg, last+": "); ok && last != "" {
+		return rest
+	}
+	return msg
+}
 
 // FieldViolations lists the request fields the server rejected, from the
 // google.rpc.BadRequest detail of an INVALID_ARGUMENT status, as
@@ -102,7 +113,7 @@ type ExhaustedError struct {
 }
 
 func (e *ExhaustedError) Error() string {
-	msg := "whirl: acquire lease: " + e.Status.Message()
+	msg := "whirl: acquire lease: " + withoutEcho("acquire lease", e.Status.Message())
 	if e.Attempts > 1 {
 		msg += fmt.Sprintf(" (gave up after %d attempts", e.Attempts)
 		if e.ctxErr != nil {
@@ -145,7 +156,11 @@ type DialError struct {
 }
 
 func (e *DialError) Error() string {
-	return fmt.Sprintf("whirl: cannot reach server at %s: %s", e.Addr, shortCause(e.Err))
+	cause := "connection failed"
+	if e.Err != nil {
+		cause = e.Err.Error()
+	}
+	return fmt.Sprintf("whirl: cannot reach server at %s: %s", e.Addr, cause)
 }
 
 // Is makes errors.Is(err, ErrUnreachable) true.
@@ -157,27 +172,6 @@ func (e *DialError) Unwrap() error { return e.Err }
 // GRPCStatus reports UNAVAILABLE, the status a call to the server would get.
 func (e *DialError) GRPCStatus() *status.Status {
 	return status.New(codes.Unavailable, e.Error())
-}
-
-// shortCause drops the layers of a network error that repeat what DialError
-// already says ("dial tcp 127.0.0.1:1: connect:"), leaving e.g.
-// "connection refused".
-func shortCause(err error) string {
-	if err == nil {
-		return "connection failed"
-	}
-	for {
-		var op *net.OpError
-		var sys *os.SyscallError
-		switch {
-		case errors.As(err, &op) && op.Err != nil:
-			err = op.Err
-		case errors.As(err, &sys) && sys.Err != nil:
-			err = sys.Err
-		default:
-			return err.Error()
-		}
-	}
 }
 
 // rpcError wraps a failed call's error with what the client was doing,

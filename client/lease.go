@@ -212,7 +212,7 @@ type LeaseInfo struct {
 func (c *Client) ListLeases(ctx context.Context) (*Pool, error) {
 	cctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.admin.ListLeases(c.adminContext(cctx), &whirlv1.ListLeasesRequest{})
+	resp, err := c.admin.ListLeases(cctx, &whirlv1.ListLeasesRequest{}, c.adminAuth()...)
 	if err != nil {
 		return nil, rpcError(ctx, "list leases", err)
 	}
@@ -235,7 +235,7 @@ func (c *Client) ListLeases(ctx context.Context) (*Pool, error) {
 func (c *Client) RevokeLease(ctx context.Context, handle string) error {
 	cctx, cancel := c.callContext(ctx)
 	defer cancel()
-	if _, err := c.admin.RevokeLease(c.adminContext(cctx), &whirlv1.RevokeLeaseRequest{Handle: handle}); err != nil {
+	if _, err := c.admin.RevokeLease(cctx, &whirlv1.RevokeLeaseRequest{Handle: handle}, c.adminAuth()...); err != nil {
 		return rpcError(ctx, "revoke lease", err)
 	}
 	return nil

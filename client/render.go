@@ -125,6 +125,11 @@ type Result struct {
 	// Released reports whether Render released the lease (it does for a
 	// lease it acquired itself, unless KeepLease).
 	Released bool
+	// ReleaseErr is why the release of a lease Render acquired failed
+	// (the server shutting down, say); the lease then lives until it
+	// expires. Nil when Released, or when the lease was not Render's to
+	// release.
+	ReleaseErr error
 }
 
 // Render streams the animation req describes to w and verifies it.
@@ -183,6 +188,9 @@ func (c *Client) Render(ctx context.Context, req *whirlv1.RenderAnimationRequest
 				defer rcancel()
 				relErr := c.Release(rctx, res.Lease.ID)
 				res.Released = relErr == nil || status.Code(relErr) == codes.NotFound
+				if !res.Released {
+					res.ReleaseErr = relErr
+				}
 			}()
 		}
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,7 +36,8 @@ func TestRetryDelay(t *testing.T) {
 
 func TestDefaultHolderIsValid(t *testing.T) {
 	h := newOptions(nil).holder
-	if h == "" || len(h) > maxHolderBytes {
+	host, ok := strings.CutPrefix(h, DefaultHolder+"@")
+	if !ok && h != DefaultHolder || len(host) > maxHostLabel || strings.ContainsAny(host, ". ") {
 		t.Errorf("default holder %q", h)
 	}
 }
