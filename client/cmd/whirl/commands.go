@@ -3,29 +3,48 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/whirl-dev/whirl/client"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
-func (a *app) curve(ctx context.Context, name string, args []string) error {
-	fs := a.newFlagSet(name, "[--seed N] [--wheels N] [--k-fold K] [--congruency C] [--shape S,...]", "Print the summary and wheel parameters of the curve a seed describes")
+// commands is every command, in the order the usage lists them.
+func commands() []command {
+	return []command{
+		{name: "curve", summary: "print a curve's summary and wheel parameters",
+			about: "Print the summary and wheel parameters of the curve a seed describes", define: defineCurve},
+		{name: "still", summary: "render a PNG still",
+			about: "Render a PNG still of a curve: the finished curve, or one frame of its animation", define: defineStill},
+		{name: "render", summary: "render an MP4 animation",
+			about:  "Render an H.264 MP4 of a curve being drawn. Acquires a lease (retrying while all are taken, or queueing with --wait), keeps it alive, checks the video against the server's checksum and releases the lease. The file is written only if the video is complete and verified",
+			define: defineRender},
+		{name: "lease acquire", summary: "acquire a lease and print its id (a secret bearer token)",
+			about:  "Acquire a lease and print its id. With every lease taken it fails (exit 3) unless --wait (queue on the server) or --retry (retry after the server's hint) is given",
+			define: defineLeaseAcquire},
+		{name: "lease renew", args: "ID", nPos: 1, summary: "renew a lease: push its expiry out by its TTL", define: defineLeaseRenew},
+		{name: "lease release", args: "ID", nPos: 1, summary: "release a lease: free its slot at once", define: defineLeaseRelease},
+		{name: "leases", summary: "list the server's leases (admin: --token)",
+			about: "List the server's live leases (admin: needs --token or WHIRL_TOKEN)", define: defineLeases},
+		{name: "revoke", args: "HANDLE", nPos: 1, summary: "revoke a lease by its handle (admin: --token)",
+			about: "Revoke a lease by the handle 'whirl leases' shows, as if it had expired (admin: needs --token)", define: defineRevoke},
+	}
+}
+
+func defineCurve(fs *flag.FlagSet) runner {
 	var cf curveFlags
 	cf.register(fs)
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
-	}
+	return func(a *app, ctx context.Context, _ []string) error { return a.curve(ctx, &cf) }
+}
+
+func (a *app) curve(ctx context.Context, cf *curveFlags) error {
 	gen, err := cf.request()
 	if err != nil {
 		return err
@@ -65,33 +84,40 @@ func (a *app) printCurve(seed uint64, c *whirlv1.Curve) {
 	_ = tw.Flush()
 }
 
-func (a *app) still(ctx context.Context, name string, args []string) error {
-	fs := a.newFlagSet(name, "[--seed N] [--style wheels|trace] [--size 720] [--frame N] [--shape S] -o FILE.png", "Render a PNG still of a curve: the finished curve, or one frame of its animation")
-	var cf curveFlags
-	cf.register(fs)
-	var lf lookFlags
-	lf.register(fs)
-	var frame frameFlag
-	fs.Var(&frame, "frame", "draw frame `N` of the animation (0 <= N < --frames) instead of the finished curve")
-	frames := fs.Int("frames", 300, "length of the animation --frame refers to")
-	out := fs.String("o", "", "output `file` (- for stdout); required")
-	if _, err := a.parse(fs, args, 0); err != nil {
+// stillFlags are the flags of still.
+type stillFlags struct {
+	curve  curveFlags
+	look   lookFlags
+	frame  frameFlag
+	frames int
+	out    string
+}
+
+func defineStill(fs *flag.FlagSet) runner {
+	f := &stillFlags{}
+	f.curve.register(fs)
+	f.look.register(fs)
+	fs.Var(&f.frame, "frame", "draw frame `N` of the animation (0 <= N < --frames) instead of the finished curve")
+	fs.IntVar(&f.frames, "frames", 300, "length of the animation --frame refers to")
+	fs.StringVar(&f.out, "o", "", "output `file` (- for stdout); required")
+	return func(a *app, ctx context.Context, _ []string) error { return a.still(ctx, f) }
+}
+
+func (a *app) still(ctx context.Context, f *stillFlags) error {
+	if err := a.checkOutput("still", "image", f.out); err != nil {
 		return err
 	}
-	if err := a.checkOutput("still", "image", *out); err != nil {
-		return err
-	}
-	gen, err := cf.request()
+	gen, err := f.curve.request()
 	if err != nil {
 		return err
 	}
-	w, h := lf.dims()
+	w, h := f.look.dims()
 	req := &whirlv1.RenderStillRequest{
 		Source: &whirlv1.RenderStillRequest_Generate{Generate: gen},
-		Width:  w, Height: h, Style: lf.style.v, Frames: int32(*frames), Appearance: lf.appearance(),
+		Width:  w, Height: h, Style: f.look.style.v, Frames: int32(f.frames), Appearance: f.look.appearance(),
 	}
-	if frame.set {
-		req.Frame = proto.Int32(frame.n)
+	if f.frame.set {
+		req.Frame = proto.Int32(f.frame.n)
 	}
 	c, err := a.dial(ctx)
 	if err != nil {
@@ -102,7 +128,7 @@ func (a *app) still(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	o, err := a.createOutput(*out)
+	o, err := a.createOutput(f.out)
 	if err != nil {
 		return err
 	}
@@ -121,10 +147,10 @@ func (a *app) still(ctx context.Context, name string, args []string) error {
 			Bytes  int             `json:"bytes"`
 			Seed   uint64          `json:"seed"`
 			Curve  json.RawMessage `json:"curve"`
-		}{*out, resp.GetWidth(), resp.GetHeight(), len(resp.GetPng()), gen.GetSeed(), protoJSON(resp.GetCurve())})
+		}{f.out, resp.GetWidth(), resp.GetHeight(), len(resp.GetPng()), gen.GetSeed(), protoJSON(resp.GetCurve())})
 	}
-	if *out != "-" {
-		fmt.Fprintf(a.stdout, "wrote %s: %d×%d PNG, %s; %s\n", *out, resp.GetWidth(), resp.GetHeight(), humanBytes(int64(len(resp.GetPng()))), curveLine(gen.GetSeed(), resp.GetCurve()))
+	if f.out != "-" {
+		fmt.Fprintf(a.stdout, "wrote %s: %d×%d PNG, %s; %s\n", f.out, resp.GetWidth(), resp.GetHeight(), humanBytes(int64(len(resp.GetPng()))), curveLine(gen.GetSeed(), resp.GetCurve()))
 	}
 	return nil
 }
@@ -164,176 +190,36 @@ func (a *app) checkOutput(cmd, what, out string) error {
 	return nil
 }
 
-func (a *app) render(ctx context.Context, name string, args []string) error {
-	fs := a.newFlagSet(name, "[--seed N] [--style wheels|trace] [--frames 300] [--fps 30] [--size 720] [--shape S] -o FILE.mp4",
-		"Render an H.264 MP4 of a curve being drawn. Acquires a lease (retrying while all are taken, or queueing with --wait), keeps it alive, checks the video against the server's checksum and releases the lease. The file is written only if the video is complete and verified")
-	var cf curveFlags
-	cf.register(fs)
-	var lf lookFlags
-	lf.register(fs)
-	fps := fs.Int("fps", 30, "frames per second, 1-60")
-	frames := fs.Int("frames", 300, "number of frames, 1-3600")
-	out := fs.String("o", "", "output `file` (- for stdout); required")
-	leaseID := fs.String("lease", "", "render under this lease `id` (from 'whirl lease acquire'); it is not released")
-	keep := fs.Bool("keep-lease", false, "keep the lease acquired for this render, and print its id")
-	wait := fs.Bool("wait", false, "when every lease is taken, queue on the server instead of retrying")
-	holder := fs.String("holder", "", "holder `label` shown to operators (default whirl-client@HOST)")
-	deadline := fs.Duration("deadline", 0, "give up after this `duration`, waiting for a lease included (0 = never)")
-	quiet := fs.Bool("quiet", false, "no progress display, even on a terminal")
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := a.checkOutput("render", "video", *out); err != nil {
-		return err
-	}
-	gen, err := cf.request()
-	if err != nil {
-		return err
-	}
-	w, h := lf.dims()
-	req := &whirlv1.RenderAnimationRequest{
-		Source: &whirlv1.RenderAnimationRequest_Generate{Generate: gen},
-		Video: &whirlv1.VideoOptions{
-			Width: w, Height: h, Fps: int32(*fps), Frames: int32(*frames), Style: lf.style.v, Appearance: lf.appearance(),
-		},
-	}
-	var opts []client.Option
-	if *holder != "" {
-		opts = append(opts, client.WithHolder(*holder))
-	}
-	c, err := a.dial(ctx, opts...)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if *deadline > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *deadline)
-		defer cancel()
-	}
-	ropts := []client.RenderOption{}
-	if *leaseID != "" {
-		ropts = append(ropts, client.WithLease(*leaseID))
-	}
-	if *keep {
-		ropts = append(ropts, client.KeepLease())
-	}
-	if *wait {
-		ropts = append(ropts, client.WithAcquirePolicy(client.AcquireWait))
-	}
-	var bar *progressBar
-	if a.tty && !*quiet {
-		bar = newProgressBar(a.stderr, time.Now)
-		ropts = append(ropts, client.WithProgress(bar.update))
-	}
-
-	o, err := a.createOutput(*out)
-	if err != nil {
-		return err
-	}
-	res, err := c.Render(ctx, req, o.w, ropts...)
-	bar.finish()
-	if err != nil {
-		o.abort()
-		return err
-	}
-	if err := o.commit(); err != nil {
-		return err
-	}
-	kept := ""
-	if !res.Released {
-		kept = res.Lease.ID
-	}
-	if a.g.json {
-		return a.printJSON(struct {
-			Output   string          `json:"output"`
-			Bytes    int64           `json:"bytes"`
-			SHA256   string          `json:"sha256"`
-			Frames   int32           `json:"frames"`
-			Width    int32           `json:"width"`
-			Height   int32           `json:"height"`
-			FPS      int32           `json:"fps"`
-			MIMEType string          `json:"mimeType"`
-			Elapsed  string          `json:"elapsed"`
-			Seed     uint64          `json:"seed"`
-			Curve    json.RawMessage `json:"curve"`
-			LeaseID  string          `json:"leaseId,omitempty"`
-		}{*out, res.Bytes, res.SHA256, res.Header.GetFrames(), res.Header.GetWidth(), res.Header.GetHeight(), res.Header.GetFps(),
-			res.Header.GetMimeType(), protoDuration(res.Trailer.GetElapsed().AsDuration()), gen.GetSeed(), protoJSON(res.Header.GetCurve()), kept})
-	}
-	summary := a.stdout
-	if *out == "-" {
-		if !a.tty {
-			return nil
-		}
-		summary = a.stderr
-	}
-	fmt.Fprintf(summary, "wrote %s: %d frames %d×%d @%d fps, %s, sha256 %s verified; %s\n",
-		*out, res.Header.GetFrames(), res.Header.GetWidth(), res.Header.GetHeight(), res.Header.GetFps(),
-		humanBytes(res.Bytes), res.SHA256[:12], curveLine(gen.GetSeed(), res.Header.GetCurve()))
-	if kept != "" && *leaseID == "" {
-		fmt.Fprintf(summary, "lease kept: %s\n", kept)
-	}
-	return nil
-}
-
-func (a *app) lease(ctx context.Context, name string, args []string) error {
-	usage := func(w io.Writer) {
-		fmt.Fprint(w, `Usage: whirl lease acquire [--holder LABEL] [--wait | --retry] [--deadline D] [--lease ID]
-       whirl lease renew ID
-       whirl lease release ID
-
-acquire prints the new lease's id (a secret bearer token) on stdout.
-Run 'whirl lease SUBCOMMAND -h' for flags.
-`)
-	}
-	if len(args) == 0 {
-		usage(a.stderr)
-		return &usageError{msg: "lease: missing subcommand", printed: true}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(a.stdout)
-		return nil
-	case "acquire":
-		return a.leaseAcquire(ctx, args[1:])
-	case "renew":
-		return a.leaseRenew(ctx, args[1:])
-	case "release":
-		return a.leaseRelease(ctx, args[1:])
-	}
-	return usagef("lease: unknown subcommand %q (want acquire, renew or release)", args[0])
-}
-
-func (a *app) leaseAcquire(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("lease acquire", "[--holder LABEL] [--wait | --retry] [--deadline D] [--lease ID]",
-		"Acquire a lease and print its id. With every lease taken it fails (exit 3) unless --wait (queue on the server) or --retry (retry after the server's hint) is given")
+func defineLeaseAcquire(fs *flag.FlagSet) runner {
 	holder := fs.String("holder", "", "holder `label` shown to operators (default whirl-client@HOST)")
 	wait := fs.Bool("wait", false, "queue on the server until a lease frees (first come, first served)")
 	retry := fs.Bool("retry", false, "retry after the server's RetryInfo delay while every lease is taken")
 	deadline := fs.Duration("deadline", 0, "give up waiting or retrying after this `duration` (0 = never)")
 	existing := fs.String("lease", "", "a lease `id` you hold: renewed and printed if still live")
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
+	return func(a *app, ctx context.Context, _ []string) error {
+		if *wait && *retry {
+			return usagef("lease acquire: --wait and --retry exclude each other")
+		}
+		o := client.AcquireOptions{Holder: *holder, LeaseID: *existing}
+		switch {
+		case *wait:
+			o.Policy = client.AcquireWait
+		case *retry:
+			o.Policy = client.AcquireRetry
+		}
+		return a.leaseAcquire(ctx, o, *deadline)
 	}
-	if *wait && *retry {
-		return usagef("lease acquire: --wait and --retry exclude each other")
-	}
-	o := client.AcquireOptions{Holder: *holder, LeaseID: *existing}
-	switch {
-	case *wait:
-		o.Policy = client.AcquireWait
-	case *retry:
-		o.Policy = client.AcquireRetry
-	}
+}
+
+func (a *app) leaseAcquire(ctx context.Context, o client.AcquireOptions, deadline time.Duration) error {
 	c, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if *deadline > 0 {
+	if deadline > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *deadline)
+		ctx, cancel = context.WithTimeout(ctx, deadline)
 		defer cancel()
 	}
 	l, err := c.Acquire(ctx, o)
@@ -350,54 +236,48 @@ func (a *app) leaseAcquire(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (a *app) leaseRenew(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("lease renew", "ID", "Renew a lease: push its expiry out by its TTL")
-	pos, err := a.parse(fs, args, 1)
-	if err != nil {
-		return err
+func defineLeaseRenew(*flag.FlagSet) runner {
+	return func(a *app, ctx context.Context, pos []string) error {
+		c, err := a.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		l, err := c.Renew(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if a.g.json {
+			return a.printJSON(leaseView(l))
+		}
+		fmt.Fprintf(a.stdout, "renewed lease %s: expires %s (in %s)\n", l.Handle, l.ExpireTime.Local().Format(time.TimeOnly), time.Until(l.ExpireTime).Round(time.Second))
+		return nil
 	}
-	c, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	l, err := c.Renew(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if a.g.json {
-		return a.printJSON(leaseView(l))
-	}
-	fmt.Fprintf(a.stdout, "renewed lease %s: expires %s (in %s)\n", l.Handle, l.ExpireTime.Local().Format(time.TimeOnly), time.Until(l.ExpireTime).Round(time.Second))
-	return nil
 }
 
-func (a *app) leaseRelease(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("lease release", "ID", "Release a lease: free its slot at once")
-	pos, err := a.parse(fs, args, 1)
-	if err != nil {
-		return err
+func defineLeaseRelease(*flag.FlagSet) runner {
+	return func(a *app, ctx context.Context, pos []string) error {
+		c, err := a.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Release(ctx, pos[0]); err != nil {
+			return err
+		}
+		if a.g.json {
+			return a.printJSON(map[string]bool{"released": true})
+		}
+		fmt.Fprintln(a.stdout, "released")
+		return nil
 	}
-	c, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Release(ctx, pos[0]); err != nil {
-		return err
-	}
-	if a.g.json {
-		return a.printJSON(map[string]bool{"released": true})
-	}
-	fmt.Fprintln(a.stdout, "released")
-	return nil
 }
 
-func (a *app) leases(ctx context.Context, name string, args []string) error {
-	fs := a.newFlagSet(name, "", "List the server's live leases (admin: needs --token or WHIRL_TOKEN)")
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
-	}
+func defineLeases(*flag.FlagSet) runner {
+	return func(a *app, ctx context.Context, _ []string) error { return a.leases(ctx) }
+}
+
+func (a *app) leases(ctx context.Context) error {
 	c, err := a.dial(ctx)
 	if err != nil {
 		return err
@@ -444,99 +324,20 @@ func (a *app) leases(ctx context.Context, name string, args []string) error {
 	return tw.Flush()
 }
 
-func (a *app) revoke(ctx context.Context, name string, args []string) error {
-	fs := a.newFlagSet(name, "HANDLE", "Revoke a lease by the handle 'whirl leases' shows, as if it had expired (admin: needs --token)")
-	pos, err := a.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.RevokeLease(ctx, pos[0]); err != nil {
-		return err
-	}
-	if a.g.json {
-		return a.printJSON(map[string]string{"revoked": pos[0]})
-	}
-	fmt.Fprintf(a.stdout, "revoked %s\n", pos[0])
-	return nil
-}
-
-type leaseJSON struct {
-	LeaseID       string    `json:"leaseId"`
-	Handle        string    `json:"handle"`
-	Holder        string    `json:"holder"`
-	ExpireTime    time.Time `json:"expireTime"`
-	MaxExpireTime time.Time `json:"maxExpireTime"`
-	TTL           string    `json:"ttl"`
-}
-
-func leaseView(l *client.Lease) leaseJSON {
-	return leaseJSON{l.ID, l.Handle, l.Holder, l.ExpireTime, l.MaxExpireTime, protoDuration(l.TTL)}
-}
-
-// protoDuration formats d as protobuf's JSON mapping does: "300s", "1.5s".
-func protoDuration(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
-}
-
-func protoJSON(m proto.Message) json.RawMessage {
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		return json.RawMessage("null")
-	}
-	return b
-}
-
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// output is where a command writes its image or video: stdout for "-", or
-// a temporary file beside the target that is renamed into place only when
-// the result is complete, so a failed render never leaves a truncated file.
-type output struct {
-	path string
-	f    *os.File
-	w    io.Writer
-}
-
-func (a *app) createOutput(path string) (*output, error) {
-	if path == "-" {
-		return &output{path: path, w: a.stdout}, nil
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
-	if err != nil {
-		return nil, err
-	}
-	return &output{path: path, f: f, w: f}, nil
-}
-
-func (o *output) commit() error {
-	if o.f == nil {
+func defineRevoke(*flag.FlagSet) runner {
+	return func(a *app, ctx context.Context, pos []string) error {
+		c, err := a.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.RevokeLease(ctx, pos[0]); err != nil {
+			return err
+		}
+		if a.g.json {
+			return a.printJSON(map[string]string{"revoked": pos[0]})
+		}
+		fmt.Fprintf(a.stdout, "revoked %s\n", pos[0])
 		return nil
-	}
-	err := o.f.Chmod(0o644)
-	if cerr := o.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(o.f.Name(), o.path)
-	}
-	if err != nil {
-		_ = os.Remove(o.f.Name())
-	}
-	return err
-}
-
-func (o *output) abort() {
-	if o.f != nil {
-		_ = o.f.Close()
-		_ = os.Remove(o.f.Name())
 	}
 }

@@ -34,6 +34,7 @@ type globals struct {
 	tls        bool
 	caFile     string
 	serverName string
+	insecure   bool
 	timeout    time.Duration
 	json       bool
 }
@@ -58,6 +59,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.tls, "tls", g.tls, "use TLS (with the system's root CAs unless --ca-file)")
 	fs.StringVar(&g.caFile, "ca-file", g.caFile, "PEM `file` of CA certificates to trust (implies --tls)")
 	fs.StringVar(&g.serverName, "server-name", g.serverName, "`name` to verify the server's certificate against (implies --tls)")
+	fs.BoolVar(&g.insecure, "insecure", g.insecure, "plaintext, sending --token unencrypted even to a server that is not on this machine")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on connecting and on each call (not on render or --wait; see --deadline)")
 	fs.BoolVar(&g.json, "json", g.json, "print results as JSON")
 }
@@ -247,7 +249,7 @@ type lookFlags struct {
 }
 
 func (l *lookFlags) register(fs *flag.FlagSet) {
-	fs.Var(&l.style, "style", "what to draw: `wheels` (curve and wheels) or trace (curve alone)")
+	fs.Var(&l.style, "style", "`style` to draw: wheels (curve and wheels) or trace (curve alone)")
 	fs.IntVar(&l.size, "size", 720, "width and height in `pixels`")
 	fs.IntVar(&l.width, "width", 0, "width in `pixels` (overrides --size)")
 	fs.IntVar(&l.height, "height", 0, "height in `pixels` (overrides --size)")

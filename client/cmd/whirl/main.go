@@ -60,31 +60,34 @@ type app struct {
 	g   *globals
 }
 
-type command struct {
-	name, args, summary string
-	run                 func(a *app, ctx context.Context, name string, args []string) error
-}
+// runner runs a command once its flags are parsed; pos are its positional
+// arguments.
+type runner func(a *app, ctx context.Context, pos []string) error
 
-func commands() []command {
-	return []command{
-		{"curve", "[--seed N] [curve flags]", "print a curve's summary and wheel parameters", (*app).curve},
-		{"still", "[--seed N] [--style wheels|trace] [--size 720] [--frame N] -o FILE.png", "render a PNG still", (*app).still},
-		{"render", "[--seed N] [--style wheels|trace] [--frames 300] [--fps 30] [--size 720] -o FILE.mp4", "render an MP4 animation", (*app).render},
-		{"lease", "acquire|renew|release ...", "acquire, renew or release a lease", (*app).lease},
-		{"leases", "", "list the server's leases (admin: --token)", (*app).leases},
-		{"revoke", "HANDLE", "revoke a lease by its handle (admin: --token)", (*app).revoke},
-		{"help", "[COMMAND]", "show help", nil},
-	}
+// command is one thing whirl does. Its flags exist only in define, which the
+// command line, `whirl help COMMAND` and the top-level usage all call: there
+// is no second list of them to keep in step.
+type command struct {
+	// name is the word(s) after whirl: "render", "lease acquire".
+	name string
+	// args names the positional arguments ("ID"); the flags are listed from
+	// the flag set.
+	args string
+	// nPos is the number of positional arguments wanted.
+	nPos int
+	// summary is the command's line in the command list; about, if set,
+	// replaces it in the command's own help.
+	summary, about string
+	// define registers the command's own flags on fs and returns what runs
+	// the command with them.
+	define func(fs *flag.FlagSet) runner
 }
 
 // run executes the command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, tty bool) int {
 	a := &app{stdout: stdout, stderr: stderr, tty: tty, g: newGlobals(getenv)}
 	err := a.dispatch(ctx, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	code := exitCode(ctx, err)
@@ -110,24 +113,104 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	if name == "help" {
 		if len(rest) > 0 {
-			return a.dispatch(ctx, []string{rest[0], "-h"})
+			return a.dispatch(ctx, append(rest, "-h"))
 		}
 		a.usage(a.stdout)
 		return nil
 	}
+	if group := subcommands(name); group != nil {
+		return a.dispatchGroup(ctx, name, group, rest)
+	}
 	for _, c := range commands() {
-		if c.name == name && c.run != nil {
-			return c.run(a, ctx, name, rest)
+		if c.name == name {
+			return a.runCommand(ctx, c, rest)
 		}
 	}
 	return usagef("unknown command %q; run 'whirl help'", name)
 }
 
+// dispatchGroup runs one of the commands named "group SUBCOMMAND".
+func (a *app) dispatchGroup(ctx context.Context, group string, cmds []command, args []string) error {
+	if len(args) == 0 {
+		a.groupUsage(a.stderr, group, cmds)
+		return &usageError{msg: group + ": missing subcommand", printed: true}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		a.groupUsage(a.stdout, group, cmds)
+		return nil
+	}
+	var names []string
+	for _, c := range cmds {
+		if c.name == group+" "+args[0] {
+			return a.runCommand(ctx, c, args[1:])
+		}
+		names = append(names, strings.TrimPrefix(c.name, group+" "))
+	}
+	return usagef("%s: unknown subcommand %q (want %s)", group, args[0], strings.Join(names, ", "))
+}
+
+// subcommands lists the commands named "group ...", or nil.
+func subcommands(group string) []command {
+	var out []command
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runCommand parses c's flags (its own and the global ones) and runs it.
+func (a *app) runCommand(ctx context.Context, c command, args []string) error {
+	fs := flag.NewFlagSet("whirl "+c.name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	run := c.define(fs)
+	fs.Usage = func() {
+		about := c.about
+		if about == "" {
+			about = c.summary
+		}
+		fmt.Fprintf(fs.Output(), "Usage: whirl %s\n\n%s.\n\nFlags:\n", synopsis(c), about)
+		fs.PrintDefaults()
+	}
+	a.g.register(fs)
+	pos, err := a.parse(fs, args, c.nPos)
+	if err != nil {
+		return err
+	}
+	return run(a, ctx, pos)
+}
+
+// synopsis is c's name, its own flags as its flag set defines them, and its
+// positional arguments.
+func synopsis(c command) string {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.define(fs)
+	parts := []string{c.name}
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		if value, _ := flag.UnquoteUsage(f); value != "" {
+			parts = append(parts, "["+dash+f.Name+" "+value+"]")
+		} else {
+			parts = append(parts, "["+dash+f.Name+"]")
+		}
+	})
+	if c.args != "" {
+		parts = append(parts, c.args)
+	}
+	return strings.Join(parts, " ")
+}
+
 func (a *app) usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: whirl [global flags] COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-14s %s\n      whirl %s\n", c.name, c.summary, synopsis(c))
 	}
+	fmt.Fprintf(w, "  %-14s %s\n", "help [COMMAND]", "show this, or a command's flags")
 	fmt.Fprint(w, "\nGlobal flags (accepted before or after the command):\n")
 	fs := flag.NewFlagSet("whirl", flag.ContinueOnError)
 	a.g.register(fs)
@@ -139,20 +222,17 @@ Exit codes: 0 success; 1 failure (unreachable server, broken video, ...);
 UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT);
 130 interrupted.
 
-Run 'whirl help COMMAND' for a command's flags.
+Run 'whirl help COMMAND' for what a command's flags mean.
 `)
 }
 
-// newFlagSet makes a command's flag set, with the global flags on it.
-func (a *app) newFlagSet(name, args, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet("whirl "+name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: whirl %s %s\n\n%s.\n\nFlags:\n", name, args, summary)
-		fs.PrintDefaults()
+// groupUsage lists the subcommands of group.
+func (a *app) groupUsage(w io.Writer, group string, cmds []command) {
+	fmt.Fprint(w, "Usage:\n")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  whirl %s\n      %s\n", synopsis(c), c.summary)
 	}
-	a.g.register(fs)
-	return fs
+	fmt.Fprintf(w, "\nRun 'whirl %s SUBCOMMAND -h' for flags.\n", group)
 }
 
 // parse parses a command's arguments, wanting exactly nPos positional ones
@@ -177,6 +257,9 @@ func (a *app) parse(fs *flag.FlagSet, args []string, nPos int) ([]string, error)
 // dial connects with the global flags.
 func (a *app) dial(ctx context.Context, extra ...client.Option) (*client.Client, error) {
 	opts := []client.Option{client.WithTimeout(a.g.timeout), client.WithToken(a.g.token)}
+	if a.g.insecure {
+		opts = append(opts, client.WithInsecure())
+	}
 	if a.g.tls || a.g.caFile != "" || a.g.serverName != "" {
 		opts = append(opts, client.WithTLS(nil))
 		if a.g.caFile != "" {

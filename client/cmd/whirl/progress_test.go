@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,8 @@ func TestHumanBytes(t *testing.T) {
 
 func TestParseArgsInterspersed(t *testing.T) {
 	a := &app{g: newGlobals(func(string) string { return "" })}
-	fs := a.newFlagSet("x", "", "")
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	a.g.register(fs)
 	n := fs.Int("n", 0, "")
 	pos, err := parseArgs(fs, []string{"A", "--n", "3", "B", "--json", "--", "--C"})
 	if err != nil || *n != 3 || !a.g.json || strings.Join(pos, ",") != "A,B,--C" {
