@@ -1,14 +1,10 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/whirl-dev/whirl/internal/procfs"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -34,36 +31,15 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// procStat returns the fields of /proc/pid/stat after the command name
-// (state, ppid, pgrp, ...), or nil if there is no such process.
-func procStat(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-}
-
 // alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	f := procStat(pid)
-	return len(f) > 0 && f[0] != "Z"
-}
+func alive(pid int) bool { return procfs.Alive(pid) }
 
-// childrenOf lists the live children of ppid.
+// childrenOf lists the live ffmpeg children of ppid.
 func childrenOf(ppid int) []int {
-	dirs, _ := os.ReadDir("/proc")
-	var out []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if f := procStat(pid); len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(ppid) {
-			if comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); strings.TrimSpace(string(comm)) == "ffmpeg" {
-				out = append(out, pid)
-			}
-		}
+	kids, _ := procfs.Processes(func(st procfs.Stat) bool { return st.PPID == ppid && st.Comm == "ffmpeg" })
+	out := make([]int, len(kids))
+	for i, st := range kids {
+		out[i] = st.PID
 	}
 	return out
 }
@@ -170,9 +146,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 					t.Fatalf("streams did not all start: %+v; logs:\n%s", results, p.logs)
 				}
 			}
-			ffmpegs := childrenOf(p.cmd.Process.Pid)
+			ffmpegs := childrenOf(p.srv.PID)
 
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := p.srv.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			signalled := time.Now()

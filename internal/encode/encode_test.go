@@ -20,6 +20,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/encode/synth"
 	"github.com/whirl-dev/whirl/internal/i420"
+	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 func TestMain(m *testing.M) {
@@ -217,18 +218,15 @@ func TestDeterministic(t *testing.T) {
 }
 
 // gone reports whether pid has left the process table (a zombie has not).
-func gone(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return errors.Is(err, os.ErrNotExist)
-}
+func gone(pid int) bool { return !procfs.Exists(pid) }
 
 func waitGone(t *testing.T, pid int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !gone(pid) {
 		if time.Now().After(deadline) {
-			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			t.Fatalf("ffmpeg pid %d still in the process table after %v: %s", pid, within, stat)
+			stat, _ := procfs.ReadStat(pid)
+			t.Fatalf("ffmpeg pid %d still in the process table after %v: %+v", pid, within, stat)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -4,37 +4,32 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 // threadNiceness returns the niceness of every thread of process pid
 // ("self" for this one), by thread id, from /proc.
 func threadNiceness(t *testing.T, pid string) map[string]int {
 	t.Helper()
-	stats, err := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "stat"))
-	if err != nil || len(stats) == 0 {
-		t.Fatalf("no threads listed for %s: %v", pid, err)
+	n := os.Getpid()
+	if pid != "self" {
+		var err error
+		if n, err = strconv.Atoi(pid); err != nil {
+			t.Fatal(err)
+		}
 	}
-	out := make(map[string]int)
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		// fields after the command name, which may hold spaces: the
-		// first is field 3 (state), niceness is field 19
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		n, err := strconv.Atoi(fields[19-3])
-		if err != nil {
-			t.Fatalf("%s: niceness %q: %v", p, fields[19-3], err)
-		}
-		out[filepath.Base(filepath.Dir(p))] = n
+	threads, err := procfs.ReadThreadStats(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]int, len(threads))
+	for tid, st := range threads {
+		out[strconv.Itoa(tid)] = st.Nice
 	}
 	return out
 }

@@ -1,16 +1,13 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,6 +20,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -291,15 +289,7 @@ func TestCancelMidStream(t *testing.T) {
 }
 
 // processExists reports whether pid is alive and not a zombie.
-func processExists(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
-}
+func processExists(pid int) bool { return procfs.Alive(pid) }
 
 // TestFFmpegKilledMidStream: the stream ends with INTERNAL and no trailer.
 func TestFFmpegKilledMidStream(t *testing.T) {

@@ -1,11 +1,9 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -171,25 +170,10 @@ func (h harness) assertQuiescent(t *testing.T, leases []heldLease) {
 // pgid: encode puts each ffmpeg in a group of its own, so this finds
 // anything a fake ffmpeg script started too.
 func groupMembers(pgid int) []int {
-	dirs, _ := os.ReadDir("/proc")
-	var out []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// After "pid (comm)": state ppid pgrp ...
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 3 || f[0] == "Z" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, pid)
-		}
+	members, _ := procfs.Processes(func(st procfs.Stat) bool { return st.PGRP == pgid })
+	out := make([]int, len(members))
+	for i, st := range members {
+		out[i] = st.PID
 	}
 	return out
 }
