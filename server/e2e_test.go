@@ -1,14 +1,12 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/serverproc"
 )
 
 // binaries built once for the end-to-end tests.
@@ -71,7 +70,7 @@ func TestMain(m *testing.M) {
 
 // process is a running whirl server binary.
 type process struct {
-	cmd  *exec.Cmd
+	srv  *serverproc.Server
 	addr string
 	logs *syncBuffer
 	done chan error
@@ -81,39 +80,17 @@ type process struct {
 // "serving" log line, which carries the real address.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bins.server, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "WHIRL_ADMIN_TOKEN=")
-	stderr, err := cmd.StderrPipe()
+	p := &process{logs: &syncBuffer{}, done: make(chan error, 1)}
+	s, err := serverproc.Start(t.Context(), serverproc.Options{Path: bins.server, Args: args, Log: p.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.logs.WriteString(line + "\n")
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
-				addrCh <- rec.Addr
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.done <- cmd.Wait()
-	}()
+	p.srv, p.addr = s, s.Addr
+	go func() { p.done <- s.Err() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		s.Kill()
 		<-p.done
 	})
-	select {
-	case p.addr = <-addrCh:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not start; logs:\n%s", p.logs)
-	}
 	return p
 }
 
@@ -133,10 +110,10 @@ type syncBuffer struct {
 	b  strings.Builder
 }
 
-func (s *syncBuffer) WriteString(v string) {
+func (s *syncBuffer) Write(v []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.b.WriteString(v)
+	return s.b.Write(v)
 }
 
 func (s *syncBuffer) String() string {
@@ -192,7 +169,7 @@ func TestGrpcurlLeaseRPCs(t *testing.T) {
 
 func TestSIGTERMExitsCleanly(t *testing.T) {
 	p := startServer(t)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -192,7 +192,7 @@ func TestTwoReplicasShareOneEtcd(t *testing.T) {
 	}
 
 	// Restart a: the lease is still there, seen and renewable through it.
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := a.srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-a.done; err != nil {
