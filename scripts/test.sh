@@ -41,6 +41,7 @@ step "etcd lease store against real etcd servers (nested module)"
 step "fuzz targets, ${FUZZTIME:=10s} each (seed corpora run in every go test)"
 for target in $(grep -rl --include='*_test.go' '^func Fuzz' internal client | xargs -n1 dirname | sort -u); do
 	for name in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$target"/*_test.go | cut -d' ' -f2); do
+		printf -- '--- %s in ./%s\n' "$name" "$target" >&2
 		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$target"
 	done
 done
