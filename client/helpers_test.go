@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/whirl-dev/whirl/client"
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -24,7 +23,7 @@ const adminToken = "test-admin-token"
 func startServer(t *testing.T, cfg service.Config, extra ...grpc.ServerOption) *testserver.Server {
 	t.Helper()
 	if cfg.Leases == nil {
-		reg := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
+		reg := lease.NewMemory(lease.Config{Capacity: 5})
 		t.Cleanup(func() { _ = reg.Close() })
 		cfg.Leases = reg
 	}

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -22,7 +21,7 @@ var exampleAddr string
 const exampleToken = "example-admin-token"
 
 func TestMain(m *testing.M) {
-	leases := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
+	leases := lease.NewMemory(lease.Config{Capacity: 5})
 	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: exampleToken})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "example server:", err)

@@ -21,7 +21,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/whirl-dev/whirl/client"
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -337,7 +336,7 @@ func TestRenderKeepsCallersLease(t *testing.T) {
 		}
 		return handler(ctx, req)
 	})
-	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: 300 * time.Millisecond, MaxAge: time.Minute}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: 300 * time.Millisecond, MaxAge: time.Minute})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := startServer(t, service.Config{Leases: reg}, countRenewals)
 	c := dial(t, srv.Addr)
@@ -438,7 +437,7 @@ func TestStatusCodesSurvive(t *testing.T) {
 }
 
 func TestAdminDisabledServer(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{})
 	t.Cleanup(func() { _ = reg.Close() })
 	// Not startServer, which configures a token.
 	srv := testserver.Start(t, service.Config{Leases: reg})
@@ -456,7 +455,7 @@ func hasAuth(ctx context.Context) bool {
 // TestRenderUnderLeaseAtMaxAge: a caller's lease that can no longer be
 // renewed is still used until it expires.
 func TestRenderUnderLeaseAtMaxAge(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: 5 * time.Second, MaxAge: 5 * time.Second}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: 5 * time.Second, MaxAge: 5 * time.Second})
 	t.Cleanup(func() { _ = reg.Close() })
 	c := dial(t, startServer(t, service.Config{Leases: reg}).Addr)
 	l, err := c.Acquire(context.Background(), client.AcquireOptions{})

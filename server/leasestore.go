@@ -9,7 +9,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/lease/etcdlease"
 )
@@ -20,7 +19,7 @@ func openLeaseStore(ctx context.Context, cfg config, obs lease.Observer) (store 
 	lc := lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge}
 	switch cfg.leaseStore {
 	case "memory":
-		m := lease.NewMemory(lc, clock.Real{})
+		m := lease.NewMemory(lc)
 		m.SetObserver(obs)
 		return m, func() { _ = m.Close() }, nil
 	case "etcd":

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -107,7 +106,7 @@ type server struct {
 // in-memory lease registry, serves it on 127.0.0.1:0 and dials it over TCP.
 // workers > 0 overrides the render workers.
 func startServer(workers int) (*server, error) {
-	leases := lease.NewMemory(lease.Config{}, clock.Real{})
+	leases := lease.NewMemory(lease.Config{})
 	srv, err := testserver.Serve(service.Config{
 		Leases: leases,
 		// Production logs every call as text; the same handler writing to

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/whirl-dev/whirl/internal/clock"
 )
 
 // Observer is told about lease events, for metrics. Calls are made without
@@ -33,9 +31,12 @@ type Observer interface {
 
 // Memory is a Registry held in one process's memory. Its leases vanish with
 // the process, and Capacity is enforced only among callers of this process.
+//
+// It reads time from the time package (time.Now, time.AfterFunc) and nothing
+// else, so a test run inside a testing/synctest bubble drives its expiries
+// with the bubble's fake clock.
 type Memory struct {
 	cfg Config
-	clk clock.Clock
 
 	mu sync.Mutex
 	// byToken is keyed by the SHA-256 of the token, not the token itself:
@@ -51,7 +52,7 @@ type Memory struct {
 	// unpinned lease, so that expiry frees slots for waiters even when no
 	// other call arrives. timerGen tells a stale callback (one whose timer
 	// was replaced or stopped after it had started) that it has nothing to do.
-	timer    clock.Timer
+	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64
 	// seq numbers grants and pins, breaking AcquiredAt ties when listing and
@@ -91,14 +92,10 @@ type tally struct{ granted, refused, expired, released int }
 var _ Registry = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory registry. Zero fields of cfg take their
-// defaults; a nil clk means the wall clock.
-func NewMemory(cfg Config, clk clock.Clock) *Memory {
-	if clk == nil {
-		clk = clock.Real{}
-	}
+// defaults.
+func NewMemory(cfg Config) *Memory {
 	return &Memory{
 		cfg:      cfg.WithDefaults(),
-		clk:      clk,
 		byToken:  make(map[[sha256.Size]byte]*entry),
 		byHandle: make(map[string]*entry),
 	}
@@ -365,7 +362,7 @@ func (m *Memory) lock(t *tally) (time.Time, error) {
 	if m.closed {
 		return time.Time{}, ErrClosed
 	}
-	now := m.clk.Now()
+	now := time.Now()
 	m.expireLocked(now, t)
 	return now, nil
 }
@@ -530,7 +527,7 @@ func (m *Memory) armLocked(now time.Time) {
 	m.timerGen++
 	gen := m.timerGen
 	m.timerAt = at
-	m.timer = m.clk.AfterFunc(at.Sub(now), func() { m.fire(gen) })
+	m.timer = time.AfterFunc(at.Sub(now), func() { m.fire(gen) })
 }
 
 func (m *Memory) stopTimerLocked() {
@@ -551,7 +548,7 @@ func (m *Memory) fire(gen uint64) {
 	}
 	m.timer = nil
 	var t tally
-	now := m.clk.Now()
+	now := time.Now()
 	m.expireLocked(now, &t)
 	m.unlock(&t, now)
 }

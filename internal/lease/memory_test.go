@@ -8,32 +8,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/lease/leasetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestMemorySuite holds Memory to the contract every Registry must meet.
+// TestMemorySuite holds Memory to the contract every Registry must meet, in
+// synctest bubbles: the suite's sleeps move the bubble's clock, not the wall's.
 func TestMemorySuite(t *testing.T) {
-	leasetest.Run(t, func(t *testing.T, cfg lease.Config) lease.Registry {
-		return lease.NewMemory(cfg, nil)
+	leasetest.RunInBubble(t, func(t *testing.T, cfg lease.Config) lease.Registry {
+		return lease.NewMemory(cfg)
 	})
 }
 
-var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// at is the fake time d after the start.
-func at(d time.Duration) time.Time { return epoch.Add(d) }
-
-// TestMemoryFakeClock covers timing exactly, with a clock that moves only
-// when told. Nothing here sleeps except to let a goroutine reach a channel.
-func TestMemoryFakeClock(t *testing.T) {
+// TestMemoryTiming covers timing exactly. Each case runs in a synctest
+// bubble, whose clock moves only when every goroutine in it is blocked, so
+// f.advance(d) moves the registry's time by exactly d and runs what falls due.
+func TestMemoryTiming(t *testing.T) {
 	const ttl = 10 * time.Second
 	tests := []struct {
 		name string
@@ -45,28 +42,28 @@ func TestMemoryFakeClock(t *testing.T) {
 			w := f.wait(t, "w", 1)
 			// From here on only the clock moves: no call could expire the
 			// lease on read, so the timer has to.
-			f.clk.Advance(ttl - time.Nanosecond)
+			f.advance(ttl - time.Nanosecond)
 			f.notServed(t, w)
-			f.clk.Advance(time.Nanosecond)
+			f.advance(time.Nanosecond)
 			l := f.served(t, w, "w")
-			if !l.AcquiredAt.Equal(at(ttl)) {
-				t.Errorf("waiter's lease acquired at %v, want the holder's expiry %v", l.AcquiredAt, at(ttl))
+			if !l.AcquiredAt.Equal(f.at(ttl)) {
+				t.Errorf("waiter's lease acquired at %v, want the holder's expiry %v", l.AcquiredAt, f.at(ttl))
 			}
 			f.wantNotFound(t, a.Token)
 			f.obs.want(t, 2, 0, 1, 0)
 		}},
 		{"SlidingRenewal", lease.Config{Capacity: 1, TTL: ttl, MaxAge: time.Hour}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
-			if !a.ExpiresAt.Equal(at(ttl)) || !a.MaxExpiresAt.Equal(at(time.Hour)) || a.TTL != ttl {
-				t.Fatalf("new lease %+v: want expiry %v, max %v, TTL %v", a, at(ttl), at(time.Hour), ttl)
+			if !a.ExpiresAt.Equal(f.at(ttl)) || !a.MaxExpiresAt.Equal(f.at(time.Hour)) || a.TTL != ttl {
+				t.Fatalf("new lease %+v: want expiry %v, max %v, TTL %v", a, f.at(ttl), f.at(time.Hour), ttl)
 			}
-			f.clk.Advance(8 * time.Second)
-			f.renew(t, a.Token, at(18*time.Second))
-			f.clk.Advance(8 * time.Second) // past the first expiry
-			f.renew(t, a.Token, at(26*time.Second))
-			f.clk.Advance(ttl - time.Nanosecond)
+			f.advance(8 * time.Second)
+			f.renew(t, a.Token, f.at(18*time.Second))
+			f.advance(8 * time.Second) // past the first expiry
+			f.renew(t, a.Token, f.at(26*time.Second))
+			f.advance(ttl - time.Nanosecond)
 			f.wantLeases(t, 1)
-			f.clk.Advance(time.Nanosecond) // ExpiresAt <= now: gone
+			f.advance(time.Nanosecond) // ExpiresAt <= now: gone
 			f.wantLeases(t, 0)
 			f.wantNotFound(t, a.Token)
 			f.obs.want(t, 1, 0, 1, 0)
@@ -80,49 +77,49 @@ func TestMemoryFakeClock(t *testing.T) {
 			if err := f.m.Release(f.ctx, a.Token); !errors.Is(err, lease.ErrNotFound) {
 				t.Errorf("Release of a released lease: %v, want ErrNotFound", err)
 			}
-			f.renew(t, b.Token, at(ttl))
-			f.clk.Advance(time.Hour)
+			f.renew(t, b.Token, f.at(ttl))
+			f.advance(time.Hour)
 			f.obs.want(t, 2, 0, 1, 1)
 		}},
 		{"MaxAge", lease.Config{Capacity: 1, TTL: ttl, MaxAge: 25 * time.Second}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
-			f.clk.Advance(9 * time.Second)
-			f.renew(t, a.Token, at(19*time.Second))
-			f.clk.Advance(6 * time.Second) // now+TTL == MaxExpiresAt: allowed
-			f.renew(t, a.Token, at(25*time.Second))
-			f.clk.Advance(time.Second) // now+TTL passes MaxExpiresAt
+			f.advance(9 * time.Second)
+			f.renew(t, a.Token, f.at(19*time.Second))
+			f.advance(6 * time.Second) // now+TTL == MaxExpiresAt: allowed
+			f.renew(t, a.Token, f.at(25*time.Second))
+			f.advance(time.Second) // now+TTL passes MaxExpiresAt
 			if _, err := f.m.Renew(f.ctx, a.Token); !errors.Is(err, lease.ErrTooOld) {
 				t.Fatalf("Renew past max age: %v, want ErrTooOld", err)
 			}
 			// Still live until its current expiry.
-			f.clk.Advance(9*time.Second - time.Nanosecond)
-			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].ExpiresAt.Equal(at(25*time.Second)) {
-				t.Fatalf("after ErrTooOld: %+v, want the lease live until %v", s.Leases, at(25*time.Second))
+			f.advance(9*time.Second - time.Nanosecond)
+			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].ExpiresAt.Equal(f.at(25*time.Second)) {
+				t.Fatalf("after ErrTooOld: %+v, want the lease live until %v", s.Leases, f.at(25*time.Second))
 			}
-			f.clk.Advance(time.Nanosecond)
+			f.advance(time.Nanosecond)
 			f.wantLeases(t, 0)
 			f.obs.want(t, 1, 0, 1, 0)
 		}},
 		{"ReacquireLive", lease.Config{Capacity: 1, TTL: ttl}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
 			w := f.wait(t, "w", 1)
-			f.clk.Advance(5 * time.Second)
+			f.advance(5 * time.Second)
 			b, err := f.m.Acquire(f.ctx, "a", a.Token, false)
 			if err != nil {
 				t.Fatalf("re-acquire on a full pool with a waiter: %v", err)
 			}
-			if b.Token != a.Token || b.Handle != a.Handle || !b.AcquiredAt.Equal(epoch) || !b.ExpiresAt.Equal(at(15*time.Second)) {
-				t.Errorf("re-acquire returned %+v, want the same lease renewed to %v", b, at(15*time.Second))
+			if b.Token != a.Token || b.Handle != a.Handle || !b.AcquiredAt.Equal(f.start) || !b.ExpiresAt.Equal(f.at(15*time.Second)) {
+				t.Errorf("re-acquire returned %+v, want the same lease renewed to %v", b, f.at(15*time.Second))
 			}
 			f.notServed(t, w)
 			f.obs.want(t, 1, 0, 0, 0) // a renewal is not a grant
-			f.clk.Advance(ttl)
+			f.advance(ttl)
 			f.served(t, w, "w")
 		}},
 		{"ReacquireTooOldYieldsToWaiter", lease.Config{Capacity: 1, TTL: ttl, MaxAge: 12 * time.Second}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
 			w := f.wait(t, "w", 1)
-			f.clk.Advance(5 * time.Second) // 5+10 > 12
+			f.advance(5 * time.Second) // 5+10 > 12
 			_, err := f.m.Acquire(f.ctx, "a", a.Token, false)
 			// The old lease ends and its slot goes to the waiter queued before;
 			// the waiter's new lease expires one TTL from now.
@@ -136,13 +133,13 @@ func TestMemoryFakeClock(t *testing.T) {
 		}},
 		{"ReacquireTooOldGetsNewLease", lease.Config{Capacity: 1, TTL: ttl, MaxAge: 12 * time.Second}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
-			f.clk.Advance(5 * time.Second)
+			f.advance(5 * time.Second)
 			b, err := f.m.Acquire(f.ctx, "a", a.Token, false)
 			if err != nil {
 				t.Fatalf("too-old re-acquire: %v", err)
 			}
-			if b.Token == a.Token || b.Handle == a.Handle || !b.AcquiredAt.Equal(at(5*time.Second)) {
-				t.Errorf("too-old re-acquire returned %+v, want a new lease from %v", b, at(5*time.Second))
+			if b.Token == a.Token || b.Handle == a.Handle || !b.AcquiredAt.Equal(f.at(5*time.Second)) {
+				t.Errorf("too-old re-acquire returned %+v, want a new lease from %v", b, f.at(5*time.Second))
 			}
 			f.wantNotFound(t, a.Token)
 			f.wantLeases(t, 1)
@@ -153,7 +150,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			w2 := f.wait(t, "w2", 2)
 			w3 := f.wait(t, "w3", 3)
 			f.refused(t, ttl)
-			f.clk.Advance(ttl) // holder expires: w1's turn
+			f.advance(ttl) // holder expires: w1's turn
 			l1 := f.served(t, w1, "w1")
 			f.notServed(t, w2)
 			f.notServed(t, w3)
@@ -173,7 +170,7 @@ func TestMemoryFakeClock(t *testing.T) {
 		}},
 		{"Capacity1", lease.Config{Capacity: 1, TTL: ttl}, func(t *testing.T, f *fixture) {
 			f.acquire(t, "a")
-			f.clk.Advance(3 * time.Second)
+			f.advance(3 * time.Second)
 			f.refused(t, 7*time.Second)
 			f.obs.want(t, 1, 1, 0, 0)
 		}},
@@ -181,7 +178,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			var held []lease.Lease
 			for range 5 {
 				held = append(held, f.acquire(t, "h"))
-				f.clk.Advance(time.Second)
+				f.advance(time.Second)
 			}
 			f.refused(t, 5*time.Second) // the first expires at 10 s; now is 5 s
 			if err := f.m.Release(f.ctx, held[2].Token); err != nil {
@@ -190,7 +187,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			f.acquire(t, "h")
 			f.refused(t, 5*time.Second)
 			f.wantLeases(t, 5)
-			f.clk.Advance(5 * time.Second) // the first expires
+			f.advance(5 * time.Second) // the first expires
 			f.acquire(t, "h")
 			f.refused(t, time.Second)
 		}},
@@ -200,7 +197,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			if !p.Pinned {
 				t.Errorf("Pin returned an unpinned lease")
 			}
-			f.clk.Advance(25 * time.Second)
+			f.advance(25 * time.Second)
 			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].Pinned {
 				t.Fatalf("pinned lease past TTL: %+v", s.Leases)
 			}
@@ -210,10 +207,10 @@ func TestMemoryFakeClock(t *testing.T) {
 			}
 			f.obs.want(t, 1, 1, 0, 0)
 			unpin()
-			if s := f.list(t); len(s.Leases) != 1 || s.Leases[0].Pinned || !s.Leases[0].ExpiresAt.Equal(at(35*time.Second)) {
-				t.Fatalf("after unpin: %+v, want unpinned, expiring at %v", s.Leases, at(35*time.Second))
+			if s := f.list(t); len(s.Leases) != 1 || s.Leases[0].Pinned || !s.Leases[0].ExpiresAt.Equal(f.at(35*time.Second)) {
+				t.Fatalf("after unpin: %+v, want unpinned, expiring at %v", s.Leases, f.at(35*time.Second))
 			}
-			f.clk.Advance(ttl)
+			f.advance(ttl)
 			f.wantLeases(t, 0)
 			f.obs.want(t, 1, 1, 1, 0)
 		}},
@@ -221,7 +218,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			a := f.acquire(t, "a")
 			_, unpin := f.pin(t, a.Token)
 			w := f.wait(t, "w", 1)
-			f.clk.Advance(31 * time.Second)
+			f.advance(31 * time.Second)
 			f.notServed(t, w)
 			f.wantLeases(t, 1)
 			unpin()
@@ -232,12 +229,12 @@ func TestMemoryFakeClock(t *testing.T) {
 		{"UnpinCappedAtMaxAge", lease.Config{Capacity: 1, TTL: ttl, MaxAge: 30 * time.Second}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
 			_, unpin := f.pin(t, a.Token)
-			f.clk.Advance(25 * time.Second)
+			f.advance(25 * time.Second)
 			unpin()
-			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].ExpiresAt.Equal(at(30*time.Second)) {
-				t.Fatalf("after unpin near max age: %+v, want expiry capped at %v", s.Leases, at(30*time.Second))
+			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].ExpiresAt.Equal(f.at(30*time.Second)) {
+				t.Fatalf("after unpin near max age: %+v, want expiry capped at %v", s.Leases, f.at(30*time.Second))
 			}
-			f.clk.Advance(5 * time.Second)
+			f.advance(5 * time.Second)
 			f.wantLeases(t, 0)
 		}},
 		{"StaleUnpinIgnored", lease.Config{Capacity: 1, TTL: ttl}, func(t *testing.T, f *fixture) {
@@ -246,7 +243,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			unpin1()
 			_, unpin2 := f.pin(t, a.Token)
 			unpin1() // from the earlier pin: must not end the current one
-			f.clk.Advance(2 * ttl)
+			f.advance(2 * ttl)
 			if s := f.list(t); len(s.Leases) != 1 || !s.Leases[0].Pinned {
 				t.Fatalf("stale unpin ended a later pin: %+v", s.Leases)
 			}
@@ -284,12 +281,12 @@ func TestMemoryFakeClock(t *testing.T) {
 			f.acquire(t, "c")
 			f.acquire(t, "d")
 			w := f.wait(t, "w", 1)
-			f.clk.Advance(ttl) // c and d expire; w gets one slot
+			f.advance(ttl) // c and d expire; w gets one slot
 			f.served(t, w, "w")
 			f.list(t)
-			f.clk.Advance(ttl) // w's lease expires
+			f.advance(ttl) // w's lease expires
 			f.list(t)
-			f.clk.Advance(time.Hour)
+			f.advance(time.Hour)
 			f.obs.want(t, 5, 1, 3, 2)
 		}},
 		{"WaiterCanceled", lease.Config{Capacity: 1, TTL: ttl}, func(t *testing.T, f *fixture) {
@@ -303,7 +300,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			if s := f.list(t); s.Waiting != 0 {
 				t.Fatalf("canceled waiter still queued: %+v", s)
 			}
-			f.clk.Advance(ttl)
+			f.advance(ttl)
 			f.wantLeases(t, 0) // nobody was served the freed slot
 			f.obs.want(t, 1, 0, 1, 0)
 		}},
@@ -324,7 +321,7 @@ func TestMemoryFakeClock(t *testing.T) {
 			if res := <-w; !errors.Is(res.err, lease.ErrClosed) {
 				t.Fatalf("waiter at Close: %v, want ErrClosed", res.err)
 			}
-			f.clk.Advance(time.Hour) // the stopped timer must not fire
+			f.advance(time.Hour) // the stopped timer must not fire
 			if _, err := f.m.Renew(f.ctx, a.Token); !errors.Is(err, lease.ErrClosed) {
 				t.Errorf("Renew after Close: %v, want ErrClosed", err)
 			}
@@ -340,11 +337,12 @@ func TestMemoryFakeClock(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := &fixture{clk: clock.NewFake(epoch), obs: &counter{}, ctx: t.Context()}
-			f.m = lease.NewMemory(tc.cfg, f.clk)
-			f.m.SetObserver(f.obs)
-			t.Cleanup(func() { _ = f.m.Close() })
-			tc.run(t, f)
+			synctest.Test(t, func(t *testing.T) {
+				f := &fixture{m: lease.NewMemory(tc.cfg), obs: &counter{}, ctx: t.Context(), start: time.Now()}
+				f.m.SetObserver(f.obs)
+				t.Cleanup(func() { _ = f.m.Close() })
+				tc.run(t, f)
+			})
 		})
 	}
 }
@@ -354,7 +352,7 @@ func TestMemoryFakeClock(t *testing.T) {
 // When everyone has finished and released, no lease may be left: a slot
 // granted to a waiter that then returned an error would still be held.
 func TestAbandonedWaitersDoNotLeakSlots(t *testing.T) {
-	m := lease.NewMemory(lease.Config{Capacity: 2, TTL: time.Hour}, nil)
+	m := lease.NewMemory(lease.Config{Capacity: 2, TTL: time.Hour})
 	defer m.Close()
 	var wg sync.WaitGroup
 	for range 32 {
@@ -403,7 +401,7 @@ func TestValidToken(t *testing.T) {
 			t.Errorf("ValidToken(%q) = %v, want %v", tc.s, got, tc.want)
 		}
 	}
-	m := lease.NewMemory(lease.Config{}, nil)
+	m := lease.NewMemory(lease.Config{})
 	defer m.Close()
 	l, err := m.Acquire(t.Context(), "h", "", false)
 	if err != nil {
@@ -415,7 +413,7 @@ func TestValidToken(t *testing.T) {
 }
 
 func BenchmarkAcquireRelease(b *testing.B) {
-	m := lease.NewMemory(lease.Config{Capacity: 5}, nil)
+	m := lease.NewMemory(lease.Config{Capacity: 5})
 	defer m.Close()
 	ctx := context.Background()
 	for b.Loop() {
@@ -430,7 +428,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 }
 
 func BenchmarkAcquireReleaseParallel(b *testing.B) {
-	m := lease.NewMemory(lease.Config{Capacity: 1 << 16}, nil)
+	m := lease.NewMemory(lease.Config{Capacity: 1 << 16})
 	defer m.Close()
 	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
@@ -448,12 +446,22 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 	})
 }
 
-// fixture is one fake-clock test's registry.
+// fixture is one timing test's registry, in its own synctest bubble.
 type fixture struct {
-	m   *lease.Memory
-	clk *clock.Fake
-	obs *counter
-	ctx context.Context
+	m     *lease.Memory
+	obs   *counter
+	ctx   context.Context
+	start time.Time
+}
+
+// at is the bubble's time d after the fixture was made.
+func (f *fixture) at(d time.Duration) time.Time { return f.start.Add(d) }
+
+// advance moves the bubble's clock by d, running every expiry that falls
+// due on the way, and returns once everything they woke has settled.
+func (f *fixture) advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 type result struct {
@@ -467,7 +475,7 @@ func (f *fixture) acquire(t *testing.T, holder string) lease.Lease {
 	if err != nil {
 		t.Fatalf("Acquire(%q): %v", holder, err)
 	}
-	if !l.AcquiredAt.Equal(f.clk.Now()) || l.Holder != holder {
+	if !l.AcquiredAt.Equal(time.Now()) || l.Holder != holder {
 		t.Fatalf("Acquire(%q) = %+v, want acquired now by %q", holder, l, holder)
 	}
 	return l
@@ -486,21 +494,18 @@ func (f *fixture) waitCtx(t *testing.T, ctx context.Context, holder string, n in
 		l, err := f.m.Acquire(ctx, holder, "", true)
 		ch <- result{l, err}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.list(t).Waiting != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q never queued as waiter %d", holder, n)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait() // the goroutine has queued, or returned
+	if got := f.list(t).Waiting; got != n {
+		t.Fatalf("%q queued: %d waiting, want %d", holder, got, n)
 	}
 	return ch
 }
 
-// served expects w to have been granted a lease. Grants happen inside the
-// call that frees the slot (or inside Advance), so only the waiter's own
-// goroutine is left to run.
+// served expects w to have been granted a lease by now: once the bubble
+// has settled, a served waiter has returned.
 func (f *fixture) served(t *testing.T, w <-chan result, holder string) lease.Lease {
 	t.Helper()
+	synctest.Wait()
 	select {
 	case res := <-w:
 		if res.err != nil {
@@ -510,20 +515,21 @@ func (f *fixture) served(t *testing.T, w <-chan result, holder string) lease.Lea
 			t.Fatalf("waiter %q got %+v", holder, res.lease)
 		}
 		return res.lease
-	case <-time.After(5 * time.Second):
+	default:
 		t.Fatalf("waiter %q not served", holder)
 	}
 	panic("unreachable")
 }
 
-// notServed expects w still to be blocked. It calls nothing on the registry,
-// so it cannot itself cause an expiry.
+// notServed expects w still to be blocked once the bubble has settled. It
+// calls nothing on the registry, so it cannot itself cause an expiry.
 func (f *fixture) notServed(t *testing.T, w <-chan result) {
 	t.Helper()
+	synctest.Wait()
 	select {
 	case res := <-w:
 		t.Fatalf("waiter returned too early: %+v, %v", res.lease, res.err)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 }
 
@@ -578,7 +584,7 @@ func (f *fixture) list(t *testing.T) lease.Snapshot {
 func (f *fixture) wantLeases(t *testing.T, n int) {
 	t.Helper()
 	if got := len(f.list(t).Leases); got != n {
-		t.Fatalf("%d leases at %v, want %d", got, f.clk.Now().Sub(epoch), n)
+		t.Fatalf("%d leases at +%v, want %d", got, time.Since(f.start), n)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -19,7 +18,7 @@ import (
 // its health service) for a moment: each must take samples, all of them
 // positive and without errors, and leave no goroutine behind.
 func TestFloorProbes(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 1}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 1})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg})
 	conn := testserver.Dial(t, srv.Addr)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -22,7 +21,7 @@ func TestLoadSmoke(t *testing.T) {
 		t.Fatalf("the smoke test renders real animations: %v", err)
 	}
 	const capacity, token = 2, "smoke-admin-token"
-	reg := lease.NewMemory(lease.Config{Capacity: capacity}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: capacity})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: token})
 

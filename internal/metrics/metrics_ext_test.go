@@ -8,11 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -23,12 +23,9 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestScenarioCounters scrapes /metrics after a scripted scenario and checks
-// exact values: six acquires with one refusal, four releases, one render, and
-// one expiry driven by a fake clock.
+// exact values: six acquires with one refusal, one render, and five releases.
 func TestScenarioCounters(t *testing.T) {
-	const ttl = time.Minute
-	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: ttl}, fake)
+	reg := lease.NewMemory(lease.Config{Capacity: 5})
 	t.Cleanup(func() { _ = reg.Close() })
 	m := metrics.New()
 	reg.SetObserver(m)
@@ -82,14 +79,16 @@ func TestScenarioCounters(t *testing.T) {
 			total = tr.GetTotalBytes()
 		}
 	}
-	fake.Advance(ttl + time.Second) // the render renewed lease 0; now it expires
+	if _, err := api.ReleaseLease(ctx, &whirlv1.ReleaseLeaseRequest{LeaseId: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
 
 	body := scrape(t, m.Handler(gauges, false))
 	for _, want := range []string{
 		"whirl_lease_grants_total 5",
 		"whirl_lease_refusals_total 1",
-		"whirl_lease_releases_total 4",
-		"whirl_lease_expiries_total 1",
+		"whirl_lease_releases_total 5",
+		"whirl_lease_expiries_total 0",
 		"whirl_leases_active 0",
 		"whirl_lease_capacity 5",
 		"whirl_lease_waiters 0",
@@ -106,7 +105,7 @@ func TestScenarioCounters(t *testing.T) {
 		`grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="AcquireLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 1`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="AcquireLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 5`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="RenderAnimation",grpc_service="whirl.v1.AnimationService",grpc_type="server_stream"} 1`,
-		`grpc_server_handling_seconds_count{grpc_method="ReleaseLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 4`,
+		`grpc_server_handling_seconds_count{grpc_method="ReleaseLease",grpc_service="whirl.v1.AnimationService",grpc_type="unary"} 5`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
@@ -115,6 +114,43 @@ func TestScenarioCounters(t *testing.T) {
 	if t.Failed() {
 		t.Logf("scraped:\n%s", grepWhirl(body))
 	}
+}
+
+// TestExpiryCounted lets a lease run out in a synctest bubble, whose clock
+// the registry's expiry timer follows.
+func TestExpiryCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = time.Minute
+		reg := lease.NewMemory(lease.Config{Capacity: 1, TTL: ttl})
+		t.Cleanup(func() { _ = reg.Close() })
+		m := metrics.New()
+		reg.SetObserver(m)
+		h := m.Handler(metrics.Gauges{
+			Leases: func() (int, int, int) {
+				snap, _ := reg.List(context.Background())
+				return len(snap.Leases), snap.Capacity, snap.Waiting
+			},
+		}, false)
+		if _, err := reg.Acquire(t.Context(), "expiring", "", false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(ttl - time.Nanosecond)
+		synctest.Wait()
+		before := scrape(t, h)
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		after := scrape(t, h)
+		for body, wants := range map[string][]string{
+			before: {"whirl_lease_expiries_total 0", "whirl_leases_active 1"},
+			after:  {"whirl_lease_grants_total 1", "whirl_lease_expiries_total 1", "whirl_lease_releases_total 0", "whirl_leases_active 0"},
+		} {
+			for _, want := range wants {
+				if !strings.Contains(body, want+"\n") {
+					t.Errorf("/metrics lacks %q; scraped:\n%s", want, grepWhirl(body))
+				}
+			}
+		}
+	})
 }
 
 func TestPprofOnlyWhenAsked(t *testing.T) {
@@ -136,20 +172,16 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// scrape reads /metrics through h without a socket, which would keep a
+// synctest bubble from ever going idle.
 func scrape(t *testing.T, h http.Handler) string {
 	t.Helper()
-	hs := httptest.NewServer(h)
-	defer hs.Close()
-	resp, err := http.Get(hs.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", rec.Code)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return rec.Body.String()
 }
 
 func grepWhirl(body string) string {

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -59,7 +58,7 @@ type renderEnv struct {
 func startRenderer(t *testing.T, cfg service.Config) renderEnv {
 	t.Helper()
 	if cfg.Leases == nil {
-		reg := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
+		reg := lease.NewMemory(lease.Config{Capacity: 5})
 		t.Cleanup(func() { _ = reg.Close() })
 		cfg.Leases = reg
 	}

@@ -14,7 +14,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/procfs"
@@ -47,7 +46,7 @@ type encoderWrap func(enc service.FrameEncoder, o encode.Options) service.FrameE
 func startHarness(t *testing.T, cfg service.Config, capacity int, wrap encoderWrap) harness {
 	t.Helper()
 	if cfg.Leases == nil {
-		reg := lease.NewMemory(lease.Config{Capacity: capacity}, clock.Real{})
+		reg := lease.NewMemory(lease.Config{Capacity: capacity})
 		t.Cleanup(func() { _ = reg.Close() })
 		cfg.Leases = reg
 	}

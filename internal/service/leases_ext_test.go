@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -26,7 +25,7 @@ const adminToken = "s3cret-admin"
 
 func startLeases(t *testing.T, capacity int) (whirlv1.AnimationServiceClient, whirlv1.LeaseAdminServiceClient) {
 	t.Helper()
-	reg := lease.NewMemory(lease.Config{Capacity: capacity}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: capacity})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: adminToken})
 	conn := testserver.Dial(t, srv.Addr)
@@ -164,7 +163,7 @@ func TestWaitingAcquireHonoursDeadline(t *testing.T) {
 }
 
 func TestAdminAuth(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{})
 	t.Cleanup(func() { _ = reg.Close() })
 	noToken := testserver.Start(t, service.Config{Leases: reg})
 	withToken := testserver.Start(t, service.Config{Leases: reg, AdminToken: adminToken})

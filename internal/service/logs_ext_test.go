@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -43,7 +42,7 @@ func (l *lockedBuffer) String() string {
 // and never a lease token, whatever the call did with it.
 func TestCallLogLines(t *testing.T) {
 	var logs lockedBuffer
-	reg := lease.NewMemory(lease.Config{Capacity: 1}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 1})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{
 		Leases: reg,

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -23,7 +22,7 @@ import (
 // naming the rate limit and the same delay as a retry-pushback trailer,
 // while other RPCs are not limited.
 func TestAcquireRateLimitPerPeer(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 100}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 100})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AcquireRate: 0.5, AcquireBurst: 3})
 	api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -62,7 +61,7 @@ func rawCall(t *testing.T, addr, method string, req proto.Message, md map[string
 // client's retry policy may act on it; the request id travels with it. A
 // successful call returns the id in its headers, before any message.
 func TestRefusalsAreTrailersOnly(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 1}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: 1})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: adminToken})
 	limited := testserver.Start(t, service.Config{Leases: reg, AcquireRate: 0.001, AcquireBurst: 1})

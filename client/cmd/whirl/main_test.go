@@ -20,7 +20,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -58,7 +57,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
-	leases := lease.NewMemory(lease.Config{Capacity: 5}, clock.Real{})
+	leases := lease.NewMemory(lease.Config{Capacity: 5})
 	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: token})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testcert"
@@ -17,7 +16,7 @@ import (
 func TestTLSFlags(t *testing.T) {
 	tc := testcert.SelfSigned(t, "whirl.test")
 	caFile := tc.CertFile
-	reg := lease.NewMemory(lease.Config{}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{})
 	t.Cleanup(func() { _ = reg.Close() })
 	cert := tc.Pair
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: token}, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))

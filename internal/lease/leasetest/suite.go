@@ -1,10 +1,12 @@
 // Package leasetest is the behavioural suite every lease.Registry must pass.
 //
-// It uses only the Registry interface and real time, so a store with coarse,
-// server-side expiry (etcd: TTLs of whole seconds, at least about 2 s, and
-// expiry that may land up to about a second late) can run it unchanged. Time
-// assertions are therefore lopsided: a lease must never end before its
-// expiry (checked strictly), but may end up to expirySlack after it.
+// It uses only the Registry interface and the time package, so a store with
+// coarse, server-side expiry (etcd: TTLs of whole seconds, at least about
+// 2 s, and expiry that may land up to about a second late) can run it on the
+// wall clock, and a store that keeps time with the time package can run it in
+// testing/synctest bubbles (RunInBubble), where its sleeps cost nothing. Time
+// assertions are lopsided: a lease must never end before its expiry (checked
+// strictly), but may end up to expirySlack after it.
 package leasetest
 
 import (
@@ -16,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -33,11 +36,22 @@ const (
 	prompt = 2 * time.Second
 )
 
-// Run runs the suite. newRegistry must return a new, empty registry for cfg
-// that shares no leases with any other it returned: subtests run in parallel.
-// The suite closes every registry it gets exactly once, so newRegistry need
-// not register a Close of its own.
+// Run runs the suite on the wall clock. newRegistry must return a new, empty
+// registry for cfg that shares no leases with any other it returned: subtests
+// run in parallel. The suite closes every registry it gets exactly once, so
+// newRegistry need not register a Close of its own.
 func Run(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Registry) {
+	run(t, newRegistry, false)
+}
+
+// RunInBubble runs the suite with each subtest, newRegistry included, inside
+// its own testing/synctest bubble, for a store whose only clock is the time
+// package: the bubble's fake clock then drives its expiries.
+func RunInBubble(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Registry) {
+	run(t, newRegistry, true)
+}
+
+func run(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Registry, bubble bool) {
 	tests := []struct {
 		name string
 		cfg  lease.Config
@@ -65,8 +79,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Re
 		{name: "CloseWakesWaiters", cfg: lease.Config{Capacity: 1, TTL: longTTL}, closes: true, run: testClose},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
+		body := func(t *testing.T) {
 			r := newRegistry(t, tc.cfg)
 			if !tc.closes {
 				t.Cleanup(func() {
@@ -76,6 +89,14 @@ func Run(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Re
 				})
 			}
 			tc.run(t, r, tc.cfg.WithDefaults())
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if bubble {
+				synctest.Test(t, body)
+				return
+			}
+			body(t)
 		})
 	}
 }
