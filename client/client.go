@@ -220,16 +220,24 @@ func (o *options) credentials() (credentials.TransportCredentials, error) {
 // a server that cannot be reached fails at once with a *DialError
 // (errors.Is(err, ErrUnreachable)) naming the cause, e.g. "connection
 // refused". ctx (and WithTimeout) bounds that wait only. Dial uses grpc-go's
-// own dialer, so HTTPS_PROXY and NO_PROXY apply. Close the Client when done.
+// own dialer, so HTTPS_PROXY and NO_PROXY apply. The connection applies
+// whirl's service config (proto/whirl/v1/service_config.json): it retries
+// AcquireLease, GenerateCurve and RenderStill on UNAVAILABLE, and leaves
+// RESOURCE_EXHAUSTED to Acquire's policy. Close the Client when done.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	o := newOptions(opts)
 	creds, err := o.credentials()
 	if err != nil {
 		return nil, fmt.Errorf("whirl: dial %s: %w", addr, err)
 	}
+	sc, err := serviceConfig()
+	if err != nil {
+		return nil, fmt.Errorf("whirl: dial %s: service config: %w", addr, err)
+	}
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("whirl-go-client"),
+		grpc.WithDefaultServiceConfig(sc),
 	}, o.dialOpts...)
 	conn, err := grpc.NewClient(addr, dialOpts...)
 	if err != nil {

@@ -1,18 +1,21 @@
 // Render a whirl animation to an MP4 file from Node.js.
 //
-// Acquires a lease, retrying while every lease is taken after the delay the
-// server's refusal names; streams RenderAnimation to the file with a progress
-// line; checks the file's length and SHA-256 against the stream's trailer;
-// releases the lease.
+// Acquires a lease under the AcquireLease retry policy of whirl's gRPC
+// service config (proto/whirl/v1/service_config.json), waiting out the delay
+// a refusal names; streams RenderAnimation to the file with a progress line;
+// checks the file's length and SHA-256 against the stream's trailer; releases
+// the lease.
 //
 //   npm start -- --server localhost:50051 --seed 42 -o curve.mp4
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import { AnimationService, Style, type RenderTrailer } from "./gen/whirl/v1/animation_pb.js";
@@ -23,22 +26,29 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "42" },
     size: { type: "string", default: "360" },
     frames: { type: "string", default: "120" },
-    "max-wait": { type: "string", default: "60" }, // seconds to keep asking for a lease
+    "service-config": { type: "string", default: fileURLToPath(new URL("../../../proto/whirl/v1/service_config.json", import.meta.url)) },
     output: { type: "string", short: "o" },
   },
 });
 if (!args.output) {
-  console.error("usage: npm start -- [--server host:port] [--seed N] [--size PX] [--frames N] -o FILE");
+  console.error("usage: npm start -- [--server host:port] [--service-config FILE] [--seed N] [--size PX] [--frames N] -o FILE");
   process.exit(2);
 }
 
 type Whirl = Client<typeof AnimationService>;
+type RetryPolicy = { maxAttempts: number; initialBackoff: string; maxBackoff: string; backoffMultiplier: number; retryableStatusCodes: string[] };
+type ServiceConfig = { methodConfig: { name: { service: string; method?: string }[]; retryPolicy?: RetryPolicy }[] };
 
 // Plaintext gRPC over HTTP/2, straight to whirl's port.
 const whirl: Whirl = createClient(AnimationService, createGrpcTransport({ baseUrl: `http://${args.server}` }));
 
+// connect-es has no gRPC service config: this example applies the policy.
+const serviceConfig: ServiceConfig = JSON.parse(await readFile(args["service-config"], "utf8"));
+const acquirePolicy = serviceConfig.methodConfig.find((m) => m.name.some((n) => n.method === "AcquireLease"))?.retryPolicy;
+if (!acquirePolicy) throw new Error(`${args["service-config"]}: no retry policy for AcquireLease`);
+
 try {
-  const leaseId = await acquireLease(whirl, Date.now() + Number(args["max-wait"]) * 1000);
+  const leaseId = await acquireLease(whirl, acquirePolicy);
   try {
     await render(whirl, leaseId, args.output);
   } finally {
@@ -50,25 +60,34 @@ try {
   process.exit(1);
 }
 
-// acquireLease asks until it gets a lease or the deadline passes. A refusal
-// (RESOURCE_EXHAUSTED) carries google.rpc.RetryInfo with the delay after
-// which to ask again (also sent as the grpc-retry-pushback-ms trailer).
-async function acquireLease(whirl: Whirl, deadline: number): Promise<string> {
-  for (;;) {
+// acquireLease asks for a lease, and again while the policy allows. A
+// refusal (RESOURCE_EXHAUSTED) names when to come back: wait that long
+// rather than the policy's exponential backoff, as gRPC's own retries do.
+async function acquireLease(whirl: Whirl, policy: RetryPolicy): Promise<string> {
+  const retryable = new Set(policy.retryableStatusCodes.map((name) => codeFromString(name.toLowerCase())));
+  let backoffMs = parseFloat(policy.initialBackoff) * 1000;
+  for (let attempt = 1; ; attempt++) {
     try {
       const lease = await whirl.acquireLease({ holder: "node-example" }, { timeoutMs: 10_000 });
       return lease.leaseId;
     } catch (err) {
       const e = ConnectError.from(err);
-      const [hint] = e.findDetails(RetryInfoSchema);
-      const delayMs = hint?.retryDelay
-        ? Number(hint.retryDelay.seconds) * 1000 + hint.retryDelay.nanos / 1e6
-        : Number(e.metadata.get("grpc-retry-pushback-ms") ?? 1000);
-      if (e.code !== Code.ResourceExhausted || Date.now() + delayMs > deadline) throw e;
-      console.error(`every lease is taken; asking again in ${delayMs} ms`);
+      if (!retryable.has(e.code) || attempt >= policy.maxAttempts) throw e;
+      const delayMs = serverHintMs(e) ?? Math.random() * backoffMs;
+      backoffMs = Math.min(backoffMs * policy.backoffMultiplier, parseFloat(policy.maxBackoff) * 1000);
+      console.error(`${Code[e.code]}: ${e.rawMessage}; asking again in ${Math.round(delayMs)} ms`);
       await sleep(delayMs);
     }
   }
+}
+
+// serverHintMs is the delay a refusal asks for: its google.rpc.RetryInfo, else
+// its grpc-retry-pushback-ms trailer.
+function serverHintMs(e: ConnectError): number | undefined {
+  const [info] = e.findDetails(RetryInfoSchema);
+  if (info?.retryDelay) return Number(info.retryDelay.seconds) * 1000 + info.retryDelay.nanos / 1e6;
+  const pushback = e.metadata.get("grpc-retry-pushback-ms");
+  return pushback === null ? undefined : Number(pushback);
 }
 
 async function render(whirl: Whirl, leaseId: string, path: string): Promise<void> {
