@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/client"
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -97,7 +96,7 @@ func TestDialAppliesServiceConfig(t *testing.T) {
 	}
 
 	t.Run("refused AcquireOnce", func(t *testing.T) {
-		reg := lease.NewMemory(lease.Config{Capacity: 1}, clock.Real{})
+		reg := lease.NewMemory(lease.Config{Capacity: 1})
 		t.Cleanup(func() { _ = reg.Close() })
 		counter := &callCounter{calls: map[string]int{}}
 		c := dial(t, startServer(t, service.Config{Leases: reg}, counter.options()...).Addr)
