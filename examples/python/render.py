@@ -69,7 +69,8 @@ def render(whirl, lease_id, args):
                     show_progress(event.progress, size)
                 elif kind == "trailer":
                     trailer = event.trailer
-        print(file=sys.stderr)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # end the progress line
         if trailer is None:
             sys.exit("whirl: the stream ended without a trailer: the video is incomplete")
         if (trailer.total_bytes, trailer.sha256) != (size, digest.hexdigest()):
