@@ -44,7 +44,20 @@ func TestClusterQuorum(t *testing.T) {
 		wg               sync.WaitGroup
 		grantedAfterLoss atomic.Int64
 		lostLeader       atomic.Bool
+		// churning is closed after the first grants, recovered after
+		// enough grants once the leader is lost.
+		churning, recovered    = make(chan struct{}), make(chan struct{})
+		churnOnce, recoverOnce sync.Once
 	)
+	const grantsBefore, grantsAfter = 20, 20
+	// pause is a churn worker's think time, cut short by stop so the
+	// workers end promptly.
+	pause := func(d time.Duration) {
+		select {
+		case <-stop:
+		case <-time.After(d):
+		}
+	}
 	wg.Go(func() {
 		for {
 			select {
@@ -78,19 +91,21 @@ func TestClusterQuorum(t *testing.T) {
 				switch {
 				case errors.Is(err, lease.ErrExhausted):
 					refused.Add(1)
-					time.Sleep(5 * time.Millisecond)
+					pause(5 * time.Millisecond)
 					continue
 				case errors.Is(err, lease.ErrUnavailable):
 					unavailable.Add(1)
-					time.Sleep(20 * time.Millisecond)
+					pause(20 * time.Millisecond)
 					continue
 				case err != nil:
 					t.Errorf("Acquire: %v", err)
 					return
 				}
-				granted.Add(1)
-				if lostLeader.Load() {
-					grantedAfterLoss.Add(1)
+				if granted.Add(1) >= grantsBefore {
+					churnOnce.Do(func() { close(churning) })
+				}
+				if lostLeader.Load() && grantedAfterLoss.Add(1) >= grantsAfter {
+					recoverOnce.Do(func() { close(recovered) })
 				}
 				n := held.Add(1)
 				for m := maxHeld.Load(); n > m && !maxHeld.CompareAndSwap(m, n); m = maxHeld.Load() {
@@ -98,7 +113,7 @@ func TestClusterQuorum(t *testing.T) {
 				if n > capacity {
 					t.Errorf("%d leases held at once, capacity %d", n, capacity)
 				}
-				time.Sleep(20 * time.Millisecond)
+				pause(20 * time.Millisecond) // hold it; stop only cuts this short
 				held.Add(-1)
 				// Retry until the release is certain, so the pool ends empty.
 				for {
@@ -106,12 +121,18 @@ func TestClusterQuorum(t *testing.T) {
 					if err == nil || errors.Is(err, lease.ErrNotFound) || ctx.Err() != nil {
 						break
 					}
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(20 * time.Millisecond) // not pause: keep trying after stop
 				}
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	select {
+	case <-churning:
+	case <-time.After(15 * time.Second):
+		close(stop)
+		wg.Wait()
+		t.Fatalf("only %d grants within 15s of starting the churn on a healthy cluster", granted.Load())
+	}
 	leader := c.leader()
 	if leader < 0 {
 		leader = 0
@@ -119,15 +140,15 @@ func TestClusterQuorum(t *testing.T) {
 	c.stop(leader)
 	lostLeader.Store(true)
 	t.Logf("stopped member %d (the leader) after %d grants", leader, granted.Load())
-	deadline := time.Now().Add(15 * time.Second)
-	for grantedAfterLoss.Load() < 20 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-recovered:
+	case <-time.After(15 * time.Second):
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("churn: %d granted (%d after losing the leader), %d refused, %d unavailable; at most %d held, %d live in etcd at once",
 		granted.Load(), grantedAfterLoss.Load(), refused.Load(), unavailable.Load(), maxHeld.Load(), maxLive.Load())
-	if grantedAfterLoss.Load() < 20 {
+	if grantedAfterLoss.Load() < grantsAfter {
 		t.Fatalf("only %d grants within 15s of losing one member of three", grantedAfterLoss.Load())
 	}
 	// An Acquire whose answer was lost in the failover may have been
