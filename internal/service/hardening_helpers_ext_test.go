@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
@@ -98,6 +99,11 @@ func adminCtx() context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+adminToken)
 }
 
+// settle bounds how long the server may take to let go of what a call held
+// once the call has ended. It only bounds a failure: a passing test waits
+// for the condition, not for settle.
+const settle = 15 * time.Second
+
 // eventually polls cond every 10ms until it returns "" or d passes, then
 // fails with its last complaint.
 func eventually(t *testing.T, d time.Duration, what string, cond func() string) {
@@ -122,13 +128,13 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() string) 
 // renewable.
 func (h harness) assertQuiescent(t *testing.T, leases []heldLease) {
 	t.Helper()
-	eventually(t, 5*time.Second, "render slots", func() string {
+	eventually(t, settle, "render slots", func() string {
 		if run, q := h.srv.RenderStats(); run != 0 || q != 0 {
 			return fmt.Sprintf("%d running, %d queued", run, q)
 		}
 		return ""
 	})
-	eventually(t, 5*time.Second, "encoder processes", func() string {
+	eventually(t, settle, "encoder processes", func() string {
 		for _, pid := range h.pids.all() {
 			if processExists(pid) {
 				return fmt.Sprintf("pid %d alive", pid)
@@ -139,7 +145,7 @@ func (h harness) assertQuiescent(t *testing.T, leases []heldLease) {
 		}
 		return ""
 	})
-	eventually(t, 5*time.Second, "leases", func() string {
+	eventually(t, settle, "leases", func() string {
 		list, err := h.admin.ListLeases(adminCtx(), &whirlv1.ListLeasesRequest{})
 		if err != nil {
 			return err.Error()
@@ -161,6 +167,43 @@ func (h harness) assertQuiescent(t *testing.T, leases []heldLease) {
 	for _, l := range leases {
 		if _, err := h.api.RenewLease(context.Background(), &whirlv1.RenewLeaseRequest{LeaseId: l.token}); err != nil {
 			t.Errorf("renew lease %s: %v", l.handle, err)
+		}
+	}
+}
+
+// waitNotRendering waits until the server has unpinned l, which it may do
+// a moment after the client has seen l's stream end.
+func (h harness) waitNotRendering(t *testing.T, l heldLease) {
+	t.Helper()
+	eventually(t, settle, "lease "+l.handle+" unpinned", func() string {
+		list, err := h.admin.ListLeases(adminCtx(), &whirlv1.ListLeasesRequest{})
+		if err != nil {
+			return err.Error()
+		}
+		for _, x := range list.GetLeases() {
+			if x.GetHandle() == l.handle && x.GetRendering() {
+				return "rendering"
+			}
+		}
+		return ""
+	})
+}
+
+// noGoroutinesLeft waits up to settle for every goroutine that ignore (a
+// goleak.IgnoreCurrent taken before the calls began) does not cover to end,
+// then fails naming, with its stack, each one still running. goleak.Find
+// backs off between looks on its own.
+func noGoroutinesLeft(t *testing.T, ignore goleak.Option) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		err := goleak.Find(ignore)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("goroutines left behind %v after the calls ended: %v", settle, err)
+			return
 		}
 	}
 }
@@ -208,16 +251,22 @@ func vmRSS(t *testing.T) uint64 {
 
 const mib = 1 << 20
 
-// countingEncoder counts frames the encoder accepted.
+// countingEncoder counts frames the encoder accepted and signals each on
+// wrote (capacity 1) without blocking.
 type countingEncoder struct {
 	service.FrameEncoder
-	n *atomic.Int64
+	n     *atomic.Int64
+	wrote chan struct{}
 }
 
 func (c countingEncoder) WriteFrame(yuv []byte) error {
 	err := c.FrameEncoder.WriteFrame(yuv)
 	if err == nil {
 		c.n.Add(1)
+		select {
+		case c.wrote <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -51,7 +51,7 @@ func TestManyStreamsWithCancelsAndDeadlines(t *testing.T) {
 		t.Fatalf("warm-up render: %v", r.err)
 	}
 	h.assertQuiescent(t, leases)
-	baseGoroutines := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	baseHeap := heapInuse()
 	baseRSS := vmRSS(t)
 
@@ -159,7 +159,8 @@ func TestManyStreamsWithCancelsAndDeadlines(t *testing.T) {
 	}
 	// Each stream takes a lease from the pool and gives it back when it has
 	// ended on the client's side; the server may unpin it a moment later,
-	// so FAILED_PRECONDITION (lease busy) is retried with the same job.
+	// so FAILED_PRECONDITION (lease busy) is retried with the same job once
+	// the server has let go of that lease.
 	began := time.Now()
 	pool := make(chan heldLease, numLeases)
 	for _, l := range leases {
@@ -173,12 +174,14 @@ func TestManyStreamsWithCancelsAndDeadlines(t *testing.T) {
 					l := <-pool
 					j.req.LeaseId = l.token
 					busy := runJob(j)
+					if busy {
+						h.waitNotRendering(t, l)
+					}
 					pool <- l
 					if !busy {
 						break
 					}
 					count("lease busy, retried")
-					time.Sleep(20 * time.Millisecond)
 				}
 			}
 		})
@@ -240,12 +243,7 @@ func TestManyStreamsWithCancelsAndDeadlines(t *testing.T) {
 	}
 
 	h.assertQuiescent(t, leases)
-	eventually(t, 5*time.Second, "goroutines", func() string {
-		if n := runtime.NumGoroutine(); n > baseGoroutines+2 {
-			return fmt.Sprintf("%d goroutines, baseline %d", n, baseGoroutines)
-		}
-		return ""
-	})
+	noGoroutinesLeft(t, before)
 	if heap := heapInuse(); heap > baseHeap+32*mib {
 		t.Errorf("HeapInuse %d MiB after the run, baseline %d MiB", heap/mib, baseHeap/mib)
 	}
@@ -275,20 +273,43 @@ func mustStream(t *testing.T, h harness, ctx context.Context, req *whirlv1.Rende
 // the frame loop stops far short of the video's end instead of buffering it.
 // Then the client's deadline ends the stuck stream: the render slot is
 // freed, the lease is unpinned and renewable, and ffmpeg is gone.
+//
+// Everything is asserted on events (a frame accepted by the encoder, the
+// deadline, the server letting go), not on how long they took: filling the
+// buffers takes a second or two here, and a machine too loaded to fill them
+// before the deadline gets another attempt with twice the deadline.
 func TestStuckClientStallsPipeline(t *testing.T) {
-	const frames = 1200
 	var written atomic.Int64
+	wrote := make(chan struct{}, 1)
 	// CRF 1 makes every frame big, so the buffers between the frame loop
 	// and the client (flow-control windows, the segment hand-over, ffmpeg's
-	// pipes and lookahead) fill within a second or two.
+	// pipes and lookahead) fill within a few dozen frames.
 	h := startHarness(t, service.Config{RenderSlots: 1, Encode: encode.Options{CRF: 1}}, 1, func(enc service.FrameEncoder, _ encode.Options) service.FrameEncoder {
-		return countingEncoder{enc, &written}
+		return countingEncoder{enc, &written, wrote}
 	})
 	leases := h.acquireN(t, 1)
 	baseHeap := heapInuse()
+	for deadline := 5 * time.Second; !stuckStream(t, h, leases, &written, wrote, deadline, baseHeap); deadline *= 2 {
+		if deadline >= 20*time.Second {
+			t.Fatalf("the frame loop never stalled before a %v deadline", deadline)
+		}
+		t.Logf("no stall before the %v deadline: trying again with twice as long", deadline)
+	}
+}
 
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// stuckStream runs one stream whose client stops reading after the header
+// until its deadline, and reports whether the frame loop stalled first.
+func stuckStream(t *testing.T, h harness, leases []heldLease, written *atomic.Int64, wrote <-chan struct{}, deadline time.Duration, baseHeap uint64) (stalled bool) {
+	t.Helper()
+	const (
+		frames = 1200
+		// quiet is how long the frame loop accepts no frame before it
+		// counts as stalled. A loaded machine can pause it that long too;
+		// the bounds below hold either way.
+		quiet = 500 * time.Millisecond
+	)
+	written.Store(0)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	req := &whirlv1.RenderAnimationRequest{
 		LeaseId: leases[0].token,
@@ -316,42 +337,33 @@ func TestStuckClientStallsPipeline(t *testing.T) {
 			break
 		}
 	}
-	// The client now stops reading. Sample the frame counter every 250ms:
-	// the pipeline has stalled once it has not moved for 500ms.
-	var (
-		samples   []int64
-		stalledAt time.Duration
-	)
-	for stalledAt == 0 && time.Since(start) < 4500*time.Millisecond {
-		time.Sleep(250 * time.Millisecond)
-		samples = append(samples, written.Load())
-		if n := len(samples); n >= 3 && samples[n-1] > 0 && samples[n-1] == samples[n-3] {
-			stalledAt = time.Since(start)
+	// The client now stops reading.
+	for !stalled && ctx.Err() == nil {
+		select {
+		case <-wrote:
+		case <-time.After(quiet):
+			stalled = written.Load() > 0
+		case <-ctx.Done():
 		}
 	}
-	time.Sleep(time.Until(start.Add(3 * time.Second)))
-	atThree := written.Load()
-	heap := heapInuse()
-	t.Logf("frames written every 250ms: %v of %d; stalled at %v; heap %+d KiB",
-		samples, frames, stalledAt.Round(time.Millisecond), (int64(heap)-int64(baseHeap))>>10)
-	if heap > baseHeap+32*mib {
-		t.Errorf("HeapInuse grew from %d to %d MiB while the client was stuck", baseHeap/mib, heap/mib)
-	}
-	if atThree > frames/4 {
-		t.Errorf("%d of %d frames encoded for a client that stopped reading", atThree, frames)
-	}
-	if stalledAt == 0 {
-		t.Errorf("pipeline still advancing for a stuck client: frames %v", samples)
-	}
-	if run, _ := h.srv.RenderStats(); run != 1 {
-		t.Errorf("%d renders running while the stuck stream is open, want 1", run)
+	if stalled {
+		atStall, heap := written.Load(), heapInuse()
+		run, _ := h.srv.RenderStats()
+		t.Logf("stalled after %d of %d frames; heap %+d KiB", atStall, frames, (int64(heap)-int64(baseHeap))>>10)
+		if heap > baseHeap+32*mib {
+			t.Errorf("HeapInuse grew from %d to %d MiB while the client was stuck", baseHeap/mib, heap/mib)
+		}
+		if atStall > frames/4 {
+			t.Errorf("%d of %d frames encoded for a client that stopped reading", atStall, frames)
+		}
+		// The server's copy of the deadline ends no earlier than ours.
+		if run != 1 && ctx.Err() == nil {
+			t.Errorf("%d renders running while the stuck stream is open, want 1", run)
+		}
 	}
 
 	<-ctx.Done()
 	h.assertQuiescent(t, leases)
-	if d := time.Since(start); d > 7*time.Second {
-		t.Errorf("stuck stream cleaned up %v after it started, deadline was 5s", d)
-	}
 	for {
 		ev, err := stream.Recv()
 		if ev.GetTrailer() != nil {
@@ -364,7 +376,8 @@ func TestStuckClientStallsPipeline(t *testing.T) {
 			break
 		}
 	}
-	if n := written.Load(); n >= frames {
-		t.Errorf("all %d frames written for a stream that was cut", n)
+	if n := written.Load(); stalled && n > frames/4 {
+		t.Errorf("%d of %d frames encoded by the deadline for a client that stopped reading", n, frames)
 	}
+	return stalled
 }
