@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -107,21 +105,6 @@ func (m *Memory) SetObserver(o Observer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.obs = o
-}
-
-// ValidToken reports whether s has the form of a lease token: exactly 32
-// lowercase hex digits. It says nothing about whether the lease is live.
-func ValidToken(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Acquire implements Registry. A malformed or unknown token is ignored and a
@@ -425,7 +408,7 @@ func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
 	var token string
 	var key [sha256.Size]byte
 	for {
-		token = randomHex(16)
+		token = NewToken()
 		key = sha256.Sum256([]byte(token))
 		if m.byToken[key] == nil {
 			break
@@ -433,7 +416,7 @@ func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
 	}
 	var handle string
 	for {
-		handle = randomHex(8)
+		handle = NewHandle()
 		if m.byHandle[handle] == nil {
 			break
 		}
@@ -551,14 +534,6 @@ func (m *Memory) fire(gen uint64) {
 	now := time.Now()
 	m.expireLocked(now, &t)
 	m.unlock(&t, now)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	// crypto/rand.Read never fails (it aborts the program if the system
-	// source breaks), so there is no error to handle.
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func minTime(a, b time.Time) time.Time {

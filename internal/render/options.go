@@ -61,8 +61,25 @@ const (
 	// DefaultBackgroundHex and DefaultPenHex are the default colours.
 	DefaultBackgroundHex = "#101418"
 	DefaultPenHex        = "#f2c14e"
-	// MaxLineWidth is the widest pen accepted; wider is clamped.
+	// MinLineWidth and MaxLineWidth bound an explicit pen width; outside
+	// them it is clamped.
+	MinLineWidth = 0.5
 	MaxLineWidth = 16.0
+)
+
+// Bounds on what a caller may ask for, so that the cost of one request is
+// known before any drawing starts. The renderer itself draws any size; the
+// service refuses requests past these.
+const (
+	// MinStillSide and MaxStillSide bound a still's width and height.
+	MinStillSide = 16
+	MaxStillSide = 2048
+	// MinVideoSide and MaxVideoSide bound a video's width and height (which
+	// must also be even).
+	MinVideoSide = 64
+	MaxVideoSide = 1920
+	// MaxFrames bounds an animation's length.
+	MaxFrames = 3600
 )
 
 // Options say how to draw a curve. The zero value of every field means its
@@ -78,7 +95,8 @@ type Options struct {
 	// Background and Pen colours; the zero color.RGBA means the default
 	// (#101418 and #f2c14e). Colours are drawn opaque: alpha is ignored.
 	Background, Pen color.RGBA
-	// LineWidth of the curve in pixels, 0.5-16; 0 (or less) = scaled to the
+	// LineWidth of the curve in pixels, MinLineWidth-MaxLineWidth; 0 (or
+	// less) = scaled to the
 	// image size (min(Width, Height)/360, at least 1).
 	LineWidth float64
 	// Aliased draws without antialiasing.
@@ -112,8 +130,8 @@ func (o Options) WithDefaults() Options {
 		o.LineWidth = max(1, float64(min(o.Width, o.Height))/360)
 	case o.LineWidth > MaxLineWidth:
 		o.LineWidth = MaxLineWidth
-	case o.LineWidth < 0.5:
-		o.LineWidth = 0.5
+	case o.LineWidth < MinLineWidth:
+		o.LineWidth = MinLineWidth
 	}
 	return o
 }

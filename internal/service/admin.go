@@ -3,13 +3,14 @@ package service
 import (
 	"context"
 	"crypto/subtle"
-	"regexp"
+	"fmt"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/whirl-dev/whirl/internal/lease"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -21,9 +22,6 @@ type Admin struct {
 }
 
 var _ whirlv1.LeaseAdminServiceServer = (*Admin)(nil)
-
-// handleForm is the shape of a public lease handle (16 lowercase hex digits).
-var handleForm = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // ListLeases describes the pool without tokens.
 func (a *Admin) ListLeases(ctx context.Context, _ *whirlv1.ListLeasesRequest) (*whirlv1.ListLeasesResponse, error) {
@@ -52,8 +50,8 @@ func (a *Admin) ListLeases(ctx context.Context, _ *whirlv1.ListLeasesRequest) (*
 // RevokeLease ends a lease by handle.
 func (a *Admin) RevokeLease(ctx context.Context, req *whirlv1.RevokeLeaseRequest) (*whirlv1.RevokeLeaseResponse, error) {
 	var v violations
-	if !handleForm.MatchString(req.GetHandle()) {
-		v.add("handle", "must be the 16 lowercase hex digits ListLeases shows")
+	if !lease.ValidHandle(req.GetHandle()) {
+		v.add("handle", fmt.Sprintf("must be the %d lowercase hex digits ListLeases shows", lease.HandleDigits))
 	}
 	if err := v.err(); err != nil {
 		return nil, err

@@ -18,12 +18,10 @@ import (
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
-// Video bounds.
+// Video bounds; the others are render's.
 const (
-	minVideoSide = 64
-	maxVideoSide = 1920
-	defaultFPS   = 30
-	maxFPS       = 60
+	defaultFPS = 30
+	maxFPS     = 60
 	// maxChunkBytes caps MediaChunk.data; a fragment larger than this is
 	// split over several chunks.
 	maxChunkBytes = 64 << 10
@@ -98,7 +96,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	case a.startEncoder != nil:
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
 		template := cfg.Encode
-		template.Width, template.Height, template.FPS = defaultSide, defaultSide, defaultFPS
+		template.Width, template.Height, template.FPS = render.DefaultSize, render.DefaultSize, defaultFPS
 		a.spare = encode.NewSpare(template)
 		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
 			return a.spare.Start(ctx, o, sink)
@@ -126,7 +124,7 @@ func (s *Animation) validateAnimation(req *whirlv1.RenderAnimationRequest) (vide
 	r := videoRequest{curve: c, render: render.Options{
 		Width:  v.evenIn("video.width", vo.GetWidth()),
 		Height: v.evenIn("video.height", vo.GetHeight()),
-		Frames: v.intIn("video.frames", vo.GetFrames(), 1, maxFrames, defaultFrames),
+		Frames: v.intIn("video.frames", vo.GetFrames(), 1, render.MaxFrames, render.DefaultFrames),
 		Style:  v.style("video.style", vo.GetStyle()),
 	}}
 	r.fps = v.intIn("video.fps", vo.GetFps(), 1, maxFPS, defaultFPS)
@@ -139,7 +137,7 @@ func (s *Animation) validateAnimation(req *whirlv1.RenderAnimationRequest) (vide
 
 // evenIn checks an even video side in bounds; 0 means the default.
 func (v *violations) evenIn(field string, x int32) int {
-	n := v.intIn(field, x, minVideoSide, maxVideoSide, defaultSide)
+	n := v.intIn(field, x, render.MinVideoSide, render.MaxVideoSide, render.DefaultSize)
 	if n%2 != 0 {
 		v.add(field, "must be even (H.264 4:2:0 needs even sizes)")
 	}
@@ -171,7 +169,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 		_ = out.Send(progressEvent(&whirlv1.Progress{FramesTotal: total, QueuePosition: int32(pos)}))
 	}, progressEvery)
 	if err != nil {
-		return contextStatus(err)
+		return errorStatus(err)
 	}
 	defer release()
 	s.observer.RenderQueued(time.Since(queued))

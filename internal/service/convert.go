@@ -13,18 +13,6 @@ import (
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
-// Bounds a client's request must respect before any work starts.
-const (
-	maxGenerateShapes = 13
-	minStillSide      = 16
-	maxStillSide      = 2048
-	defaultSide       = 720
-	defaultFrames     = 300
-	maxFrames         = 3600
-	minLineWidth      = 0.5
-	maxLineWidth      = 16
-)
-
 // curveSource resolves the request's oneof source into a validated curve,
 // adding violations under prefix ("curve" or "generate").
 func (v *violations) curveSource(explicit *whirlv1.Curve, generate *whirlv1.GenerateCurveRequest) (curve.Curve, bool) {
@@ -42,8 +30,8 @@ func (v *violations) curveSource(explicit *whirlv1.Curve, generate *whirlv1.Gene
 // generate turns a GenerateCurveRequest into a curve, reporting field errors
 // under prefix.
 func (v *violations) generate(prefix string, req *whirlv1.GenerateCurveRequest) (curve.Curve, bool) {
-	if n := len(req.GetShapes()); n > maxGenerateShapes {
-		v.add(prefix+"shapes", fmt.Sprintf("at most %d entries, got %d", maxGenerateShapes, n))
+	if n := len(req.GetShapes()); n > curve.MaxWheels {
+		v.add(prefix+"shapes", fmt.Sprintf("at most %d entries, got %d", curve.MaxWheels, n))
 		return curve.Curve{}, false
 	}
 	p := curve.Params{Seed: req.GetSeed(), Wheels: int(req.GetWheels()), KFold: int(req.GetKFold())}
@@ -89,8 +77,8 @@ func (v *violations) appearance(prefix string, a *whirlv1.Appearance, o *render.
 	}
 	parse("background", a.GetBackground(), &o.Background)
 	parse("pen", a.GetPen(), &o.Pen)
-	if w := a.GetLineWidth(); w != 0 && (math.IsNaN(w) || w < minLineWidth || w > maxLineWidth) {
-		v.add(prefix+"line_width", fmt.Sprintf("must be 0 (automatic) or %g-%g", float64(minLineWidth), float64(maxLineWidth)))
+	if w := a.GetLineWidth(); w != 0 && (math.IsNaN(w) || w < render.MinLineWidth || w > render.MaxLineWidth) {
+		v.add(prefix+"line_width", fmt.Sprintf("must be 0 (automatic) or %g-%g", render.MinLineWidth, render.MaxLineWidth))
 	} else {
 		o.LineWidth = w
 	}

@@ -25,9 +25,9 @@ func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillReq
 	var v violations
 	c, _ := v.curveSource(req.GetCurve(), req.GetGenerate())
 	o := render.Options{
-		Width:  v.intIn("width", req.GetWidth(), minStillSide, maxStillSide, defaultSide),
-		Height: v.intIn("height", req.GetHeight(), minStillSide, maxStillSide, defaultSide),
-		Frames: v.intIn("frames", req.GetFrames(), 1, maxFrames, defaultFrames),
+		Width:  v.intIn("width", req.GetWidth(), render.MinStillSide, render.MaxStillSide, render.DefaultSize),
+		Height: v.intIn("height", req.GetHeight(), render.MinStillSide, render.MaxStillSide, render.DefaultSize),
+		Frames: v.intIn("frames", req.GetFrames(), 1, render.MaxFrames, render.DefaultFrames),
 		Style:  v.style("style", req.GetStyle()),
 	}
 	v.appearance("appearance.", req.GetAppearance(), &o)
@@ -44,13 +44,13 @@ func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillReq
 
 	release, err := s.stills.Acquire(ctx, nil, 0)
 	if err != nil {
-		return nil, contextStatus(err)
+		return nil, errorStatus(err)
 	}
 	defer release()
 	img := render.Still(c, o, frame)
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
-		return nil, contextStatus(err)
+		return nil, errorStatus(err)
 	}
 	return &whirlv1.RenderStillResponse{
 		Png:    buf.Bytes(),

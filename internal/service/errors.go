@@ -33,8 +33,10 @@ func leaseStatus(ctx context.Context, err error) error {
 	var exhausted *lease.ExhaustedError
 	switch {
 	case errors.As(err, &exhausted):
-		return refusal(ctx, err.Error(), min(exhausted.RetryAfter, maxRetryHint), "leases",
-			fmt.Sprintf("all %d leases are in use", exhausted.Capacity))
+		// Not err's own text: it names the registry's uncapped hint, which
+		// would contradict the RetryInfo sent beside it.
+		inUse := fmt.Sprintf("all %d leases are in use", exhausted.Capacity)
+		return refusal(ctx, inUse, min(exhausted.RetryAfter, maxRetryHint), "leases", inUse)
 	case errors.Is(err, lease.ErrNotFound):
 		return status.Error(codes.NotFound, "lease not found: unknown, expired, released or revoked")
 	case errors.Is(err, lease.ErrTooOld):
@@ -50,25 +52,28 @@ func leaseStatus(ctx context.Context, err error) error {
 	case errors.Is(err, lease.ErrUnavailable), errors.Is(err, lease.ErrClosed):
 		return status.Error(codes.Unavailable, "lease store unavailable; retry later")
 	}
-	return contextStatus(err)
+	return errorStatus(err)
 }
 
-// refusal is a RESOURCE_EXHAUSTED status saying when to come back: retry
-// (at least 1 ms) as google.rpc.RetryInfo and as the retry-pushback trailer,
-// set on ctx's call, and which quota ran out as google.rpc.QuotaFailure.
-func refusal(ctx context.Context, msg string, retry time.Duration, subject, description string) error {
-	retry = max(retry, time.Millisecond)
+// refusal is a RESOURCE_EXHAUSTED status saying why (reason) and when to
+// come back: retry, rounded up to whole milliseconds (at least one), goes
+// into the message, into google.rpc.RetryInfo and into the retry-pushback
+// trailer set on ctx's call, so all three agree; subject and description
+// name the quota that ran out in google.rpc.QuotaFailure.
+func refusal(ctx context.Context, reason string, retry time.Duration, subject, description string) error {
+	retry = max((retry + time.Millisecond - 1).Truncate(time.Millisecond), time.Millisecond)
 	_ = grpc.SetTrailer(ctx, metadata.Pairs(retryPushbackTrailer, strconv.FormatInt(retry.Milliseconds(), 10)))
-	return withDetails(codes.ResourceExhausted, msg,
+	return withDetails(codes.ResourceExhausted, fmt.Sprintf("%s; retry in %s", reason, retry),
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
 		&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
 			Subject: subject, Description: description,
 		}}})
 }
 
-// contextStatus maps context errors to their codes and anything else to
+// errorStatus turns any error into a status for the client: context errors
+// keep their codes, a status passes through, and anything else becomes
 // INTERNAL without leaking internals.
-func contextStatus(err error) error {
+func errorStatus(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")

@@ -144,13 +144,13 @@ func FuzzRenderAnimationRequest(f *testing.F) {
 		}
 		o := vr.render
 		switch {
-		case o.Width < minVideoSide || o.Width > maxVideoSide || o.Width%2 != 0,
-			o.Height < minVideoSide || o.Height > maxVideoSide || o.Height%2 != 0,
-			o.Frames < 1 || o.Frames > maxFrames,
+		case o.Width < render.MinVideoSide || o.Width > render.MaxVideoSide || o.Width%2 != 0,
+			o.Height < render.MinVideoSide || o.Height > render.MaxVideoSide || o.Height%2 != 0,
+			o.Frames < 1 || o.Frames > render.MaxFrames,
 			vr.fps < 1 || vr.fps > maxFPS,
 			int64(o.Width)*int64(o.Height)*int64(o.Frames) > a.maxPixelFrames,
 			o.Style != render.Wheels && o.Style != render.Trace,
-			o.LineWidth != 0 && !(o.LineWidth >= minLineWidth && o.LineWidth <= maxLineWidth):
+			o.LineWidth != 0 && !(o.LineWidth >= render.MinLineWidth && o.LineWidth <= render.MaxLineWidth):
 			t.Fatalf("accepted out-of-contract video %+v at %d fps", o, vr.fps)
 		}
 		checkCurve(t, vr.curve)
@@ -186,15 +186,15 @@ func FuzzRenderStillRequest(f *testing.F) {
 		}
 		frames := req.GetFrames()
 		if frames == 0 {
-			frames = defaultFrames
+			frames = render.DefaultFrames
 		}
 		lw := req.GetAppearance().GetLineWidth()
 		switch {
-		case !in(req.GetWidth(), minStillSide, maxStillSide), !in(req.GetHeight(), minStillSide, maxStillSide),
-			!in(req.GetFrames(), 1, maxFrames),
+		case !in(req.GetWidth(), render.MinStillSide, render.MaxStillSide), !in(req.GetHeight(), render.MinStillSide, render.MaxStillSide),
+			!in(req.GetFrames(), 1, render.MaxFrames),
 			req.Frame != nil && (req.GetFrame() < 0 || req.GetFrame() >= frames),
 			req.GetStyle() < 0 || req.GetStyle() > whirlv1.Style_STYLE_WHEELS,
-			lw != 0 && !(lw >= minLineWidth && lw <= maxLineWidth):
+			lw != 0 && !(lw >= render.MinLineWidth && lw <= render.MaxLineWidth):
 			t.Fatalf("accepted out-of-contract still %v", req)
 		}
 		if c := req.GetCurve(); c != nil {

@@ -61,7 +61,7 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 // fault and is logged with its detail.
 func (s *Animation) pipelineStatus(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return contextStatus(ctx.Err())
+		return errorStatus(ctx.Err())
 	}
 	s.logger.ErrorContext(ctx, "render failed", "err", err)
 	return status.Error(codes.Internal, "render failed; the video is incomplete")

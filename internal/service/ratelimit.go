@@ -2,128 +2,92 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 )
 
-// maxTrackedPeers bounds the limiter's memory: past it, idle peers are
-// forgotten first.
-const maxTrackedPeers = 10000
+// maxTrackedClients bounds each clientRate's memory: past it, the least
+// recently seen client is forgotten.
+const maxTrackedClients = 10000
 
-// peerLimiter is a token bucket per client IP address, for the
-// go-grpc-middleware ratelimit interceptor. It stops one client from
-// hammering AcquireLease; lease capacity is a separate, global limit.
-type peerLimiter struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
+// clientKey names the client a call counts against. peerIP is the one the
+// server uses; another (a header, say) only needs this signature.
+type clientKey func(ctx context.Context) string
 
-	mu    sync.Mutex
-	peers map[string]*peerBucket
+// clientRate is a token bucket per client for one kind of call. Clients
+// live in an LRU: one forgotten to make room comes back with a full
+// bucket, which costs at most one burst, and only the client that has been
+// quiet the longest.
+type clientRate struct {
+	// quota names the limit in QuotaFailure; what ("AcquireLease calls")
+	// says what it counts.
+	quota, what string
+	limit       rate.Limit
+	burst       int
+
+	mu      sync.Mutex
+	clients *simplelru.LRU[string, *rate.Limiter]
 }
 
-type peerBucket struct {
-	limiter  *rate.Limiter
-	lastSeen time.Time
-}
-
-func newPeerLimiter(perSecond float64, burst int) *peerLimiter {
-	return &peerLimiter{limit: rate.Limit(perSecond), burst: burst, now: time.Now, peers: map[string]*peerBucket{}}
-}
-
-// rateLimited is where peerLimiter.Limit leaves its verdict on a refused
-// call, found through the call's context.
-type rateLimited struct {
-	delay time.Duration
-	msg   string
-}
-
-type rateLimitedKey struct{}
-
-// acquireRateLimit enforces l through go-grpc-middleware's ratelimit
-// interceptor. That interceptor replaces the limiter's error with a bare
-// status of its own, so the limiter also leaves its verdict in the context
-// and the refusal goes out like a full lease pool's: RetryInfo, QuotaFailure
-// and the retry-pushback trailer.
-func acquireRateLimit(l *peerLimiter) grpc.UnaryServerInterceptor {
-	limit := ratelimit.UnaryServerInterceptor(l)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		var verdict rateLimited
-		resp, err := limit(context.WithValue(ctx, rateLimitedKey{}, &verdict), req, info, handler)
-		if verdict.delay > 0 {
-			return nil, refusal(ctx, verdict.msg, verdict.delay, "acquire_rate",
-				fmt.Sprintf("at most %g AcquireLease calls per second per client address, bursts of %d", float64(l.limit), l.burst))
-		}
-		return resp, err
+func newClientRate(quota, what string, perSecond float64, burst, maxClients int) *clientRate {
+	clients, err := simplelru.NewLRU[string, *rate.Limiter](maxClients, nil)
+	if err != nil {
+		// Only a size below 1 fails; every caller passes a constant.
+		panic(err)
 	}
+	return &clientRate{quota: quota, what: what, limit: rate.Limit(perSecond), burst: max(burst, 1), clients: clients}
 }
 
-// Limit implements ratelimit.Limiter.
-func (l *peerLimiter) Limit(ctx context.Context) error {
-	now := l.now()
-	b := l.bucket(peerIP(ctx), now)
-	r := b.ReserveN(now, 1)
-	delay := r.DelayFrom(now)
-	if delay <= 0 {
-		return nil
+// take spends one of key's tokens at now, or, if none is left, returns how
+// long until one is and spends nothing.
+func (r *clientRate) take(key string, now time.Time) (wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.clients.Get(key)
+	if !ok {
+		b = rate.NewLimiter(r.limit, r.burst)
+		r.clients.Add(key, b)
 	}
-	r.CancelAt(now)
-	msg := fmt.Sprintf("AcquireLease rate limit is %g/s per client; retry in %s", float64(l.limit), delay.Round(time.Millisecond))
-	if v, ok := ctx.Value(rateLimitedKey{}).(*rateLimited); ok {
-		v.delay, v.msg = delay, msg
+	res := b.ReserveN(now, 1)
+	if wait = res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
 	}
-	return errors.New(msg)
+	return wait
 }
 
-func (l *peerLimiter) bucket(ip string, now time.Time) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if b, ok := l.peers[ip]; ok {
-		b.lastSeen = now
-		return b.limiter
-	}
-	if len(l.peers) >= maxTrackedPeers {
-		l.forgetIdle(now)
-	}
-	b := &peerBucket{limiter: rate.NewLimiter(l.limit, l.burst), lastSeen: now}
-	l.peers[ip] = b
-	return b.limiter
+// refusal is the RESOURCE_EXHAUSTED status for a call that must wait.
+func (r *clientRate) refusal(ctx context.Context, wait time.Duration) error {
+	return refusal(ctx, fmt.Sprintf("rate limit of %g %s per second per client", float64(r.limit), r.what), wait, r.quota,
+		fmt.Sprintf("at most %g %s per second per client, bursts of %d", float64(r.limit), r.what, r.burst))
 }
 
-// forgetIdle drops peers whose bucket has refilled (they lose nothing), or,
-// if none has, the least recently seen half.
-func (l *peerLimiter) forgetIdle(now time.Time) {
-	refill := time.Duration(float64(l.burst) / float64(l.limit) * float64(time.Second))
-	for ip, b := range l.peers {
-		if now.Sub(b.lastSeen) > refill {
-			delete(l.peers, ip)
+// rateLimits refuses calls to the methods it names once their client has
+// spent its tokens; other methods pass untouched. It is a plain
+// interceptor on x/time/rate so that the refusal says when to come back.
+type rateLimits struct {
+	key clientKey
+	// byMethod maps full method names ("/whirl.v1.AnimationService/
+	// AcquireLease") to their limit.
+	byMethod map[string]*clientRate
+}
+
+func (l rateLimits) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if r := l.byMethod[info.FullMethod]; r != nil {
+		if wait := r.take(l.key(ctx), time.Now()); wait > 0 {
+			return nil, r.refusal(ctx, wait)
 		}
 	}
-	if len(l.peers) < maxTrackedPeers {
-		return
-	}
-	var cutoff time.Time
-	for _, b := range l.peers {
-		if cutoff.IsZero() || b.lastSeen.Before(cutoff) {
-			cutoff = b.lastSeen
-		}
-	}
-	cutoff = cutoff.Add(now.Sub(cutoff) / 2)
-	for ip, b := range l.peers {
-		if b.lastSeen.Before(cutoff) {
-			delete(l.peers, ip)
-		}
-	}
+	return handler(ctx, req)
 }
 
+// peerIP keys a call by the address it came from, without the port.
 func peerIP(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {

@@ -156,11 +156,11 @@ func interceptorChains(cfg Config, logger *slog.Logger) ([]grpc.UnaryServerInter
 		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
 	}
 	if cfg.AcquireRate > 0 {
-		isAcquire := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-			return c.FullMethod() == whirlv1.AnimationService_AcquireLease_FullMethodName
-		})
-		limiter := newPeerLimiter(cfg.AcquireRate, max(cfg.AcquireBurst, 1))
-		unary = append(unary, selector.UnaryServerInterceptor(acquireRateLimit(limiter), isAcquire))
+		limits := rateLimits{key: peerIP, byMethod: map[string]*clientRate{
+			whirlv1.AnimationService_AcquireLease_FullMethodName: newClientRate("acquire_rate", "AcquireLease calls",
+				cfg.AcquireRate, cfg.AcquireBurst, maxTrackedClients),
+		}}
+		unary = append(unary, limits.unary)
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))

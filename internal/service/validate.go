@@ -13,9 +13,6 @@ import (
 
 type protoMessage = protoadapt.MessageV1
 
-// maxHolderBytes bounds the free-text holder label.
-const maxHolderBytes = 128
-
 // violations collects every problem with a request before any work starts, so
 // a client learns all of them at once.
 type violations []*errdetails.BadRequest_FieldViolation
@@ -50,8 +47,8 @@ func (v *violations) holder(field, s string) {
 	switch {
 	case s == "":
 		v.add(field, "required")
-	case len(s) > maxHolderBytes:
-		v.add(field, "at most 128 bytes")
+	case len(s) > lease.MaxHolderBytes:
+		v.add(field, fmt.Sprintf("at most %d bytes", lease.MaxHolderBytes))
 	default:
 		for _, r := range s {
 			if !unicode.IsPrint(r) {
@@ -68,6 +65,6 @@ func (v *violations) leaseID(field, s string, required bool) {
 	case s == "" && required:
 		v.add(field, "required")
 	case s != "" && !lease.ValidToken(s):
-		v.add(field, "must be the 32 lowercase hex digits AcquireLease returned")
+		v.add(field, fmt.Sprintf("must be the %d lowercase hex digits AcquireLease returned", lease.TokenDigits))
 	}
 }
