@@ -137,12 +137,23 @@ func (e *ExhaustedError) Unwrap() error { return e.ctxErr }
 
 func exhaustedFrom(st *status.Status, attempts int) *ExhaustedError {
 	e := &ExhaustedError{Status: st, Attempts: attempts}
+	e.RetryAfter, _ = RetryDelay(st.Err())
+	return e
+}
+
+// RetryDelay is the google.rpc.RetryInfo delay in err's gRPC status, if it
+// carries one.
+func RetryDelay(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-			e.RetryAfter = ri.GetRetryDelay().AsDuration()
+			return ri.GetRetryDelay().AsDuration(), true
 		}
 	}
-	return e
+	return 0, false
 }
 
 // DialError is a server that could not be reached. errors.Is(err,

@@ -210,66 +210,48 @@ func (c *Client) stream(ctx context.Context, req *whirlv1.RenderAnimationRequest
 	if err != nil {
 		return rpcError(ctx, "render", err)
 	}
-	asm := NewReassembler(w)
+	v := NewStreamVerifier(w)
 	var p Progress
-	fail := func(err error) error { return fmt.Errorf("whirl: render: %w", err) }
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+	err = v.Receive(stream, func(ev *whirlv1.RenderAnimationResponse) error {
+		if p.advance(ev, v) {
+			report(p)
 		}
-		if err != nil {
-			return rpcError(ctx, "render", err)
-		}
-		if res.Trailer != nil {
-			return fail(fmt.Errorf("%w: event after the trailer", ErrProtocol))
-		}
-		switch e := ev.GetEvent().(type) {
-		case *whirlv1.RenderAnimationResponse_Header:
-			if res.Header != nil {
-				return fail(fmt.Errorf("%w: second header", ErrProtocol))
-			}
-			res.Header = e.Header
-			p.Phase, p.QueuePosition, p.FramesTotal = PhaseRendering, 0, int(e.Header.GetFrames())
-		case *whirlv1.RenderAnimationResponse_Progress:
-			if pos := int(e.Progress.GetQueuePosition()); pos > 0 {
-				p.Phase, p.QueuePosition = PhaseQueued, pos
-			} else {
-				p.Phase, p.QueuePosition = PhaseRendering, 0
-			}
-			p.FramesDone, p.FramesTotal = int(e.Progress.GetFramesDone()), int(e.Progress.GetFramesTotal())
-		case *whirlv1.RenderAnimationResponse_Chunk:
-			if res.Header == nil {
-				return fail(fmt.Errorf("%w: chunk before the header", ErrProtocol))
-			}
-			if err := asm.Write(e.Chunk.GetOffset(), e.Chunk.GetData()); err != nil {
-				return fail(err)
-			}
-			p.Bytes = asm.Size()
-		case *whirlv1.RenderAnimationResponse_Trailer:
-			if res.Header == nil {
-				return fail(fmt.Errorf("%w: trailer before the header", ErrProtocol))
-			}
-			if err := asm.Verify(e.Trailer.GetTotalBytes(), e.Trailer.GetSha256()); err != nil {
-				return fail(err)
-			}
-			res.Trailer = e.Trailer
-			continue
-		default:
-			// An event this client does not know: skip it.
-			continue
-		}
-		report(p)
+		return nil
+	})
+	if _, isStatus := status.FromError(err); err != nil && isStatus {
+		return rpcError(ctx, "render", err)
 	}
-	if res.Trailer == nil {
-		return fail(fmt.Errorf("%w (%d bytes received)", ErrTruncated, asm.Size()))
+	if err != nil {
+		return fmt.Errorf("whirl: render: %w", err)
 	}
-	res.Bytes, res.SHA256 = asm.Size(), asm.Sum()
+	res.Header, res.Trailer = v.Header(), v.Trailer()
+	res.Bytes, res.SHA256 = v.Size(), v.Sum()
 	p.Phase, p.QueuePosition, p.Bytes = PhaseDone, 0, res.Bytes
 	p.FramesTotal = int(res.Trailer.GetFrames())
 	p.FramesDone = p.FramesTotal
 	report(p)
 	return nil
+}
+
+// advance updates p for an event the verifier accepted, reporting whether
+// there is something new to tell.
+func (p *Progress) advance(ev *whirlv1.RenderAnimationResponse, v *StreamVerifier) bool {
+	switch e := ev.GetEvent().(type) {
+	case *whirlv1.RenderAnimationResponse_Header:
+		p.Phase, p.QueuePosition, p.FramesTotal = PhaseRendering, 0, int(e.Header.GetFrames())
+	case *whirlv1.RenderAnimationResponse_Progress:
+		if pos := int(e.Progress.GetQueuePosition()); pos > 0 {
+			p.Phase, p.QueuePosition = PhaseQueued, pos
+		} else {
+			p.Phase, p.QueuePosition = PhaseRendering, 0
+		}
+		p.FramesDone, p.FramesTotal = int(e.Progress.GetFramesDone()), int(e.Progress.GetFramesTotal())
+	case *whirlv1.RenderAnimationResponse_Chunk:
+		p.Bytes = v.Size()
+	default:
+		return false // the trailer (Done follows) or an unknown event
+	}
+	return true
 }
 
 // minRenewInterval keeps a tiny TTL from turning keepalive into a busy loop.
