@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os/exec"
 	"syscall"
 )
 
@@ -11,15 +10,6 @@ import (
 // each session gets its own fair CPU share, so the server and its ffmpeg
 // children then compete with the load generator as a separate program
 // would, instead of sharing one share with it.
-func dieWithParent(cmd *exec.Cmd, ownSession bool) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: ownSession}
-}
-
-// selfCPU is this process's user+system CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+func dieWithParent(ownSession bool) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: ownSession}
 }

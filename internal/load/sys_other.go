@@ -2,8 +2,6 @@
 
 package main
 
-import "os/exec"
+import "syscall"
 
-func dieWithParent(*exec.Cmd, bool) {}
-
-func selfCPU() float64 { return 0 }
+func dieWithParent(bool) *syscall.SysProcAttr { return nil }

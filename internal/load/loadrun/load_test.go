@@ -1,4 +1,4 @@
-package main
+package loadrun
 
 import (
 	"bytes"
@@ -43,9 +43,9 @@ func TestLoadSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep.judge(2)
+	rep.Judge(2)
 	var table bytes.Buffer
-	rep.writeTable(&table)
+	rep.WriteTable(&table)
 	t.Logf("progress:\n%s\nreport:\n%s", progress.String(), table.String())
 
 	if rep.Failed != 0 {

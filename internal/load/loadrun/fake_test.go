@@ -1,4 +1,4 @@
-package main
+package loadrun
 
 import (
 	"context"
@@ -124,7 +124,7 @@ func TestLoadDetectsOverAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep.judge(2)
+	rep.Judge(2)
 	if !rep.OverAdmission || rep.OK {
 		t.Fatalf("over-admission not reported: %+v", rep.Leases)
 	}

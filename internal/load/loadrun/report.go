@@ -1,10 +1,7 @@
-package main
+package loadrun
 
 import (
 	"fmt"
-	"io"
-	"maps"
-	"slices"
 	"strings"
 )
 
@@ -183,7 +180,9 @@ type Target struct {
 	Enforced bool   `json:"enforced"`
 }
 
-func (r *Report) judge(acquireP99TargetMS float64) {
+// Judge fills in the targets, AcquireLease's p99 against
+// acquireP99TargetMS, and whether the run is OK.
+func (r *Report) Judge(acquireP99TargetMS float64) {
 	// The floors' p99s go with AcquireLease's for context; they do not
 	// decide the target.
 	acquireP99 := fmt.Sprintf("%.3f ms", r.AcquireAll.P99)
@@ -212,123 +211,6 @@ func (r *Report) judge(acquireP99TargetMS float64) {
 		if t.Enforced && !t.Met {
 			r.OK = false
 		}
-	}
-}
-
-// writeTable prints the human report.
-func (r *Report) writeTable(w io.Writer) {
-	c := r.Config
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	server := c.Addr
-	if r.Process != nil {
-		server += fmt.Sprintf(" (%s, pid %d)", r.Mode, r.Process.PID)
-	} else {
-		server += " (" + r.Mode + ")"
-	}
-	ips := "one source IP"
-	if c.DistinctIPs {
-		ips = "one source IP each"
-	}
-	p("whirl load: %d clients on %d connections (%s) for %s against %s, capacity %d",
-		c.Clients, c.Conns, ips, fmtSeconds(c.DurationSeconds), server, r.Leases.Capacity)
-	if c.NoRender {
-		p("NO RENDERS: cycles are AcquireLease -> hold %s -> ReleaseLease only", fmtSeconds(c.HoldSeconds))
-	}
-	p("video %dx%d, %d frames at %d fps, random curve seeds (seed %d); clients ramped up over %s; refusal backoff <= %s, jittered",
-		c.Width, c.Height, c.Frames, c.FPS, c.Seed, fmtSeconds(c.RampSeconds), fmtSeconds(c.MaxBackoffSeconds))
-	p("")
-	p("cycles          completed %d   refused %d (pool full %d, other %d)   failed %d   aborted at end %d",
-		r.Completed, r.Refused, r.RefusedLease, r.RefusedOther, r.Failed, r.Aborted)
-	if r.RefusedOtherExample != "" {
-		p("                e.g. refused other: %s", r.RefusedOtherExample)
-	}
-	if len(r.Failures) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(r.Failures)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, r.Failures[k]))
-		}
-		p("failures        %s", strings.Join(parts, ", "))
-	}
-	p("throughput      %.2f renders/s, %d bytes (%.1f MiB) in %.1f s; max queue position seen %d",
-		r.RendersPerSecond, r.Bytes, float64(r.Bytes)/(1<<20), r.ElapsedSeconds, r.MaxQueuePosition)
-	p("")
-	p("latency (ms)                    n        p50        p90        p99        max       mean")
-	row := func(name string, l Latency) {
-		p("%-24s %8d %10.3f %10.3f %10.3f %10.3f %10.3f", name, l.N, l.P50, l.P90, l.P99, l.Max, l.Mean)
-	}
-	row("AcquireLease, all", r.AcquireAll)
-	row("AcquireLease, granted", r.AcquireGranted)
-	row("first media fragment", r.FirstFragment)
-	row("render to trailer", r.RenderTotal)
-	row("timer wake-up delay", r.WakeupDelay)
-	row("floor: TCP echo", r.FloorTCPEcho)
-	row("floor: health Check", r.FloorHealthCheck)
-	row("RetryInfo advised", r.RetryInfo)
-	if r.FloorTCPEchoErrors+r.FloorHealthCheckErrors > 0 {
-		p("probe errors    TCP echo %d, health Check %d (not counted as failures)", r.FloorTCPEchoErrors, r.FloorHealthCheckErrors)
-	}
-	p("")
-	l := r.Leases
-	p("leases          capacity %d; clients held at most %d at once (%d over capacity)", l.Capacity, l.MaxHeld, l.OverAdmitted)
-	if l.Polls+l.PollErrors > 0 {
-		p("                ListLeases: max %d live over %d polls (%d over capacity, %d poll errors)", l.MaxListed, l.Polls, l.PollOver, l.PollErrors)
-		if l.LastPollError != "" {
-			p("                last poll error: %s", l.LastPollError)
-		}
-	} else {
-		p("                ListLeases: not polled (no admin token)")
-	}
-	over := "none"
-	if r.OverAdmission {
-		over = "DETECTED"
-	}
-	p("over-admission  %s", over)
-	p("")
-	if pr := r.Process; pr != nil {
-		p("server RSS      peak %s, at end %s, max sampled %s; with ffmpeg children max sampled %s (up to %d children)",
-			kb(pr.PeakRSSKB), kb(pr.EndRSSKB), kb(pr.MaxSampledRSSKB), kb(pr.MaxTreeRSSKB), pr.MaxChildren)
-		p("CPU             server %.1f s, ffmpeg %.1f s, load generator %.1f s; available %d cores x %.1f s = %.1f s",
-			pr.ServerCPUSeconds, pr.ChildCPUSeconds, r.LoadCPUSeconds, r.CPUs, r.ElapsedSeconds, float64(r.CPUs)*r.ElapsedSeconds)
-		p("run-queue wait  server threads %.1f s, load generator threads %.1f s (runnable, waiting for a CPU)",
-			pr.RunQueueSeconds, r.LoadRunQueueSeconds)
-	} else {
-		p("server RSS      not measured (no server pid)")
-		p("CPU             load generator %.1f s", r.LoadCPUSeconds)
-	}
-	if m := r.Machine; m != nil {
-		p("machine         busy %.1f s of %.1f s, of which other processes %.1f s; load average %.2f at start, %.2f at end",
-			m.BusyCPUSeconds, float64(r.CPUs)*r.ElapsedSeconds, m.OtherCPUSeconds, m.LoadAvgStart, m.LoadAvgEnd)
-	}
-	if m := r.ServerMetrics; m != nil {
-		var bs []string
-		for _, b := range m.AcquireBuckets {
-			if b.LeSeconds > 0.1 {
-				break
-			}
-			bs = append(bs, fmt.Sprintf("<=%gms %.2f%%", b.LeSeconds*1000, 100*float64(b.Count)/float64(max(m.AcquireCalls, 1))))
-		}
-		mean := 0.0
-		if m.AcquireCalls > 0 {
-			mean = 1000 * m.AcquireSumSeconds / float64(m.AcquireCalls)
-		}
-		p("server view     AcquireLease handled %d, mean %.3f ms, %s", m.AcquireCalls, mean, strings.Join(bs, ", "))
-		p("                grants %d, refusals %d, renders %v, ffmpeg failures %d", m.LeaseGrants, m.LeaseRefusals, m.Renders, m.FFmpegFailures)
-	}
-	if r.ServerErrorLogs != nil {
-		p("server log      %d ERROR lines", *r.ServerErrorLogs)
-	}
-	p("")
-	for _, t := range r.Targets {
-		verdict := "MET"
-		if !t.Met {
-			verdict = "MISSED"
-		}
-		p("target          %-38s %-7s %s", t.Name, verdict, t.Observed)
-	}
-	if r.OK {
-		p("result          OK")
-	} else {
-		p("result          FAIL")
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package loadrun
 
 import (
 	"context"
@@ -142,5 +142,25 @@ func healthCheck(conn *grpc.ClientConn) func(context.Context) error {
 		defer cancel()
 		_, err := api.Check(ctx, &healthpb.HealthCheckRequest{})
 		return err
+	}
+}
+
+// wakeupProbe sleeps for period again and again until ctx ends and returns
+// how late each wake-up was. It is the scheduling delay any goroutine of
+// this process sees on this machine at the moment: the floor under every
+// latency the clients measure.
+func wakeupProbe(ctx context.Context, period time.Duration) []time.Duration {
+	var late []time.Duration
+	t := time.NewTimer(period)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		t.Reset(period)
+		select {
+		case <-ctx.Done():
+			return late
+		case <-t.C:
+			late = append(late, max(time.Since(start)-period, 0))
+		}
 	}
 }

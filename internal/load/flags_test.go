@@ -1,0 +1,18 @@
+package main
+
+import (
+	"context"
+	"io"
+	"testing"
+)
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-size", "63"}, {"-clients", "0"}, {"-duration", "0s"}, {"-admin-token", "x"},
+		{"-capacity", "0"}, {"-nope"}, {"stray"},
+	} {
+		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package loadrun
+
+func selfCPU() float64 { return 0 }
