@@ -16,11 +16,10 @@ import (
 // openLeaseStore builds the registry --lease-store names, reporting to obs.
 // close releases it and anything it holds (the etcd client).
 func openLeaseStore(ctx context.Context, cfg config, obs lease.Observer) (store lease.Registry, closeFn func(), err error) {
-	lc := lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge}
+	lc := lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge, Observer: obs}
 	switch cfg.leaseStore {
 	case "memory":
 		m := lease.NewMemory(lc)
-		m.SetObserver(obs)
 		return m, func() { _ = m.Close() }, nil
 	case "etcd":
 		tlsCfg, err := etcdTLS(cfg)
@@ -41,7 +40,6 @@ func openLeaseStore(ctx context.Context, cfg config, obs lease.Observer) (store 
 			_ = cli.Close()
 			return nil, nil, fmt.Errorf("etcd lease store at %s: %w", cfg.etcdEndpoints, err)
 		}
-		reg.SetObserver(obs)
 		return reg, func() { _ = reg.Close(); _ = cli.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("--lease-store must be memory or etcd, got %q", cfg.leaseStore)

@@ -112,6 +112,9 @@ type Config struct {
 	TTL time.Duration
 	// MaxAge caps a lease's total life (default 30m).
 	MaxAge time.Duration
+	// Observer, if not nil, is told about the registry's lease events from
+	// the start; a store says which events it can see.
+	Observer Observer
 }
 
 // Defaults for Config's zero fields.

@@ -56,7 +56,6 @@ type Memory struct {
 	// seq numbers grants and pins, breaking AcquiredAt ties when listing and
 	// telling one pin from the next.
 	seq    uint64
-	obs    Observer
 	closed bool
 }
 
@@ -97,14 +96,6 @@ func NewMemory(cfg Config) *Memory {
 		byToken:  make(map[[sha256.Size]byte]*entry),
 		byHandle: make(map[string]*entry),
 	}
-}
-
-// SetObserver installs o to be told about grants, refusals, expiries and
-// releases from now on; nil removes it.
-func (m *Memory) SetObserver(o Observer) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.obs = o
 }
 
 // Acquire implements Registry. A malformed or unknown token is ignored and a
@@ -168,11 +159,10 @@ func (m *Memory) await(ctx context.Context, w *waiter) (Lease, error) {
 		}
 		m.mu.Lock()
 		l := w.e.lease
-		o := m.obs
 		m.mu.Unlock()
 		// The grant is reported here rather than when it was made, so a
 		// grant that an abandoning waiter hands back is never counted.
-		(&tally{granted: 1}).report(o)
+		(&tally{granted: 1}).report(m.cfg.Observer)
 		l.Token = w.token
 		return l, nil
 	case <-ctx.Done():
@@ -356,9 +346,8 @@ func (m *Memory) unlock(t *tally, now time.Time) {
 	if !m.closed {
 		m.armLocked(now)
 	}
-	o := m.obs
 	m.mu.Unlock()
-	t.report(o)
+	t.report(m.cfg.Observer)
 }
 
 func (t *tally) report(o Observer) {

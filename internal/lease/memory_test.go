@@ -338,8 +338,10 @@ func TestMemoryTiming(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
-				f := &fixture{m: lease.NewMemory(tc.cfg), obs: &counter{}, ctx: t.Context(), start: time.Now()}
-				f.m.SetObserver(f.obs)
+				obs := &counter{}
+				cfg := tc.cfg
+				cfg.Observer = obs
+				f := &fixture{m: lease.NewMemory(cfg), obs: obs, ctx: t.Context(), start: time.Now()}
 				t.Cleanup(func() { _ = f.m.Close() })
 				tc.run(t, f)
 			})

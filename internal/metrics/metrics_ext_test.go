@@ -25,10 +25,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestScenarioCounters scrapes /metrics after a scripted scenario and checks
 // exact values: six acquires with one refusal, one render, and five releases.
 func TestScenarioCounters(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 5})
-	t.Cleanup(func() { _ = reg.Close() })
 	m := metrics.New()
-	reg.SetObserver(m)
+	reg := lease.NewMemory(lease.Config{Capacity: 5, Observer: m})
+	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, Observer: m, GRPCMetrics: m.GRPC})
 	gauges := metrics.Gauges{
 		Leases: func() (int, int, int) {
@@ -121,10 +120,9 @@ func TestScenarioCounters(t *testing.T) {
 func TestExpiryCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const ttl = time.Minute
-		reg := lease.NewMemory(lease.Config{Capacity: 1, TTL: ttl})
-		t.Cleanup(func() { _ = reg.Close() })
 		m := metrics.New()
-		reg.SetObserver(m)
+		reg := lease.NewMemory(lease.Config{Capacity: 1, TTL: ttl, Observer: m})
+		t.Cleanup(func() { _ = reg.Close() })
 		h := m.Handler(metrics.Gauges{
 			Leases: func() (int, int, int) {
 				snap, _ := reg.List(context.Background())

@@ -86,8 +86,8 @@
 // may leave an unreachable lease in a slot until its TTL ends: capacity is
 // under-used for one TTL, never exceeded.
 //
-// SetObserver reports this replica's grants, refusals and releases like the
-// memory registry's observer, but never Expired: expiries happen inside etcd,
+// Config.Observer hears of this replica's grants, refusals and releases like
+// the memory registry's observer, but never Expired: expiries happen inside etcd,
 // unseen by any one replica (counting them would need a watch per replica and
 // a way to tell expiry from release). Snapshot.Waiting counts this replica's
 // blocked Acquire calls only.

@@ -72,7 +72,6 @@ type Registry struct {
 	wg        sync.WaitGroup
 
 	mu      sync.Mutex
-	obs     lease.Observer
 	closed  bool
 	waiting int
 	session clientv3.LeaseID
@@ -152,21 +151,12 @@ func New(ctx context.Context, cli *clientv3.Client, cfg lease.Config, prefix str
 	return r, nil
 }
 
-// SetObserver installs o to be told about this replica's grants, refusals
-// and releases (Release, Revoke, and Acquire replacing a too-old lease); nil
-// removes it. Expired is never called: expiries happen inside etcd, unseen
-// by any one replica.
-func (r *Registry) SetObserver(o lease.Observer) {
-	r.mu.Lock()
-	r.obs = o
-	r.mu.Unlock()
-}
-
+// observe tells Config.Observer, if any, about this replica's grants,
+// refusals and releases (Release, Revoke, and Acquire replacing a too-old
+// lease). Expired is never told: expiries happen inside etcd, unseen by any
+// one replica.
 func (r *Registry) observe(f func(lease.Observer)) {
-	r.mu.Lock()
-	o := r.obs
-	r.mu.Unlock()
-	if o != nil {
+	if o := r.cfg.Observer; o != nil {
 		f(o)
 	}
 }
