@@ -147,7 +147,7 @@ func TestExamplesRetryRefusal(t *testing.T) {
 	}
 	defer conn.Close()
 	api := whirlv1.NewAnimationServiceClient(conn)
-	goClient := func() (wait func() (string, string)) {
+	goClient := func(t *testing.T) (wait func() (string, string)) {
 		configured, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultServiceConfig(whirlv1.ServiceConfig()))
 		if err != nil {
@@ -174,25 +174,30 @@ func TestExamplesRetryRefusal(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name  string
-		start func() (wait func() (string, string))
+		start func(*testing.T) (wait func() (string, string))
 	}{
-		{"python", func() func() (string, string) { return exs[0].start(t, p.addr, 50) }},
+		{"python", func(t *testing.T) func() (string, string) { return exs[0].start(t, p.addr, 50) }},
 		{"grpc-go", goClient},
-		{"node", func() func() (string, string) { return exs[1].start(t, p.addr, 51) }},
+		{"node", func(t *testing.T) func() (string, string) { return exs[1].start(t, p.addr, 51) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			held, err := api.AcquireLease(t.Context(), &whirlv1.AcquireLeaseRequest{Holder: "held"})
 			if err != nil {
 				t.Fatal(err)
 			}
+			release := func() error {
+				_, err := api.ReleaseLease(context.Background(), &whirlv1.ReleaseLeaseRequest{LeaseId: held.GetLeaseId()})
+				return err
+			}
+			t.Cleanup(func() { _ = release() }) // when the test fails first; NOT_FOUND otherwise
 			before := p.refusals()
-			wait := c.start()
+			wait := c.start(t)
 			for deadline := time.Now().Add(30 * time.Second); p.refusals() == before; time.Sleep(20 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("no AcquireLease refused; server logs:\n%s", p.logs)
 				}
 			}
-			if _, err := api.ReleaseLease(t.Context(), &whirlv1.ReleaseLeaseRequest{LeaseId: held.GetLeaseId()}); err != nil {
+			if err := release(); err != nil {
 				t.Fatal(err)
 			}
 			sum, stderr := wait()

@@ -1,3 +1,5 @@
+// Package whirlv1 is whirl's public contract for Go: the code generated from
+// animation.proto, and the gRPC service config every client loads.
 package whirlv1
 
 import _ "embed"
