@@ -9,11 +9,12 @@
 # Usage: scripts/generate.sh [OUTDIR]   (default: the repository itself; with
 # OUTDIR, the same tree is written under OUTDIR instead, e.g. to compare).
 set -euo pipefail
+out=${1:+$(realpath -m "$1")} # before the cd: OUTDIR is relative to the caller
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_go
 need_packages protoc=protobuf-compiler grpc_python_plugin=protobuf-compiler-grpc node=nodejs npm=npm
-out=${1:-.}
+out=${out:-.}
 
 # protoc-gen-es comes from each package's lock file.
 for dir in client/web examples/node; do
