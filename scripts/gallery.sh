@@ -42,7 +42,7 @@ go build -o "$tmp/whirl-server" ./server
 go build -o "$tmp/whirl" ./client/cmd/whirl
 
 # Port 0 lets the kernel pick a free port; the server logs the one it got.
-"$tmp/whirl-server" --addr 127.0.0.1:0 --log-format json >"$tmp/server.log" 2>&1 &
+"$tmp/whirl-server" --addr 127.0.0.1:0 --http-addr "" --log-format json >"$tmp/server.log" 2>&1 &
 server_pid=$!
 addr=""
 for _ in $(seq 200); do

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_go
-need_packages ffmpeg=ffmpeg ffprobe=ffmpeg etcd=etcd-server
+need_packages ffmpeg=ffmpeg ffprobe=ffmpeg etcd=etcd-server chromium=chromium
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -22,13 +22,17 @@ for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl;
 done
 [ "$stale" = 0 ] || { echo "generated code is stale: run scripts/generate.sh and commit" >&2; exit 1; }
 
+step "web page: type-checked, and the bundle the server embeds up to date"
+(cd client/web && npm run --silent check && npm run --silent build)
+git diff --exit-code -- client/web/static || { echo "client/web/static/app.js is stale: run 'npm run build' in client/web and commit" >&2; exit 1; }
+
 step "vet"
 go vet ./...
 
 step "unit, integration and end-to-end tests (race detector on)"
-# The standalone-etcd end-to-end tests must run here, never skip.
+# The standalone-etcd and browser end-to-end tests must run here, never skip.
 # The client examples run in their own step below.
-WHIRL_REQUIRE_ETCD=1 go test -race -count=1 -timeout 30m -skip '^TestExamples' ./...
+WHIRL_REQUIRE_ETCD=1 WHIRL_REQUIRE_CHROMIUM=1 go test -race -count=1 -timeout 30m -skip '^TestExamples' ./...
 
 step "client examples in Python and Node.js against the server binary (names each verified SHA-256)"
 need_debs python3-grpcio python3-protobuf

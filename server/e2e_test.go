@@ -70,10 +70,11 @@ func TestMain(m *testing.M) {
 
 // process is a running whirl server binary.
 type process struct {
-	srv  *serverproc.Server
-	addr string
-	logs *syncBuffer
-	done chan error
+	srv      *serverproc.Server
+	addr     string // gRPC
+	httpAddr string // Connect, gRPC-Web and the page
+	logs     *syncBuffer
+	done     chan error
 }
 
 // startServer runs the built binary on a loopback port and waits for its
@@ -85,7 +86,7 @@ func startServer(t *testing.T, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.srv, p.addr = s, s.Addr
+	p.srv, p.addr, p.httpAddr = s, s.Addr, s.HTTPAddr
 	go func() { p.done <- s.Err() }()
 	t.Cleanup(func() {
 		s.Kill()

@@ -16,6 +16,8 @@ import (
 // config is everything the server reads from flags and WHIRL_* variables.
 type config struct {
 	addr           string
+	httpAddr       string
+	corsOrigins    string
 	capacity       int
 	leaseTTL       time.Duration
 	leaseMaxAge    time.Duration
@@ -54,6 +56,8 @@ func envName(flagName string) string {
 func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("whirl-server", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", ":50051", "gRPC listen address")
+	fs.StringVar(&cfg.httpAddr, "http-addr", ":8080", "HTTP listen address for browsers: Connect and gRPC-Web for every RPC, and the page at / (HTTP/1.1 and h2c, or TLS with --tls-cert; empty: off)")
+	fs.StringVar(&cfg.corsOrigins, "cors-origins", "", "comma-separated origins (https://app.example.com, or *) whose pages may call the HTTP listener's RPCs (empty: same origin only)")
 	fs.IntVar(&cfg.capacity, "capacity", lease.DefaultCapacity, "maximum number of live leases")
 	fs.DurationVar(&cfg.leaseTTL, "lease-ttl", lease.DefaultTTL, "sliding lease TTL: each acquire, renew or render pushes expiry this far out")
 	fs.DurationVar(&cfg.leaseMaxAge, "lease-max-age", lease.DefaultMaxAge, "maximum total life of a lease; renewals past it are refused")
@@ -136,6 +140,8 @@ func (c config) check() error {
 		return fmt.Errorf("--etcd-timeout must be at least 100ms")
 	case (c.etcdCert == "") != (c.etcdKey == ""):
 		return fmt.Errorf("--etcd-cert and --etcd-key go together")
+	case c.corsOrigins != "" && c.httpAddr == "":
+		return fmt.Errorf("--cors-origins needs --http-addr")
 	case c.pprof && c.metricsAddr == "":
 		return fmt.Errorf("--pprof needs --metrics-addr")
 	case c.shutdownGrace < 0:

@@ -63,7 +63,7 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, nil, func(c config) bool {
-			return c.addr == ":50051" && c.capacity == 5 && c.leaseTTL == 5*time.Minute && c.leaseMaxAge == 30*time.Minute
+			return c.addr == ":50051" && c.httpAddr == ":8080" && c.corsOrigins == "" && c.capacity == 5 && c.leaseTTL == 5*time.Minute && c.leaseMaxAge == 30*time.Minute
 		}, ""},
 		{"env fallback", nil, map[string]string{"WHIRL_CAPACITY": "7", "WHIRL_LEASE_TTL": "90s", "WHIRL_ADMIN_TOKEN": "t"}, func(c config) bool {
 			return c.capacity == 7 && c.leaseTTL == 90*time.Second && c.adminToken == "t"
@@ -73,6 +73,8 @@ func TestParseConfig(t *testing.T) {
 		{"zero capacity", []string{"--capacity", "0"}, nil, nil, "--capacity"},
 		{"max age below ttl", []string{"--lease-ttl", "10m", "--lease-max-age", "5m"}, nil, nil, "--lease-max-age"},
 		{"pprof without metrics", []string{"--pprof"}, nil, nil, "--pprof"},
+		{"cors without http", []string{"--http-addr", "", "--cors-origins", "https://a.example"}, nil, nil, "--cors-origins"},
+		{"http off", []string{"--http-addr", ""}, nil, func(c config) bool { return c.httpAddr == "" }, ""},
 		{"stray argument", []string{"extra"}, nil, nil, "unexpected"},
 	}
 	for _, tt := range tests {

@@ -68,9 +68,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	defer closeLeases()
 
-	creds, err := tlsOptions(cfg)
+	tc, err := tlsConfig(cfg)
 	if err != nil {
 		return err
+	}
+	var creds []grpc.ServerOption
+	if tc != nil {
+		creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -107,9 +111,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}
 		defer stopMetrics()
 	}
+	// Either listener failing stops both.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitHTTP := func() error { return nil }
+	if cfg.httpAddr != "" {
+		if waitHTTP, err = startHTTP(ctx, cancel, cfg, srv.GRPCServer(), tc, logger); err != nil {
+			_ = lis.Close()
+			return err
+		}
+	}
 	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
-	if err := srv.Serve(ctx, lis); err != nil {
+	err = srv.Serve(ctx, lis)
+	cancel()
+	if httpErr := waitHTTP(); err == nil {
+		err = httpErr
+	}
+	if err != nil {
 		return err
 	}
 	logger.Info("stopped")
@@ -128,8 +147,9 @@ func leaseGauges(leases lease.Registry, capacity int) func() (active, capacity, 
 	}
 }
 
-// tlsOptions builds the server's transport credentials from the TLS flags.
-func tlsOptions(cfg config) ([]grpc.ServerOption, error) {
+// tlsConfig builds the TLS settings both listeners share from the TLS flags
+// (nil: plaintext).
+func tlsConfig(cfg config) (*tls.Config, error) {
 	if cfg.tlsCert == "" {
 		return nil, nil
 	}
@@ -146,7 +166,7 @@ func tlsOptions(cfg config) ([]grpc.ServerOption, error) {
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
+	return tc, nil
 }
 
 // certPool reads a PEM CA bundle named by flag.

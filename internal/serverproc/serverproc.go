@@ -28,9 +28,9 @@ const tailLines = 20
 type Options struct {
 	// Path is the server binary, or a script that execs it.
 	Path string
-	// Args follow "--addr 127.0.0.1:0 --log-format json", which Start always
-	// passes first so that the "serving" line can be read; a later --addr
-	// wins.
+	// Args follow "--addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --log-format
+	// json", which Start always passes first so that the "serving" lines can
+	// be read and no fixed port is taken; a later --addr or --http-addr wins.
 	Args []string
 	// Env is added to this process's environment, from which every WHIRL_*
 	// variable is dropped first, so that the flags are the whole
@@ -51,6 +51,9 @@ type Server struct {
 	// MetricsAddr is the metrics listener's, if the server logged one
 	// before serving.
 	MetricsAddr string
+	// HTTPAddr is the HTTP listener's (Connect, gRPC-Web, the page), if the
+	// server logged one before serving.
+	HTTPAddr string
 	// PID is the child's process id.
 	PID int
 
@@ -67,7 +70,7 @@ type Server struct {
 // or o.StartTimeout passes; in the last three cases the child is killed and
 // the error carries its last log lines.
 func Start(ctx context.Context, o Options) (*Server, error) {
-	args := append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, o.Args...)
+	args := append([]string{"--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, o.Args...)
 	cmd := exec.Command(o.Path, args...)
 	cmd.Env = append(withoutWhirlEnv(os.Environ()), o.Env...)
 	cmd.SysProcAttr = o.SysProcAttr
@@ -155,9 +158,11 @@ func (s *Server) readLog(r io.Reader, log io.Writer, ready chan<- struct{}) {
 		switch rec.Msg {
 		case "serving metrics":
 			s.MetricsAddr = rec.Addr
+		case "serving http":
+			s.HTTPAddr = rec.Addr
 		case "serving":
 			s.Addr = rec.Addr
-			close(ready) // publishes Addr and MetricsAddr to Start
+			close(ready) // publishes the addresses to Start
 			ready = nil
 		}
 	}
