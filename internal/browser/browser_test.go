@@ -43,7 +43,7 @@ func start(t *testing.T, capacity int) env {
 	reg := lease.NewMemory(lease.Config{Capacity: capacity}, clock.Real{})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: "ops"})
-	h, err := browser.NewHandler(srv.GRPC, browser.Options{Page: web.Handler(), CORSOrigins: []string{allowedOrigin}})
+	h, err := browser.NewHandler(srv.GRPCServer(), browser.Options{Page: web.Handler(), CORSOrigins: []string{allowedOrigin}})
 	if err != nil {
 		t.Fatal(err)
 	}
