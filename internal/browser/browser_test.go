@@ -20,7 +20,6 @@ import (
 
 	"github.com/whirl-dev/whirl/client/web"
 	"github.com/whirl-dev/whirl/internal/browser"
-	"github.com/whirl-dev/whirl/internal/clock"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -40,7 +39,7 @@ type env struct {
 
 func start(t *testing.T, capacity int) env {
 	t.Helper()
-	reg := lease.NewMemory(lease.Config{Capacity: capacity}, clock.Real{})
+	reg := lease.NewMemory(lease.Config{Capacity: capacity})
 	t.Cleanup(func() { _ = reg.Close() })
 	srv := testserver.Start(t, service.Config{Leases: reg, AdminToken: "ops"})
 	h, err := browser.NewHandler(srv.GRPCServer(), browser.Options{Page: web.Handler(), CORSOrigins: []string{allowedOrigin}})

@@ -31,6 +31,7 @@ trap 'echo "{\"msg\":\"stopped\"}" >&2; exit 0' TERM
 echo "flags: $*" >&2
 echo "env: ${WHIRL_ADMIN_TOKEN:-unset} ${EXTRA}" >&2
 echo '{"level":"INFO","msg":"serving metrics","addr":"127.0.0.1:9101"}' >&2
+echo '{"level":"INFO","msg":"serving http","addr":"127.0.0.1:9102"}' >&2
 echo '{"level":"ERROR","msg":"something"}' >&2
 echo '{"level":"INFO","msg":"serving","addr":"127.0.0.1:9100"}' >&2
 while :; do sleep 0.05; done
@@ -41,14 +42,14 @@ while :; do sleep 0.05; done
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Addr != "127.0.0.1:9100" || s.MetricsAddr != "127.0.0.1:9101" || s.PID <= 0 {
-		t.Errorf("Addr %q, MetricsAddr %q, PID %d", s.Addr, s.MetricsAddr, s.PID)
+	if s.Addr != "127.0.0.1:9100" || s.MetricsAddr != "127.0.0.1:9101" || s.HTTPAddr != "127.0.0.1:9102" || s.PID <= 0 {
+		t.Errorf("Addr %q, MetricsAddr %q, HTTPAddr %q, PID %d", s.Addr, s.MetricsAddr, s.HTTPAddr, s.PID)
 	}
 	if err := s.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	out := log.String()
-	for _, want := range []string{"flags: --addr 127.0.0.1:0 --log-format json --capacity 3", "env: unset yes", `"msg":"stopped"`} {
+	for _, want := range []string{"flags: --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --log-format json --capacity 3", "env: unset yes", `"msg":"stopped"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
