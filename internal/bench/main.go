@@ -7,32 +7,8 @@
 //	go run ./internal/bench --cpuprofile cpu.out # profile the end-to-end runs
 //	go tool pprof -top cpu.out
 //
-// It measures, for one curve (curve.Params{Seed, Wheels}, WHEELS style):
-//
-//  1. end-to-end frames/s at a real gRPC client over loopback TCP, against an
-//     in-process server built like production (service.NewServer with the
-//     default Config apart from an in-memory lease registry): acquire a lease,
-//     RenderAnimation, receive every byte, check the SHA-256 against the
-//     trailer; frames/s = frames / (request sent → trailer received); median
-//     of --reps runs;
-//  2. the time from the request to the first complete media fragment at the
-//     client (the chunk with segment_end after the init segment);
-//  3. the MP4's size;
-//  4. ffmpeg alone (encode.Start+WriteFrame+Close) on the same frames
-//     pre-rendered into memory, (a) with encode's defaults and (b) with
-//     libx264 medium/CRF 23, plus for reference (c) ffmpeg's plain defaults
-//     writing a regular MP4 file, as matplotlib's FFMpegWriter does;
-//  5. optionally the matplotlib baseline, the original system's pipeline
-//     (baseline/seed_matplotlib.py),
-//
-// then checks the targets: end-to-end ≥ 0.75 × (a), ≥ 3 × matplotlib, first
-// fragment ≤ 0.25 s, size ≤ 1.05 × (b).
-//
-// Without --cpuprofile the runs are interleaved (end-to-end, (a), (b), (c),
-// then again) so that drift in machine load hits every figure alike; with it
-// the end-to-end runs go back to back, inside the profile, and the encoder
-// runs follow. The profile covers this process only: ffmpeg's CPU time is
-// reported separately (the "cpu" columns, from getrusage).
+// Package benchrun says what is measured and how (go doc
+// ./internal/bench/benchrun).
 package main
 
 import (
@@ -46,6 +22,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/bench/benchrun"
 )
 
 func main() {
@@ -58,7 +36,7 @@ func main() {
 // code: 0 when every run succeeded (whatever the targets say), 2 for bad
 // flags, 1 otherwise.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg := DefaultConfig()
+	cfg := benchrun.DefaultConfig()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.Width, "width", cfg.Width, "video width in pixels (even)")
@@ -88,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Matplotlib = mpl.mode()
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
@@ -96,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep, err := Run(ctx, cfg)
+	rep, err := benchrun.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
@@ -142,12 +120,12 @@ func (a *autoBool) Set(s string) error {
 
 func (a *autoBool) IsBoolFlag() bool { return true }
 
-func (a *autoBool) mode() Tristate {
+func (a *autoBool) mode() benchrun.Tristate {
 	switch {
 	case !a.set:
-		return Auto
+		return benchrun.Auto
 	case a.v:
-		return On
+		return benchrun.On
 	}
-	return Off
+	return benchrun.Off
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package benchrun
 
 // allocOffHeap falls back to the Go heap.
 func allocOffHeap(n int) ([]byte, func(), error) { return make([]byte, n), func() {}, nil }

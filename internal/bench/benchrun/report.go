@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"fmt"
@@ -45,8 +45,15 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintln(w, "matplotlib:", m.Note)
 	}
 
+	r.writeRuns(w)
+	r.writeTargets(w)
+}
+
+// writeRuns lists every end-to-end run and every encoder run.
+func (r *Report) writeRuns(w io.Writer) {
+	e := r.EndToEnd
 	fmt.Fprintln(w, "\nend-to-end runs:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tframes/s\tseconds\theader s\tfirst fragment s\tfragments\tchunks\tserver elapsed\tserver render\tserver encode\tprocess CPU s\tffmpeg CPU s\t")
 	for i, run := range e.Runs {
 		fmt.Fprintf(tw, "#%d\t%.1f\t%.2f\t%.3f\t%.3f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", i+1, run.FPS, run.Seconds, run.Header,
@@ -68,8 +75,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "  %s: %s [%s]%s\n", enc.Name, strings.Join(fps, " "), enc.Settings, extra)
 	}
 
+}
+
+// writeTargets lists the targets, the CPU budget and the notes.
+func (r *Report) writeTargets(w io.Writer) {
+	s := r.Setup
 	fmt.Fprintln(w, "\ntargets:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\twant\tgot\tlimit\tratio\tstatus\tnote\t")
 	for _, t := range r.Targets {
 		got, limit, ratio := fmt.Sprintf("%.3g", t.Got), fmt.Sprintf("%.3g", t.Limit), fmt.Sprintf("%.2f", t.Ratio)

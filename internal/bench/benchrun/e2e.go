@@ -1,9 +1,7 @@
-package main
+package benchrun
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/whirl-dev/whirl/client"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -139,8 +138,9 @@ func (s *server) close() {
 	_ = s.leases.Close()
 }
 
-// endToEnd acquires a lease, streams one animation and checks it, timing
-// from the moment the request is sent.
+// endToEnd acquires a lease, streams one animation through the client's
+// StreamVerifier, timing from the moment the request is sent, and releases
+// the lease.
 func (s *server) endToEnd(ctx context.Context, cfg Config) (E2ERun, error) {
 	l, err := s.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "bench"})
 	if err != nil {
@@ -162,70 +162,50 @@ func (s *server) endToEnd(ctx context.Context, cfg Config) (E2ERun, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var r E2ERun
 	cpu0 := readCPU()
 	start := time.Now()
 	stream, err := s.api.RenderAnimation(ctx, req)
 	if err != nil {
+		return E2ERun{}, err
+	}
+	var r E2ERun
+	v := client.NewStreamVerifier(io.Discard)
+	err = v.Receive(stream, func(ev *whirlv1.RenderAnimationResponse) error {
+		r.observe(ev, v, time.Since(start))
+		return nil
+	})
+	if err != nil {
 		return r, err
 	}
-	h := sha256.New()
-	var trailer *whirlv1.RenderTrailer
-	initDone := false
-	for trailer == nil {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return r, errors.New("stream ended without a trailer")
-		}
-		if err != nil {
-			return r, err
-		}
-		switch e := ev.GetEvent().(type) {
-		case *whirlv1.RenderAnimationResponse_Header:
-			r.Header = time.Since(start).Seconds()
-		case *whirlv1.RenderAnimationResponse_Chunk:
-			c := e.Chunk
-			if c.GetOffset() != r.Bytes {
-				return r, fmt.Errorf("chunk at offset %d, want %d", c.GetOffset(), r.Bytes)
-			}
-			h.Write(c.GetData())
-			r.Bytes += int64(len(c.GetData()))
-			r.Chunks++
-			if c.GetSegmentEnd() {
-				if initDone {
-					r.Fragments++
-					if r.Fragments == 1 {
-						r.FirstFragment = time.Since(start).Seconds()
-					}
-				}
-				initDone = true
-			}
-		case *whirlv1.RenderAnimationResponse_Trailer:
-			trailer = e.Trailer
-		}
-	}
-	r.Seconds = time.Since(start).Seconds()
 	cpu1 := readCPU()
-	// The stream must end cleanly after the trailer.
-	if ev, err := stream.Recv(); !errors.Is(err, io.EOF) {
-		return r, fmt.Errorf("after the trailer: event %v, error %v", ev, err)
-	}
-
+	trailer := v.Trailer()
 	r.FPS = float64(cfg.Frames) / r.Seconds
-	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	r.Bytes, r.Chunks, r.SHA256 = v.Size(), v.Chunks(), v.Sum()
 	r.ProcCPU, r.ChildCPU = cpu1.self-cpu0.self, cpu1.children-cpu0.children
 	r.ServerElapsed = trailer.GetElapsed().AsDuration().Seconds()
 	r.ServerRender = trailer.GetRenderTime().AsDuration().Seconds()
 	r.ServerEncode = trailer.GetEncodeTime().AsDuration().Seconds()
 	switch {
-	case trailer.GetSha256() != r.SHA256:
-		return r, fmt.Errorf("sha256 mismatch: trailer %s, received %s", trailer.GetSha256(), r.SHA256)
-	case trailer.GetTotalBytes() != r.Bytes:
-		return r, fmt.Errorf("trailer says %d bytes, received %d", trailer.GetTotalBytes(), r.Bytes)
 	case int(trailer.GetFrames()) != cfg.Frames:
 		return r, fmt.Errorf("trailer says %d frames, want %d", trailer.GetFrames(), cfg.Frames)
 	case r.Fragments == 0:
 		return r, errors.New("no media fragment received")
 	}
 	return r, nil
+}
+
+// observe times the events of a run as they arrive, at since from the
+// request: the header, the first media fragment (the second segment end;
+// the first ends the init segment) and the trailer.
+func (r *E2ERun) observe(ev *whirlv1.RenderAnimationResponse, v *client.StreamVerifier, since time.Duration) {
+	switch ev.GetEvent().(type) {
+	case *whirlv1.RenderAnimationResponse_Header:
+		r.Header = since.Seconds()
+	case *whirlv1.RenderAnimationResponse_Chunk:
+		if r.Fragments = max(v.Segments()-1, 0); r.Fragments == 1 && r.FirstFragment == 0 {
+			r.FirstFragment = since.Seconds()
+		}
+	case *whirlv1.RenderAnimationResponse_Trailer:
+		r.Seconds = since.Seconds()
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package benchrun
 
 import (
 	"context"
@@ -60,7 +60,8 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c Config) check() error {
+// Check reports what in c cannot be measured.
+func (c Config) Check() error {
 	var errs []error
 	if c.Width < 64 || c.Height < 64 || c.Width%2 != 0 || c.Height%2 != 0 {
 		errs = append(errs, fmt.Errorf("size %dx%d: both sides must be even and at least 64", c.Width, c.Height))
@@ -144,10 +145,49 @@ type Target struct {
 
 // Run measures everything cfg asks for.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	started := time.Now()
+	b, err := prepare(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if cfg.CPUProfile == "" {
+		err = b.interleaved(ctx)
+	} else {
+		err = b.profiled(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep := b.rep
+	rep.EndToEnd.summarize()
+	for _, e := range b.encoders {
+		e.summarize()
+		rep.Encoders = append(rep.Encoders, *e)
+	}
+	rep.Matplotlib = runMatplotlib(ctx, cfg)
+	rep.judge()
+	rep.budget(cfg)
+	rep.Setup.Seconds = time.Since(rep.Setup.Started).Seconds()
+	return rep, nil
+}
+
+// bench is one Run under way: the server, the pre-rendered frames and the
+// encoder configurations measured against it.
+type bench struct {
+	cfg      Config
+	rep      *Report
+	srv      *server
+	frames   *frameStore
+	encoders []*EncoderRuns
+	opts     []encode.Options // the encoders' settings, by index; unused for "plain"
+}
+
+// prepare checks ffmpeg, starts the server and pre-renders the frames the
+// encoder runs read.
+func prepare(ctx context.Context, cfg Config) (*bench, error) {
 	workers := cfg.RenderWorkers
 	if workers == 0 {
 		workers = runtime.NumCPU() // service.Config's default
@@ -157,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Seed: cfg.Seed, Wheels: cfg.Wheels, Style: "wheels", Reps: cfg.Reps,
 		CPUs: runtime.NumCPU(), RenderWorkers: workers, GoVersion: runtime.Version(),
 		FFmpeg: ffmpegVersion(ctx), Interleaved: cfg.CPUProfile == "",
-		CPUProfile: cfg.CPUProfile, Started: started,
+		CPUProfile: cfg.CPUProfile, Started: time.Now(),
 	}}
 	if err := encode.Check(ctx, ""); err != nil {
 		return nil, fmt.Errorf("ffmpeg unusable: %w", err)
@@ -166,110 +206,119 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("curve: %w", err)
 	}
-
 	srv, err := startServer(cfg.RenderWorkers)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.close()
-
 	// Pre-render every frame into memory outside the Go heap, so that holding
 	// them does not change how the server's garbage collector paces itself.
 	cfg.logf("pre-rendering %d frames of %dx%d", cfg.Frames, cfg.Width, cfg.Height)
 	frames, ra, err := preRender(ctx, c, cfg, workers)
 	if err != nil {
+		srv.close()
 		return nil, err
 	}
-	defer frames.free()
 	rep.Render = ra
+	b := &bench{cfg: cfg, rep: rep, srv: srv, frames: frames}
+	b.addEncoders()
+	return b, nil
+}
 
-	whirl := encode.Options{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Frames: cfg.Frames}
+// addEncoders lists the ffmpeg-alone configurations: whirl's settings,
+// libx264 medium/CRF 23, and (Plain) ffmpeg's own defaults.
+func (b *bench) addEncoders() {
+	whirl := encode.Options{Width: b.cfg.Width, Height: b.cfg.Height, FPS: b.cfg.FPS, Frames: b.cfg.Frames}
 	medium := whirl
 	medium.Preset, medium.CRF = "medium", 23
-	encoders := []*EncoderRuns{
+	b.encoders = []*EncoderRuns{
 		{Name: "ffmpeg alone, whirl settings", Key: "whirl", Settings: describe(whirl)},
 		{Name: "ffmpeg alone, libx264 medium/CRF 23", Key: "medium", Settings: describe(medium)},
 	}
-	opts := []encode.Options{whirl, medium}
-	if cfg.Plain {
-		encoders = append(encoders, &EncoderRuns{Name: "ffmpeg plain defaults, .mp4 file (ref)", Key: "plain", Settings: "libx264 defaults (medium, crf 23, keyint 250, scenecut, threads auto), regular mp4 file"})
+	b.opts = []encode.Options{whirl, medium}
+	if b.cfg.Plain {
+		b.encoders = append(b.encoders, &EncoderRuns{Name: "ffmpeg plain defaults, .mp4 file (ref)", Key: "plain", Settings: "libx264 defaults (medium, crf 23, keyint 250, scenecut, threads auto), regular mp4 file"})
 	}
-	encodeRep := func(i int) error {
-		for j, e := range encoders {
-			var r EncodeRun
-			var err error
-			if e.Key == "plain" {
-				r, err = encodePlain(ctx, frames, cfg)
-			} else {
-				r, err = encodeAlone(ctx, frames, opts[j])
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", e.Name, err)
-			}
-			cfg.logf("  %s #%d: %.1f frames/s, %d bytes", e.Name, i+1, r.FPS, r.Bytes)
-			e.Runs = append(e.Runs, r)
-		}
-		return nil
-	}
-	e2eRep := func(i int) error {
-		r, err := srv.endToEnd(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("end-to-end run %d: %w", i+1, err)
-		}
-		cfg.logf("  end-to-end #%d: %.1f frames/s, first fragment %.3fs, %d bytes", i+1, r.FPS, r.FirstFragment, r.Bytes)
-		rep.EndToEnd.Runs = append(rep.EndToEnd.Runs, r)
-		return nil
-	}
+}
 
-	if cfg.CPUProfile == "" {
-		for i := range cfg.Reps {
-			cfg.logf("round %d of %d", i+1, cfg.Reps)
-			if err := e2eRep(i); err != nil {
-				return nil, err
-			}
-			if err := encodeRep(i); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return nil, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, err
-		}
-		cfg.logf("end-to-end runs (profiling to %s)", cfg.CPUProfile)
-		for i := range cfg.Reps {
-			if err := e2eRep(i); err != nil {
-				pprof.StopCPUProfile()
-				f.Close()
-				return nil, err
-			}
-		}
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return nil, err
-		}
-		cfg.logf("encoder runs")
-		for i := range cfg.Reps {
-			if err := encodeRep(i); err != nil {
-				return nil, err
-			}
-		}
-	}
-	rep.EndToEnd.summarize()
-	for _, e := range encoders {
-		e.summarize()
-		rep.Encoders = append(rep.Encoders, *e)
-	}
+func (b *bench) close() {
+	b.frames.free()
+	b.srv.close()
+}
 
-	rep.Matplotlib = runMatplotlib(ctx, cfg)
-	rep.judge()
-	rep.budget(cfg)
-	rep.Setup.Seconds = time.Since(started).Seconds()
-	return rep, nil
+// interleaved runs the rounds: end-to-end, then each encoder, Reps times,
+// so that drift in machine load hits every figure alike.
+func (b *bench) interleaved(ctx context.Context) error {
+	for i := range b.cfg.Reps {
+		b.cfg.logf("round %d of %d", i+1, b.cfg.Reps)
+		if err := b.endToEndRound(ctx, i); err != nil {
+			return err
+		}
+		if err := b.encodeRound(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profiled runs the end-to-end runs back to back inside the CPU profile,
+// then the encoder runs.
+func (b *bench) profiled(ctx context.Context) error {
+	f, err := os.Create(b.cfg.CPUProfile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	b.cfg.logf("end-to-end runs (profiling to %s)", b.cfg.CPUProfile)
+	for i := range b.cfg.Reps {
+		if err = b.endToEndRound(ctx, i); err != nil {
+			break
+		}
+	}
+	pprof.StopCPUProfile()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	b.cfg.logf("encoder runs")
+	for i := range b.cfg.Reps {
+		if err := b.encodeRound(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) endToEndRound(ctx context.Context, i int) error {
+	r, err := b.srv.endToEnd(ctx, b.cfg)
+	if err != nil {
+		return fmt.Errorf("end-to-end run %d: %w", i+1, err)
+	}
+	b.cfg.logf("  end-to-end #%d: %.1f frames/s, first fragment %.3fs, %d bytes", i+1, r.FPS, r.FirstFragment, r.Bytes)
+	b.rep.EndToEnd.Runs = append(b.rep.EndToEnd.Runs, r)
+	return nil
+}
+
+func (b *bench) encodeRound(ctx context.Context, i int) error {
+	for j, e := range b.encoders {
+		var r EncodeRun
+		var err error
+		if e.Key == "plain" {
+			r, err = encodePlain(ctx, b.frames, b.cfg)
+		} else {
+			r, err = encodeAlone(ctx, b.frames, b.opts[j])
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
+		b.cfg.logf("  %s #%d: %.1f frames/s, %d bytes", e.Name, i+1, r.FPS, r.Bytes)
+		e.Runs = append(e.Runs, r)
+	}
+	return nil
 }
 
 // describe is the encoder settings, as encode resolves them.
