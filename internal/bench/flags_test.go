@@ -13,4 +13,3 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
-
