@@ -93,9 +93,9 @@ func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, 
 	if err != nil {
 		return attempt{}, err
 	}
-	token := newToken()
+	token := lease.NewToken()
 	rec := record{
-		Handle:    newHandle(),
+		Handle:    lease.NewHandle(),
 		Holder:    holder,
 		Acquired:  now,
 		MaxExpire: now.Add(r.cfg.MaxAge),

@@ -33,7 +33,7 @@ func (r *Registry) Pin(ctx context.Context, token string) (lease.Lease, func(), 
 		return lease.Lease{}, nil, lease.ErrNotFound
 	}
 	id := clientv3.LeaseID(kv.Lease)
-	pinID := randomHex(8)
+	pinID := lease.NewHandle() // a random name, unique like a handle
 	octx, cancel := r.opCtx(ctx)
 	resp, err := r.cli.Txn(octx).
 		If(

@@ -66,7 +66,7 @@ func (r *Registry) register(ctx context.Context, holder string) (*waiter, error)
 		if err != nil {
 			return nil, err
 		}
-		key := r.waitersPrefix() + randomHex(8)
+		key := r.waitersPrefix() + lease.NewHandle() // a random name, unique like a handle
 		octx, cancel := r.opCtx(ctx)
 		resp, err := r.cli.Put(octx, key, holder, clientv3.WithLease(sess))
 		cancel()

@@ -2,7 +2,6 @@ package etcdlease
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,17 +73,3 @@ func hashToken(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
 }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b)
-}
-
-// newToken is a 128-bit secret, 32 lowercase hex digits.
-func newToken() string { return randomHex(16) }
-
-// newHandle is a public lease name (16 hex digits), unrelated to the token.
-func newHandle() string { return randomHex(8) }
