@@ -20,12 +20,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // counts records the cache's events.
 type counts struct{ hits, misses, evictions, writeFailures, shared, bytes atomic.Int64 }
 
-func (c *counts) Hit()          { c.hits.Add(1) }
-func (c *counts) Miss()         { c.misses.Add(1) }
-func (c *counts) Evicted()      { c.evictions.Add(1) }
-func (c *counts) Bytes(n int64) { c.bytes.Store(n) }
-func (c *counts) WriteFailed()  { c.writeFailures.Add(1) }
-func (c *counts) Shared()       { c.shared.Add(1) }
+func (c *counts) CacheHit()          { c.hits.Add(1) }
+func (c *counts) CacheMiss()         { c.misses.Add(1) }
+func (c *counts) CacheEvicted()      { c.evictions.Add(1) }
+func (c *counts) CacheBytes(n int64) { c.bytes.Store(n) }
+func (c *counts) CacheWriteFailed()  { c.writeFailures.Add(1) }
+func (c *counts) RenderShared()      { c.shared.Add(1) }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

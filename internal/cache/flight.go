@@ -65,7 +65,10 @@ func NewGroup(base context.Context, store *Store) *Group {
 // fails with ErrOutOfRange once its length is known. The caller must Close
 // the reader.
 func (g *Group) Open(id string, offset int64, render RenderFunc) (*Reader, Source) {
-	if r, ok := g.join(id, offset); ok {
+	g.mu.Lock()
+	r, ok := g.joinLocked(id, offset)
+	g.mu.Unlock()
+	if ok {
 		return r, Shared
 	}
 	if e, ok := g.store.Lookup(id); ok {
@@ -73,25 +76,21 @@ func (g *Group) Open(id string, offset int64, render RenderFunc) (*Reader, Sourc
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f, ok := g.flights[id]; ok {
-		// Started between the two looks.
-		f.subs++
-		g.store.events.Shared()
-		return &Reader{src: f, pos: offset}, Shared
+	// A render may have started between the two looks.
+	if r, ok := g.joinLocked(id, offset); ok {
+		return r, Shared
 	}
-	f := g.start(id, render)
-	return &Reader{src: f, pos: offset}, Rendered
+	return &Reader{src: g.start(id, render), pos: offset}, Rendered
 }
 
-func (g *Group) join(id string, offset int64) (*Reader, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// joinLocked adds a reader to id's render in flight, if there is one.
+func (g *Group) joinLocked(id string, offset int64) (*Reader, bool) {
 	f, ok := g.flights[id]
 	if !ok {
 		return nil, false
 	}
 	f.subs++
-	g.store.events.Shared()
+	g.store.events.RenderShared()
 	return &Reader{src: f, pos: offset}, true
 }
 

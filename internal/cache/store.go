@@ -45,26 +45,26 @@ const (
 // Events receives what the cache does, for metrics. Every method must be
 // cheap and safe for concurrent use.
 type Events interface {
-	Hit()
-	Miss()
-	Evicted()
-	// Bytes reports the bytes held by committed entries after a change.
-	Bytes(n int64)
-	// WriteFailed reports that the cache turned itself off after a failed
-	// write.
-	WriteFailed()
-	// Shared reports a request that joined a render already running.
-	Shared()
+	CacheHit()
+	CacheMiss()
+	CacheEvicted()
+	// CacheBytes reports the bytes held by committed entries after a change.
+	CacheBytes(n int64)
+	// CacheWriteFailed reports that the cache turned itself off after a
+	// failed write.
+	CacheWriteFailed()
+	// RenderShared reports a request that joined a render already running.
+	RenderShared()
 }
 
 type noEvents struct{}
 
-func (noEvents) Hit()         {}
-func (noEvents) Miss()        {}
-func (noEvents) Evicted()     {}
-func (noEvents) Bytes(int64)  {}
-func (noEvents) WriteFailed() {}
-func (noEvents) Shared()      {}
+func (noEvents) CacheHit()         {}
+func (noEvents) CacheMiss()        {}
+func (noEvents) CacheEvicted()     {}
+func (noEvents) CacheBytes(int64)  {}
+func (noEvents) CacheWriteFailed() {}
+func (noEvents) RenderShared()     {}
 
 // meta is what is stored beside an entry's bytes.
 type meta struct {
@@ -122,7 +122,7 @@ func Open(dir string, maxBytes int64, logger *slog.Logger, events Events) *Store
 	s.mu.Lock()
 	s.evictLocked()
 	s.mu.Unlock()
-	s.events.Bytes(s.Bytes())
+	s.events.CacheBytes(s.Bytes())
 	return s
 }
 
@@ -182,9 +182,9 @@ type Entry struct {
 func (s *Store) Lookup(id string) (*Entry, bool) {
 	e, ok := s.lookup(id)
 	if ok {
-		s.events.Hit()
+		s.events.CacheHit()
 	} else {
-		s.events.Miss()
+		s.events.CacheMiss()
 	}
 	return e, ok
 }
@@ -291,7 +291,7 @@ func (s *Store) commit(f *os.File, id string, m meta) {
 	s.evictLocked()
 	n := s.bytes
 	s.mu.Unlock()
-	s.events.Bytes(n)
+	s.events.CacheBytes(n)
 }
 
 // errNotStored is a commit skipped on purpose, not a failing disk.
@@ -341,7 +341,7 @@ func (s *Store) evictLocked() {
 		delete(s.entries, in.id)
 		s.bytes -= in.size
 		s.remove(in.id)
-		s.events.Evicted()
+		s.events.CacheEvicted()
 	}
 }
 
@@ -356,7 +356,7 @@ func (s *Store) drop(id string) {
 	n := s.bytes
 	s.mu.Unlock()
 	s.remove(id)
-	s.events.Bytes(n)
+	s.events.CacheBytes(n)
 }
 
 // remove deletes an entry's files. Readers holding the data file open keep
@@ -375,7 +375,7 @@ func (s *Store) disable(what string, err error) {
 	s.mu.Unlock()
 	if !was {
 		s.logger.Warn("video cache turned off: cannot "+what, "dir", s.dir, "err", err)
-		s.events.WriteFailed()
+		s.events.CacheWriteFailed()
 	}
 }
 

@@ -2,6 +2,7 @@ package encode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,17 +39,7 @@ func Check(ctx context.Context, ffmpegPath string) error {
 	if err != nil {
 		return notFound(ffmpegPath, err)
 	}
-	run := func(arg ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, path, arg...)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		cmd.WaitDelay = time.Second
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("ffmpeg at %s does not run (`%s %s`): %w: %s",
-				path, ffmpegPath, strings.Join(arg, " "), err, strings.TrimSpace(stderr.String()))
-		}
-		return out.String(), nil
-	}
+	run := func(arg ...string) (string, error) { return output(ctx, path, arg...) }
 	if _, err := run("-hide_banner", "-version"); err != nil {
 		return err
 	}
@@ -92,6 +83,34 @@ func Check(ctx context.Context, ffmpegPath string) error {
 		return fmt.Errorf("ffmpeg at %s: trial encode: %w", path, err)
 	}
 	return nil
+}
+
+// output runs the ffmpeg at path with arg and returns what it printed.
+func output(ctx context.Context, path string, arg ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, path, arg...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("ffmpeg at %s does not run (`%s`): %w: %s",
+			path, strings.Join(arg, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out.String(), nil
+}
+
+// Version returns `ffmpeg -version` of ffmpegPath (empty: DefaultFFmpegPath):
+// its release, build configuration and library versions, which is what
+// names an ffmpeg build when deciding whether two builds give the same
+// bytes.
+func Version(ctx context.Context, ffmpegPath string) (string, error) {
+	path, err := exec.LookPath(cmp.Or(ffmpegPath, DefaultFFmpegPath))
+	if err != nil {
+		return "", notFound(ffmpegPath, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := output(ctx, path, "-hide_banner", "-version")
+	return strings.TrimSpace(v), err
 }
 
 // hasEntry reports whether an `ffmpeg -encoders` or `-muxers` listing has

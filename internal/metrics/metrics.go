@@ -35,6 +35,14 @@ type Metrics struct {
 	framesStreamed prometheus.Counter
 	bytesStreamed  prometheus.Counter
 	ffmpegFailures prometheus.Counter
+
+	cacheHits          prometheus.Counter
+	cacheMisses        prometheus.Counter
+	cacheEvictions     prometheus.Counter
+	cacheWriteFailures prometheus.Counter
+	cacheBytes         prometheus.Gauge
+	rendersShared      prometheus.Counter
+	streamsResumed     prometheus.Counter
 }
 
 // Gauges are read when Prometheus scrapes, from the live state.
@@ -69,22 +77,30 @@ func New() *Metrics {
 			// Fine buckets at the bottom: lease calls are expected in ~1 ms.
 			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}),
 		)),
-		leaseGrants:    counter("whirl_lease_grants_total", "Leases granted (renewals not counted)."),
-		leaseRefusals:  counter("whirl_lease_refusals_total", "AcquireLease calls refused because every slot was taken."),
-		leaseExpiries:  counter("whirl_lease_expiries_total", "Leases that ended by reaching their expiry."),
-		leaseReleases:  counter("whirl_lease_releases_total", "Leases ended by release or revocation."),
-		leaseWait:      histogram("whirl_lease_wait_seconds", "Time waiting AcquireLease calls (wait=true) spent before they were granted.", waitBuckets),
-		renderQueue:    histogram("whirl_render_queue_seconds", "Time animations waited for a render slot.", waitBuckets),
-		renderSeconds:  histogram("whirl_render_seconds", "Time an animation's pipeline spent drawing frames.", renderBuckets),
-		encodeSeconds:  histogram("whirl_encode_seconds", "Wall time from starting ffmpeg to its last output byte.", renderBuckets),
-		framesStreamed: counter("whirl_frames_streamed_total", "Frames handed to ffmpeg for streamed animations."),
-		bytesStreamed:  counter("whirl_bytes_streamed_total", "MP4 bytes sent in MediaChunks."),
-		ffmpegFailures: counter("whirl_ffmpeg_failures_total", "Renders that failed because ffmpeg failed or was killed."),
+		leaseGrants:        counter("whirl_lease_grants_total", "Leases granted (renewals not counted)."),
+		leaseRefusals:      counter("whirl_lease_refusals_total", "AcquireLease calls refused because every slot was taken."),
+		leaseExpiries:      counter("whirl_lease_expiries_total", "Leases that ended by reaching their expiry."),
+		leaseReleases:      counter("whirl_lease_releases_total", "Leases ended by release or revocation."),
+		leaseWait:          histogram("whirl_lease_wait_seconds", "Time waiting AcquireLease calls (wait=true) spent before they were granted.", waitBuckets),
+		renderQueue:        histogram("whirl_render_queue_seconds", "Time animations waited for a render slot.", waitBuckets),
+		renderSeconds:      histogram("whirl_render_seconds", "Time an animation's pipeline spent drawing frames.", renderBuckets),
+		encodeSeconds:      histogram("whirl_encode_seconds", "Wall time from starting ffmpeg to its last output byte.", renderBuckets),
+		framesStreamed:     counter("whirl_frames_streamed_total", "Frames handed to ffmpeg for streamed animations."),
+		bytesStreamed:      counter("whirl_bytes_streamed_total", "MP4 bytes sent in MediaChunks."),
+		ffmpegFailures:     counter("whirl_ffmpeg_failures_total", "Renders that failed because ffmpeg failed or was killed."),
+		cacheHits:          counter("whirl_cache_hits_total", "Animations served from the video cache (verified hits)."),
+		cacheMisses:        counter("whirl_cache_misses_total", "Animation requests the video cache did not have (or held a corrupt copy of)."),
+		cacheEvictions:     counter("whirl_cache_evictions_total", "Cached videos evicted to stay within --cache-max-bytes."),
+		cacheWriteFailures: counter("whirl_cache_write_failures_total", "Times the video cache turned itself off because it could not write (full disk, permissions)."),
+		cacheBytes:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "whirl_cache_bytes", Help: "Bytes of videos held in the cache."}),
+		rendersShared:      counter("whirl_renders_shared_total", "Animation requests that joined a render of the same video already running."),
+		streamsResumed:     counter("whirl_streams_resumed_total", "Animation streams resumed from a byte offset."),
 		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whirl_renders_total", Help: "Finished animations by outcome (ok, canceled, failed).",
 		}, []string{"outcome"}),
 	}
 	f(m.GRPC)
+	f(m.cacheBytes)
 	f(m.renders)
 	for _, o := range []string{"ok", "canceled", "failed"} {
 		m.renders.WithLabelValues(o)
@@ -195,3 +211,24 @@ func (m *Metrics) RenderFinished(outcome string, ffmpegFailed bool, render, enco
 	m.framesStreamed.Add(float64(frames))
 	m.bytesStreamed.Add(float64(bytes))
 }
+
+// CacheHit counts a verified cache hit.
+func (m *Metrics) CacheHit() { m.cacheHits.Inc() }
+
+// CacheMiss counts a request the cache could not serve.
+func (m *Metrics) CacheMiss() { m.cacheMisses.Inc() }
+
+// CacheEvicted counts an evicted cache entry.
+func (m *Metrics) CacheEvicted() { m.cacheEvictions.Inc() }
+
+// CacheBytes sets the bytes held by the cache.
+func (m *Metrics) CacheBytes(n int64) { m.cacheBytes.Set(float64(n)) }
+
+// CacheWriteFailed counts the cache turning itself off after a failed write.
+func (m *Metrics) CacheWriteFailed() { m.cacheWriteFailures.Inc() }
+
+// RenderShared counts a request that joined a render in flight.
+func (m *Metrics) RenderShared() { m.rendersShared.Inc() }
+
+// StreamResumed counts a stream resumed from an offset.
+func (m *Metrics) StreamResumed() { m.streamsResumed.Inc() }
