@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -37,6 +38,8 @@ type config struct {
 	tlsCert        string
 	tlsKey         string
 	tlsClientCA    string
+	cacheDir       string
+	cacheMaxBytes  int64
 
 	leaseStore      string
 	etcdEndpoints   string
@@ -82,9 +85,21 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate for TLS (with --tls-key; empty: plaintext)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key for TLS")
 	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "directory of the cache of finished videos (empty: no cache)")
+	fs.Int64Var(&cfg.cacheMaxBytes, "cache-max-bytes", 1<<30, "bytes of finished videos the cache keeps, least recently used evicted first (0: no cache)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "HTTP listen address for Prometheus /metrics (empty: off)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	return fs
+}
+
+// defaultCacheDir is whirl's directory in the user's cache directory
+// ($XDG_CACHE_HOME or ~/.cache on Linux); empty when there is none.
+func defaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "whirl")
 }
 
 // parseConfig applies WHIRL_* variables first, then flags, then checks bounds.
@@ -144,6 +159,8 @@ func (c config) check() error {
 		return fmt.Errorf("--cors-origins needs --http-addr")
 	case c.pprof && c.metricsAddr == "":
 		return fmt.Errorf("--pprof needs --metrics-addr")
+	case c.cacheMaxBytes < 0:
+		return fmt.Errorf("--cache-max-bytes must not be negative, got %d", c.cacheMaxBytes)
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative")
 	}

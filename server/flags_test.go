@@ -21,6 +21,8 @@ func flagTable() string {
 		switch {
 		case f.Name == "render-slots" || f.Name == "render-workers":
 			def = "number of CPUs"
+		case f.Name == "cache-dir":
+			def = "user cache directory/whirl"
 		case def == "":
 			def = "(empty)"
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"sync"
+	"sync/atomic"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -26,7 +27,15 @@ const RequestIDHeader = "x-request-id"
 // requestIDForm bounds what a client may choose as its id: it ends up in logs.
 var requestIDForm = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-type requestIDKey struct{}
+type callKey struct{}
+
+// callFields are a call's log fields. The handler may learn some of them
+// late (the video id): the logging interceptor reads them when the call
+// ends.
+type callFields struct {
+	requestID string
+	videoID   atomic.Pointer[string]
+}
 
 // withRequestID returns ctx carrying the call's request id, and the id.
 func withRequestID(ctx context.Context) (context.Context, string) {
@@ -41,7 +50,7 @@ func withRequestID(ctx context.Context) (context.Context, string) {
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	return context.WithValue(ctx, requestIDKey{}, id), id
+	return context.WithValue(ctx, callKey{}, &callFields{requestID: id}), id
 }
 
 func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -93,10 +102,23 @@ func (s *requestIDServerStream) SendMsg(m any) error {
 	return s.WrappedServerStream.SendMsg(m)
 }
 
-// logFields adds the request id to every log line of a call.
+// logFields adds the request id, and the video id once known, to every log
+// line of a call.
 func logFields(ctx context.Context) logging.Fields {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		return logging.Fields{"request_id", id}
+	c, ok := ctx.Value(callKey{}).(*callFields)
+	if !ok {
+		return nil
 	}
-	return nil
+	f := logging.Fields{"request_id", c.requestID}
+	if v := c.videoID.Load(); v != nil {
+		f = append(f, "video_id", *v)
+	}
+	return f
+}
+
+// logVideoID adds video_id to the log fields of ctx's call.
+func logVideoID(ctx context.Context, id string) {
+	if c, ok := ctx.Value(callKey{}).(*callFields); ok {
+		c.videoID.Store(&id)
+	}
 }

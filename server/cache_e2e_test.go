@@ -1,0 +1,333 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// ffmpegLog wraps the real ffmpeg in a script that appends each command
+// line to a log before exec'ing it, so a test counts every ffmpeg the server
+// started, however short-lived.
+type ffmpegLog struct{ script, log string }
+
+func newFFmpegLog(t *testing.T) ffmpegLog {
+	t.Helper()
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l := ffmpegLog{script: filepath.Join(dir, "ffmpeg"), log: filepath.Join(dir, "launches")}
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", l.log, real)
+	if err := os.WriteFile(l.script, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// encodes counts the encoders started for videos of the given size (the
+// warm spare is always 720×720, so other sizes count renders only).
+func (l ffmpegLog) encodes(t *testing.T, size string) int {
+	t.Helper()
+	b, err := os.ReadFile(l.log)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "-s "+size+" ")
+}
+
+// rendered is one RenderAnimation stream as the client saw it.
+type rendered struct {
+	header  *whirlv1.RenderHeader
+	trailer *whirlv1.RenderTrailer
+	data    []byte
+	// start is the offset of the first chunk.
+	start int64
+}
+
+func (r rendered) sum() string { s := sha256.Sum256(r.data); return hex.EncodeToString(s[:]) }
+
+func acquire(t *testing.T, api whirlv1.AnimationServiceClient) string {
+	t.Helper()
+	l, err := api.AcquireLease(t.Context(), &whirlv1.AcquireLeaseRequest{Holder: "cache-e2e", Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.GetLeaseId()
+}
+
+// renderStream runs one RenderAnimation to its end; onEvent (may be nil)
+// sees every event.
+func renderStream(ctx context.Context, api whirlv1.AnimationServiceClient, req *whirlv1.RenderAnimationRequest, onEvent func(*whirlv1.RenderAnimationResponse)) (rendered, error) {
+	var r rendered
+	stream, err := api.RenderAnimation(ctx, req)
+	if err != nil {
+		return r, err
+	}
+	first := true
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			if r.trailer == nil {
+				return r, errors.New("stream ended without a trailer")
+			}
+			return r, nil
+		}
+		if err != nil {
+			return r, err
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		switch {
+		case ev.GetHeader() != nil:
+			r.header = ev.GetHeader()
+		case ev.GetChunk() != nil:
+			c := ev.GetChunk()
+			if first {
+				r.start, first = c.GetOffset(), false
+			}
+			if c.GetOffset() != r.start+int64(len(r.data)) {
+				return r, fmt.Errorf("chunk at %d after %d bytes from %d", c.GetOffset(), len(r.data), r.start)
+			}
+			r.data = append(r.data, c.GetData()...)
+		case ev.GetTrailer() != nil:
+			r.trailer = ev.GetTrailer()
+		}
+	}
+}
+
+func videoRequest(lease string, seed uint64, side, frames int32) *whirlv1.RenderAnimationRequest {
+	return &whirlv1.RenderAnimationRequest{
+		LeaseId: lease,
+		Source:  &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: seed}},
+		Video:   &whirlv1.VideoOptions{Width: side, Height: side, Fps: 30, Frames: frames},
+	}
+}
+
+// checkWhole checks a complete stream: the trailer describes the bytes and
+// ffprobe accepts them as the video asked for.
+func checkWhole(t *testing.T, r rendered, source whirlv1.VideoSource, side, frames int) {
+	t.Helper()
+	tr := r.trailer
+	if tr.GetTotalBytes() != int64(len(r.data)) || tr.GetSha256() != r.sum() {
+		t.Fatalf("trailer %d bytes %s, stream %d bytes %s", tr.GetTotalBytes(), tr.GetSha256(), len(r.data), r.sum())
+	}
+	if tr.GetSource() != source || tr.GetVideoId() != r.header.GetVideoId() || len(tr.GetVideoId()) != 64 {
+		t.Fatalf("trailer source %v video_id %q, header video_id %q; want source %v", tr.GetSource(), tr.GetVideoId(), r.header.GetVideoId(), source)
+	}
+	mp4check.Probe(t, r.data, mp4check.Expect{Width: side, Height: side, FPS: 30, Frames: frames})
+}
+
+// metric reads one counter or gauge from a server's /metrics.
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestCacheRepeatAndRestart: the same request twice gives the same bytes,
+// the second time from the cache without starting any ffmpeg; a server
+// restarted on the same cache directory serves it from the cache too.
+func TestCacheRepeatAndRestart(t *testing.T) {
+	ff := newFFmpegLog(t)
+	dir := t.TempDir()
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"--cache-dir", dir, "--ffmpeg", ff.script, "--metrics-addr", metricsAddr}
+	p := startServer(t, args...)
+	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+	lease := acquire(t, api)
+
+	first, err := renderStream(t.Context(), api, videoRequest(lease, 42, 160, 30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWhole(t, first, whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, 160, 30)
+	if n := ff.encodes(t, "160x160"); n != 1 {
+		t.Fatalf("%d encoders for the first render, want 1", n)
+	}
+	second, err := renderStream(t.Context(), api, videoRequest(lease, 42, 160, 30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWhole(t, second, whirlv1.VideoSource_VIDEO_SOURCE_CACHED, 160, 30)
+	if !bytes.Equal(first.data, second.data) || first.header.GetVideoId() != second.header.GetVideoId() {
+		t.Fatal("the cached copy differs from the render")
+	}
+	if n := ff.encodes(t, "160x160"); n != 1 {
+		t.Fatalf("%d encoders after the cache hit, want still 1", n)
+	}
+	if hits, misses := metric(t, metricsAddr, "whirl_cache_hits_total"), metric(t, metricsAddr, "whirl_cache_misses_total"); hits != 1 || misses != 1 {
+		t.Fatalf("hits %v misses %v, want 1 and 1", hits, misses)
+	}
+
+	stopServer(t, p)
+	p = startServer(t, args...)
+	api = whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+	third, err := renderStream(t.Context(), api, videoRequest(acquire(t, api), 42, 160, 30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWhole(t, third, whirlv1.VideoSource_VIDEO_SOURCE_CACHED, 160, 30)
+	if !bytes.Equal(first.data, third.data) || ff.encodes(t, "160x160") != 1 {
+		t.Fatal("after a restart: not the same bytes from the cache")
+	}
+	if !strings.Contains(p.logs.String(), `"video_id":"`+first.header.GetVideoId()+`"`) {
+		t.Fatal("the call's log line lacks its video_id")
+	}
+}
+
+// stopServer ends p with SIGTERM and waits for a clean exit.
+func stopServer(t *testing.T, p *process) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p.done; err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+	p.done <- nil // for the cleanup
+}
+
+// TestFiveIdenticalRequestsShareOneRender: five leases ask for the same
+// video at once; one ffmpeg runs, all five get the same bytes, four of them
+// marked SHARED. A request arriving halfway through joins too and gets the
+// whole file.
+func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
+	ff := newFFmpegLog(t)
+	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0")
+	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+	// Long enough for a progress event before the render is half done.
+	const side, frames = 480, 300
+	leases := make([]string, 6)
+	for i := range leases {
+		leases[i] = acquire(t, api)
+	}
+	var (
+		wg      sync.WaitGroup
+		results = make([]rendered, 5)
+		errs    = make([]error, 5)
+		half    = make(chan struct{})
+		once    sync.Once
+		ended   = make(chan struct{})
+	)
+	for i := range 5 {
+		wg.Go(func() {
+			results[i], errs[i] = renderStream(t.Context(), api, videoRequest(leases[i], 7, side, frames), func(ev *whirlv1.RenderAnimationResponse) {
+				if i == 0 && ev.GetProgress().GetFramesDone() >= frames/2 {
+					once.Do(func() { close(half) })
+				}
+			})
+			if i == 0 {
+				close(ended)
+			}
+		})
+	}
+	// The sixth joins once the render is half done.
+	var late rendered
+	var lateErr error
+	wg.Go(func() {
+		select {
+		case <-half:
+		case <-ended:
+			lateErr = errors.New("no progress event showed the render half done before it ended")
+			return
+		}
+		late, lateErr = renderStream(t.Context(), api, videoRequest(leases[5], 7, side, frames), nil)
+	})
+	wg.Wait()
+	sources := map[whirlv1.VideoSource]int{}
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("stream %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(r.data, results[0].data) {
+			t.Fatalf("stream %d got different bytes", i)
+		}
+		sources[r.trailer.GetSource()]++
+	}
+	checkWhole(t, results[0], results[0].trailer.GetSource(), side, frames)
+	if sources[whirlv1.VideoSource_VIDEO_SOURCE_RENDERED] != 1 || sources[whirlv1.VideoSource_VIDEO_SOURCE_SHARED] != 4 {
+		t.Fatalf("sources %v, want one RENDERED and four SHARED", sources)
+	}
+	if lateErr != nil || !bytes.Equal(late.data, results[0].data) || late.trailer.GetSource() != whirlv1.VideoSource_VIDEO_SOURCE_SHARED {
+		t.Fatalf("late joiner: err %v, source %v, same bytes %v", lateErr, late.trailer.GetSource(), bytes.Equal(late.data, results[0].data))
+	}
+	if n := ff.encodes(t, fmt.Sprintf("%dx%d", side, side)); n != 1 {
+		t.Fatalf("%d encoders ran for six identical requests, want 1", n)
+	}
+}
+
+// TestResumeOverTheWire: a stream resumed at an offset carries the header,
+// then chunks from exactly that offset, then the whole file's trailer; a
+// changed video id is VIDEO_CHANGED, an offset past the end OUT_OF_RANGE.
+func TestResumeOverTheWire(t *testing.T) {
+	p := startServer(t, "--cache-dir", t.TempDir())
+	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+	lease := acquire(t, api)
+	whole, err := renderStream(t.Context(), api, videoRequest(lease, 9, 96, 20), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, n := whole.header.GetVideoId(), int64(len(whole.data))
+	req := videoRequest(lease, 9, 96, 20)
+	req.Resume = &whirlv1.Resume{VideoId: id, Offset: n / 3}
+	part, err := renderStream(t.Context(), api, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.start != n/3 || !bytes.Equal(part.data, whole.data[n/3:]) || part.trailer.GetSha256() != whole.sum() || part.trailer.GetTotalBytes() != n {
+		t.Fatalf("resumed at %d: first chunk at %d, %d bytes, trailer %d bytes", n/3, part.start, len(part.data), part.trailer.GetTotalBytes())
+	}
+	for _, tc := range []struct {
+		resume *whirlv1.Resume
+		code   codes.Code
+	}{
+		{&whirlv1.Resume{VideoId: strings.Repeat("0", 64), Offset: 1}, codes.FailedPrecondition},
+		{&whirlv1.Resume{VideoId: id, Offset: n + 1}, codes.OutOfRange},
+		{&whirlv1.Resume{VideoId: "not-hex", Offset: 0}, codes.InvalidArgument},
+		{&whirlv1.Resume{VideoId: id, Offset: -1}, codes.InvalidArgument},
+	} {
+		req.Resume = tc.resume
+		_, err := renderStream(t.Context(), api, req, nil)
+		if status.Code(err) != tc.code {
+			t.Fatalf("resume %v: %v, want %v", tc.resume, err, tc.code)
+		}
+		if tc.code == codes.FailedPrecondition && !strings.Contains(fmt.Sprint(status.Convert(err).Details()), "VIDEO_CHANGED") {
+			t.Fatalf("resume with another video id: details %v lack VIDEO_CHANGED", status.Convert(err).Details())
+		}
+	}
+}
