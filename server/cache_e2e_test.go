@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -53,7 +54,7 @@ func (l ffmpegLog) encodes(t *testing.T, size string) int {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), "-s "+size+" ")
+	return strings.Count(string(b), "-video_size "+size+" ")
 }
 
 // rendered is one RenderAnimation stream as the client saw it.
@@ -176,8 +177,9 @@ func TestCacheRepeatAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkWhole(t, first, whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, 160, 30)
-	if n := ff.encodes(t, "160x160"); n != 1 {
-		t.Fatalf("%d encoders for the first render, want 1", n)
+	perRender := ff.encodes(t, "160x160")
+	if perRender < 1 {
+		t.Fatal("no encoder logged for the first render")
 	}
 	second, err := renderStream(t.Context(), api, videoRequest(lease, 42, 160, 30), nil)
 	if err != nil {
@@ -187,8 +189,8 @@ func TestCacheRepeatAndRestart(t *testing.T) {
 	if !bytes.Equal(first.data, second.data) || first.header.GetVideoId() != second.header.GetVideoId() {
 		t.Fatal("the cached copy differs from the render")
 	}
-	if n := ff.encodes(t, "160x160"); n != 1 {
-		t.Fatalf("%d encoders after the cache hit, want still 1", n)
+	if n := ff.encodes(t, "160x160"); n != perRender {
+		t.Fatalf("%d encoders after the cache hit, want still %d", n, perRender)
 	}
 	if hits, misses := metric(t, metricsAddr, "whirl_cache_hits_total"), metric(t, metricsAddr, "whirl_cache_misses_total"); hits != 1 || misses != 1 {
 		t.Fatalf("hits %v misses %v, want 1 and 1", hits, misses)
@@ -202,7 +204,7 @@ func TestCacheRepeatAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkWhole(t, third, whirlv1.VideoSource_VIDEO_SOURCE_CACHED, 160, 30)
-	if !bytes.Equal(first.data, third.data) || ff.encodes(t, "160x160") != 1 {
+	if !bytes.Equal(first.data, third.data) || ff.encodes(t, "160x160") != perRender {
 		t.Fatal("after a restart: not the same bytes from the cache")
 	}
 	if !strings.Contains(p.logs.String(), `"video_id":"`+first.header.GetVideoId()+`"`) {
@@ -213,7 +215,7 @@ func TestCacheRepeatAndRestart(t *testing.T) {
 // stopServer ends p with SIGTERM and waits for a clean exit.
 func stopServer(t *testing.T, p *process) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := p.srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-p.done; err != nil {
@@ -286,8 +288,15 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	if lateErr != nil || !bytes.Equal(late.data, results[0].data) || late.trailer.GetSource() != whirlv1.VideoSource_VIDEO_SOURCE_SHARED {
 		t.Fatalf("late joiner: err %v, source %v, same bytes %v", lateErr, late.trailer.GetSource(), bytes.Equal(late.data, results[0].data))
 	}
-	if n := ff.encodes(t, fmt.Sprintf("%dx%d", side, side)); n != 1 {
-		t.Fatalf("%d encoders ran for six identical requests, want 1", n)
+	// However many encoders one render runs, six identical requests ran
+	// exactly as many as one other video of the same size and length.
+	size := fmt.Sprintf("%dx%d", side, side)
+	shared := ff.encodes(t, size)
+	if _, err := renderStream(t.Context(), api, videoRequest(leases[0], 8, side, frames), nil); err != nil {
+		t.Fatal(err)
+	}
+	if solo := ff.encodes(t, size) - shared; shared != solo || solo < 1 {
+		t.Fatalf("%d encoders ran for six identical requests, %d for one other video", shared, solo)
 	}
 }
 

@@ -82,6 +82,8 @@ type process struct {
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := &process{logs: &syncBuffer{}, done: make(chan error, 1)}
+	// Each server gets a video cache of its own unless args name one.
+	args = append([]string{"--cache-dir", t.TempDir()}, args...)
 	s, err := serverproc.Start(t.Context(), serverproc.Options{Path: bins.server, Args: args, Log: p.logs})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
@@ -83,10 +84,17 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// A missing or broken ffmpeg must not stop lease service: renders are
 	// refused with a clear reason and health says NOT_SERVING for them.
 	encoderErr := encode.Check(ctx, cfg.ffmpeg)
+	var ffmpegVersion string
+	if encoderErr == nil {
+		ffmpegVersion, encoderErr = encode.Version(ctx, cfg.ffmpeg)
+	}
 	if encoderErr != nil {
 		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
 	}
+	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
 	srv := service.NewServer(service.Config{
+		Cache:          videoCache,
+		FFmpegVersion:  ffmpegVersion,
 		Leases:         leases,
 		AdminToken:     cfg.adminToken,
 		Logger:         logger,
@@ -122,7 +130,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}
 	}
 	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
-		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "")
+		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "",
+		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled())
 	err = srv.Serve(ctx, lis)
 	cancel()
 	if httpErr := waitHTTP(); err == nil {

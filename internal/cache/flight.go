@@ -285,11 +285,16 @@ type Writer struct{ f *flight }
 // fragment) to the video. It never blocks on readers.
 func (w *Writer) Segment(data []byte) { w.f.append(data) }
 
-// SetProgress publishes how far the render has come.
+// SetProgress publishes how far the render has come. Readers waiting for
+// data are woken when the queue position changes.
 func (w *Writer) SetProgress(p Progress) {
 	w.f.mu.Lock()
+	defer w.f.mu.Unlock()
+	moved := p.QueuePosition != w.f.progress.QueuePosition
 	w.f.progress = p
-	w.f.mu.Unlock()
+	if moved {
+		w.f.broadcastLocked()
+	}
 }
 
 // memSpill is the spill of last resort: memory, bounded by the size of one

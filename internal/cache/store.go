@@ -98,12 +98,13 @@ type indexed struct {
 // Open opens (creating it if needed) a store in dir holding at most maxBytes
 // of entries; maxBytes 0 gives a store that is always off. Entries left by a
 // previous run are indexed by their files' modification times; leftovers of
-// interrupted writes are deleted. A directory that cannot be created or read
+// interrupted writes are deleted. An empty dir also gives a store that is
+// always off. A directory that cannot be created or read
 // gives a store that is off, with a warning: never an error.
 func Open(dir string, maxBytes int64, logger *slog.Logger, events Events) *Store {
 	s := &Store{
 		dir: dir, maxBytes: maxBytes, logger: cmp.Or(logger, slog.Default()), events: events,
-		entries: map[string]*list.Element{}, lru: list.New(), off: maxBytes <= 0,
+		entries: map[string]*list.Element{}, lru: list.New(), off: maxBytes <= 0 || dir == "",
 	}
 	if s.events == nil {
 		s.events = noEvents{}
@@ -144,7 +145,7 @@ func (s *Store) load() error {
 		switch {
 		case strings.HasPrefix(name, tempPrefix):
 			_ = os.Remove(filepath.Join(s.dir, name))
-		case isMeta && validID(id):
+		case isMeta && ValidID(id):
 			m, err := s.readMeta(id)
 			fi, statErr := os.Stat(s.dataPath(id))
 			if err != nil || statErr != nil || fi.Size() != m.Size {
@@ -161,7 +162,7 @@ func (s *Store) load() error {
 	}
 	// Data without metadata is a commit cut short.
 	for _, de := range des {
-		if id, ok := strings.CutSuffix(de.Name(), dataExt); ok && validID(id) && s.entries[id] == nil {
+		if id, ok := strings.CutSuffix(de.Name(), dataExt); ok && ValidID(id) && s.entries[id] == nil {
 			_ = os.Remove(filepath.Join(s.dir, de.Name()))
 		}
 	}
@@ -398,7 +399,7 @@ func (s *Store) metaPath(id string) string { return filepath.Join(s.dir, id+meta
 
 // validID reports whether id is a lowercase hex SHA-256, the only names the
 // store creates (so an id can never escape the directory).
-func validID(id string) bool {
+func ValidID(id string) bool {
 	if len(id) != 2*sha256.Size {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/queue"
@@ -22,9 +23,6 @@ import (
 const (
 	defaultFPS = 30
 	maxFPS     = 60
-	// maxChunkBytes caps MediaChunk.data; a fragment larger than this is
-	// split over several chunks.
-	maxChunkBytes = 64 << 10
 	// progressEvery is how often a render reports progress, queued or not.
 	progressEvery = 500 * time.Millisecond
 	// DefaultMaxPixelFrames bounds width×height×frames of one animation: one
@@ -48,12 +46,15 @@ type Observer interface {
 	// RenderFinished reports an animation's end; outcome is ok, canceled or
 	// failed.
 	RenderFinished(outcome string, ffmpegFailed bool, render, encode time.Duration, frames int, bytes int64)
+	// StreamResumed counts a RenderAnimation call that resumed a stream.
+	StreamResumed()
 }
 
 type noObserver struct{}
 
 func (noObserver) LeaseWaited(time.Duration)  {}
 func (noObserver) RenderQueued(time.Duration) {}
+func (noObserver) StreamResumed()             {}
 func (noObserver) RenderFinished(string, bool, time.Duration, time.Duration, int, int64) {
 }
 
@@ -71,6 +72,9 @@ type Animation struct {
 	maxPixelFrames int64
 	observer       Observer
 	spare          *encode.Spare // nil unless Config.SpareEncoder
+	videos         *cache.Group
+	// ffmpegVersion names the ffmpeg build in video ids.
+	ffmpegVersion string
 }
 
 var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
@@ -88,10 +92,16 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		renderWorkers:  cmp.Or(cfg.RenderWorkers, cpus),
 		maxPixelFrames: cmp.Or(cfg.MaxPixelFrames, DefaultMaxPixelFrames),
 		observer:       cfg.Observer,
+		ffmpegVersion:  cfg.FFmpegVersion,
 	}
 	if a.observer == nil {
 		a.observer = noObserver{}
 	}
+	store := cfg.Cache
+	if store == nil {
+		store = cache.Open("", 0, logger, nil)
+	}
+	a.videos = cache.NewGroup(context.Background(), store)
 	switch {
 	case a.startEncoder != nil:
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
@@ -129,6 +139,14 @@ func (s *Animation) validateAnimation(req *whirlv1.RenderAnimationRequest) (vide
 	}}
 	r.fps = v.intIn("video.fps", vo.GetFps(), 1, maxFPS, defaultFPS)
 	v.appearance("video.appearance.", vo.GetAppearance(), &r.render)
+	if rs := req.GetResume(); rs != nil {
+		if !cache.ValidID(rs.GetVideoId()) {
+			v.add("resume.video_id", "must be the 64 lowercase hex digits of a RenderHeader.video_id")
+		}
+		if rs.GetOffset() < 0 {
+			v.add("resume.offset", fmt.Sprintf("must not be negative, got %d", rs.GetOffset()))
+		}
+	}
 	if px := int64(r.render.Width) * int64(r.render.Height) * int64(r.render.Frames); px > s.maxPixelFrames {
 		v.add("video", fmt.Sprintf("width×height×frames is %d, over this server's budget of %d", px, s.maxPixelFrames))
 	}
@@ -144,9 +162,11 @@ func (v *violations) evenIn(field string, x int32) int {
 	return n
 }
 
-// RenderAnimation streams a fragmented MP4 while it renders: it validates,
-// pins the lease, waits for a render slot (reporting its place in line),
-// then hands the call to a renderCall.
+// RenderAnimation streams a fragmented MP4 of the video the request names:
+// from the cache when it is there, else from the render of that video
+// already running (joined), else from a new render, which waits for a
+// render slot. A cache hit needs the lease but no render slot and no
+// ffmpeg. The call itself is a renderCall.
 func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whirlv1.AnimationService_RenderAnimationServer) error {
 	ctx := out.Context()
 	vr, err := s.validateAnimation(req)
@@ -156,24 +176,28 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if s.encoderErr != nil {
 		return status.Errorf(codes.Unavailable, "renderer unavailable: %v", s.encoderErr)
 	}
+	id, err := s.videoID(vr)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "video id", "err", err)
+		return status.Error(codes.Internal, "cannot name the video")
+	}
+	logVideoID(ctx, id)
+	resume := req.GetResume()
+	if resume != nil && resume.GetVideoId() != id {
+		return videoChanged(resume.GetVideoId(), id)
+	}
 	_, unpin, err := s.leases.Pin(ctx, req.GetLeaseId())
 	if err != nil {
 		return leaseStatus(ctx, err)
 	}
 	// unpin renews the lease: a finished render restarts its TTL.
 	defer unpin()
-
-	total := int32(vr.render.Frames)
-	queued := time.Now()
-	release, err := s.renders.Acquire(ctx, func(pos int) {
-		_ = out.Send(progressEvent(&whirlv1.Progress{FramesTotal: total, QueuePosition: int32(pos)}))
-	}, progressEvery)
-	if err != nil {
-		return errorStatus(err)
+	if resume != nil {
+		s.observer.StreamResumed()
 	}
-	defer release()
-	s.observer.RenderQueued(time.Since(queued))
-	return s.newRenderCall(vr, out).run(ctx)
+	r, source := s.videos.Open(id, resume.GetOffset(), s.renderVideo(vr, id))
+	defer r.Close()
+	return s.newRenderCall(vr, id, source, r, out).run(ctx)
 }
 
 func progressEvent(p *whirlv1.Progress) *whirlv1.RenderAnimationResponse {

@@ -47,7 +47,9 @@ func startBounds(t *testing.T) boundsEnv {
 	blocker := h.acquireN(t, 1)[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if _, err := h.api.RenderAnimation(ctx, tinyVideo(blocker.token, 1, 10)); err != nil {
+	// A video no case below asks for: an identical request would join the
+	// blocker's render instead of queueing.
+	if _, err := h.api.RenderAnimation(ctx, tinyVideo(blocker.token, 424242, 10)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "blocker render", func() string {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -52,6 +53,14 @@ type Config struct {
 	RenderWorkers int
 	// MaxPixelFrames bounds width×height×frames (default DefaultMaxPixelFrames).
 	MaxPixelFrames int64
+	// FFmpegVersion names the ffmpeg build in video ids: encode.Version's
+	// answer for Encode.FFmpegPath. Servers sharing videos (a cache
+	// directory, resumed streams) must only agree on it when their builds
+	// give the same bytes.
+	FFmpegVersion string
+	// Cache holds finished videos; nil means none (renders still share
+	// identical videos in flight).
+	Cache *cache.Store
 	// Observer receives lease-wait and render figures (nil: none).
 	Observer Observer
 	// GRPCMetrics, if set, counts and times every call.
