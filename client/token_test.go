@@ -18,6 +18,7 @@ import (
 
 	"github.com/whirl-dev/whirl/client"
 	"github.com/whirl-dev/whirl/internal/testcert"
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -41,22 +42,6 @@ func (a *authRecorder) calls() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.seen...)
-}
-
-// nonLoopbackIP is an address of this machine that is not loopback.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this machine has no non-loopback IPv4 address to dial")
-	return ""
 }
 
 // serveAdmin serves rec on every interface, with TLS when cert is not nil,
@@ -84,7 +69,7 @@ func serveAdmin(t *testing.T, rec *authRecorder, cert *testcert.Cert) string {
 // loopback address; plaintext to any other address needs WithInsecure, and
 // without it the call fails before the token leaves the process.
 func TestTokenNeverInPlaintextToRemote(t *testing.T) {
-	remote := nonLoopbackIP(t)
+	remote := testserver.NonLoopbackIP(t)
 	cert := testcert.SelfSigned(t, "whirl.test")
 	plain, secure := &authRecorder{}, &authRecorder{}
 	plainPort, securePort := serveAdmin(t, plain, nil), serveAdmin(t, secure, &cert)
@@ -133,7 +118,7 @@ func TestTokenNeverInPlaintextToRemote(t *testing.T) {
 // copy of this test binary.
 func TestDialKeepsProxySupport(t *testing.T) {
 	if os.Getenv("WHIRL_TEST_PROXY_CHILD") == "" {
-		remote := nonLoopbackIP(t)
+		remote := testserver.NonLoopbackIP(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDialKeepsProxySupport$", "-test.v")
 		cmd.Env = append(os.Environ(), "WHIRL_TEST_PROXY_CHILD="+remote)
 		out, err := cmd.CombinedOutput()

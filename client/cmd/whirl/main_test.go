@@ -308,6 +308,10 @@ func TestAllLeasesTaken(t *testing.T) {
 	if r.code != exitRefused || !strings.Contains(r.stderr, "--wait") {
 		t.Errorf("sixth lease: exit %d, %q", r.code, r.stderr)
 	}
+	// The server's "lease: ..." is not repeated after "acquire lease:".
+	if first, _, _ := strings.Cut(r.stderr, "\n"); !strings.HasPrefix(first, "whirl: acquire lease: ") || strings.Contains(first, "lease: lease:") {
+		t.Errorf("sixth lease refused as %q", first)
+	}
 	r = whirl(t, nil, "render", "--seed", "1", "--frames", "5", "--size", "160", "--deadline", "1s", "-o", "x.mp4")
 	if r.code != exitRefused || r.elapsed > 10*time.Second {
 		t.Errorf("render with every lease taken: exit %d after %s, %q", r.code, r.elapsed, r.stderr)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/whirl-dev/whirl/client"
+	"github.com/whirl-dev/whirl/internal/testserver"
 )
 
 // TestUsageListsEveryFlag: the top-level usage names every flag each
@@ -47,25 +48,6 @@ func TestUsageListsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestRefusalNotDoubled: the server's "lease: ..." is not repeated after the
-// client's "acquire lease:".
-func TestRefusalNotDoubled(t *testing.T) {
-	var ids []string
-	defer func() {
-		for _, id := range ids {
-			whirl(t, nil, "lease", "release", id)
-		}
-	}()
-	for range 5 {
-		ids = append(ids, strings.TrimSpace(whirl(t, nil, "lease", "acquire").ok(t).stdout))
-	}
-	r := whirl(t, nil, "lease", "acquire")
-	first, _, _ := strings.Cut(r.stderr, "\n")
-	if !strings.HasPrefix(first, "whirl: acquire lease: ") || strings.Contains(first, "lease: lease:") {
-		t.Errorf("refusal reads %q", first)
-	}
-}
-
 // TestLeaseLeftBehind: a lease the render could not release is named by its
 // handle with the reason, never by its secret id; one kept on request is
 // printed by id, as --keep-lease promises.
@@ -98,17 +80,7 @@ func TestLeaseLeftBehind(t *testing.T) {
 // plaintext server that is not on a loopback address is refused before the
 // token is sent, and names --insecure; with --insecure it goes out.
 func TestTokenNotSentInPlaintext(t *testing.T) {
-	var remote string
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			remote = n.IP.String()
-			break
-		}
-	}
-	if remote == "" {
-		t.Skip("this machine has no non-loopback IPv4 address to dial")
-	}
+	remote := testserver.NonLoopbackIP(t)
 	lis, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
