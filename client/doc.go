@@ -16,6 +16,13 @@
 //     streams the MP4 to an io.Writer while checking that the chunks are
 //     contiguous and that their size and SHA-256 match the stream's trailer,
 //     reports progress, and releases the lease it acquired.
+//   - StreamVerifier, the check Render makes of a RenderAnimation stream,
+//     for callers that drive the stream themselves (the bench and the load
+//     command do), and RetryDelay, a refusal's google.rpc.RetryInfo delay.
+//
+// The admin token (WithToken) is sent only over TLS or to a loopback
+// address unless WithInsecure says plaintext is meant. Dial uses grpc-go's
+// own dialer, so HTTPS_PROXY and NO_PROXY apply.
 //
 // # Errors
 //
