@@ -455,14 +455,15 @@ func hasAuth(ctx context.Context) bool {
 // TestRenderUnderLeaseAtMaxAge: a caller's lease that can no longer be
 // renewed is still used until it expires.
 func TestRenderUnderLeaseAtMaxAge(t *testing.T) {
-	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: 5 * time.Second, MaxAge: 5 * time.Second})
+	// A maximum age below the TTL leaves no room for any renewal, from the
+	// moment the lease is granted until it ends MaxAge later.
+	reg := lease.NewMemory(lease.Config{Capacity: 5, TTL: time.Minute, MaxAge: 30 * time.Second})
 	t.Cleanup(func() { _ = reg.Close() })
 	c := dial(t, startServer(t, service.Config{Leases: reg}).Addr)
 	l, err := c.Acquire(context.Background(), client.AcquireOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
 	if _, err := c.Renew(context.Background(), l.ID); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("renew at max age: %v, want FailedPrecondition", err)
 	}

@@ -132,12 +132,23 @@ func (r result) ok(t *testing.T) result {
 
 func liveLeases(t *testing.T) int {
 	t.Helper()
-	var p struct{ Count int }
+	return listLeases(t).Count
+}
+
+// pool is the part of `whirl leases --json` the tests read.
+type pool struct {
+	Count  int
+	Leases []struct{ Rendering bool }
+}
+
+func listLeases(t *testing.T) pool {
+	t.Helper()
+	var p pool
 	r := whirl(t, admin(), "leases", "--json").ok(t)
 	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
 		t.Fatalf("leases --json: %v: %s", err, r.stdout)
 	}
-	return p.Count
+	return p
 }
 
 func TestCurve(t *testing.T) {
@@ -404,12 +415,19 @@ func TestInterrupt(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the render runs under its lease.
-	deadline := time.Now().Add(20 * time.Second)
-	for liveLeases(t) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	// Wait until the render runs under its lease: the server has pinned it.
+	// Each look runs the CLI, which paces the polling.
+	rendering := func() bool {
+		p := listLeases(t)
+		return len(p.Leases) == 1 && p.Leases[0].Rendering
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(20 * time.Second); !rendering(); {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("the render never started; stderr %q", stderr.String())
+		}
+	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
