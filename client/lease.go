@@ -89,6 +89,7 @@ func (c *Client) acquire(ctx context.Context, o AcquireOptions, report func(Prog
 		LeaseId: o.LeaseID,
 		Wait:    o.Policy == AcquireWait,
 	}
+	var refused *ExhaustedError // the latest refusal, once there is one
 	for attempt := 1; ; attempt++ {
 		if report != nil {
 			report(Progress{Phase: PhaseLease, Attempt: attempt})
@@ -99,9 +100,16 @@ func (c *Client) acquire(ctx context.Context, o AcquireOptions, report func(Prog
 		}
 		st := status.Convert(err)
 		if st.Code() != codes.ResourceExhausted {
+			if refused != nil && ctx.Err() != nil {
+				// The caller's context ended during a retry: the refusals
+				// are what kept the call from a lease.
+				refused.Attempts, refused.ctxErr = attempt, ctx.Err()
+				return nil, refused
+			}
 			return nil, rpcError(ctx, "acquire lease", err)
 		}
 		ex := exhaustedFrom(st, attempt)
+		refused = ex
 		if o.Policy != AcquireRetry {
 			ex.ctxErr = ctx.Err()
 			return nil, ex

@@ -310,7 +310,10 @@ func TestDeadlineWhileAllLeasesTaken(t *testing.T) {
 		t.Fatalf("sixth Acquire: %v (%+v); want ResourceExhausted with a RetryInfo delay", err, ex)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	// The deadline may end the retries between two attempts or during one:
+	// either way the error is the refusal, ended by the deadline.
+	const deadline = 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
 	var attempts int
@@ -318,11 +321,36 @@ func TestDeadlineWhileAllLeasesTaken(t *testing.T) {
 	if !errors.Is(err, client.ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("Render with every lease taken: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("gave up after %s, deadline was 600ms", d)
+	if d := time.Since(start); d > deadline+5*time.Second {
+		t.Errorf("gave up %v after it began, deadline was %v", d, deadline)
 	}
 	if attempts < 3 {
-		t.Errorf("%d attempts in 600ms with a 100ms retry cap", attempts)
+		t.Errorf("%d attempts in %v with a 100ms retry cap", attempts, deadline)
+	}
+}
+
+// TestDeadlineDuringRetriedAcquire: when the deadline ends a retried
+// AcquireLease while it is in flight, the error is still the refusal that
+// made it retry, ended by the deadline.
+func TestDeadlineDuringRetriedAcquire(t *testing.T) {
+	var calls atomic.Int32
+	refuseThenHang := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if info.FullMethod != whirlv1.AnimationService_AcquireLease_FullMethodName {
+			return handler(ctx, req)
+		}
+		if calls.Add(1) == 1 {
+			return nil, status.Error(codes.ResourceExhausted, "all slots taken")
+		}
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	})
+	c := dial(t, startServer(t, service.Config{}, refuseThenHang).Addr, client.WithMaxRetryDelay(20*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.Acquire(ctx, client.AcquireOptions{Policy: client.AcquireRetry})
+	var ex *client.ExhaustedError
+	if !errors.As(err, &ex) || !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.ResourceExhausted || ex.Attempts != 2 {
+		t.Fatalf("deadline during the second attempt: %v (%+v); want the refusal after 2 attempts, ended by the deadline", err, ex)
 	}
 }
 
