@@ -410,17 +410,24 @@ func TestFramesCancel(t *testing.T) {
 
 	t.Run("cancel from outside", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		start := time.Now()
-		var once sync.Once
+		var (
+			once sync.Once
+			late int // frames handed over after the cancel
+		)
 		err := Frames(ctx, c, Options{Width: 320, Height: 240, Frames: 100000}, 3, func(int, []byte) error {
+			if ctx.Err() != nil {
+				late++
+			}
 			once.Do(func() { time.AfterFunc(20*time.Millisecond, cancel) })
 			return nil
 		})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("took %v to stop", d)
+		// Frames looks at ctx before each frame it hands over: only the one
+		// under way as the cancel came may follow it.
+		if late > 1 {
+			t.Errorf("%d frames handed over after the cancel", late)
 		}
 		goleak.VerifyNone(t)
 	})
