@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"image/png"
 	"net/url"
@@ -28,6 +29,10 @@ const (
 	pageFrames = 90
 	pageFPS    = 30
 )
+
+// screenshot, if set, is where TestBrowserPlaysWhileRendering saves the
+// whole page mid-playback (scripts/screenshot.sh makes docs/page.png so).
+var screenshot = flag.String("screenshot", "", "save a mid-playback screenshot of the page to this PNG file")
 
 // browser starts Debian's Chromium headless with a fresh profile, in real
 // time (a virtual-time budget reports videos that never really played). It
@@ -201,6 +206,15 @@ func TestBrowserPlaysWhileRendering(t *testing.T) {
 	shot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.ID("video")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *screenshot != "" {
+		page, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(*screenshot, page, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	n := penPixels(t, shot)
 	t.Logf("pen pixels %d", n)
