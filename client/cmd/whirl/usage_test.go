@@ -19,6 +19,7 @@ import (
 // command's own help lists.
 func TestUsageListsEveryFlag(t *testing.T) {
 	top := whirl(t, nil, "help").ok(t).stdout
+	globals := whirl(t, nil, "--help").stderr
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 	for _, c := range commands() {
 		help := whirl(t, nil, append(strings.Fields(c.name), "-h")...)
@@ -30,7 +31,6 @@ func TestUsageListsEveryFlag(t *testing.T) {
 			t.Errorf("top-level usage has no line for %q:\n%s", c.name, top)
 			continue
 		}
-		globals := whirl(t, nil, "--help").stderr
 		for _, m := range flagLine.FindAllStringSubmatch(help.stderr, -1) {
 			name := m[1]
 			if strings.Contains(globals, "  -"+name+" ") || strings.Contains(globals, "  -"+name+"\n") {
