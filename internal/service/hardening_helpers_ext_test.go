@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,21 +230,11 @@ func heapInuse() uint64 {
 // vmRSS is this process's resident set from /proc/self/status, in bytes.
 func vmRSS(t *testing.T) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
+	m, err := procfs.ReadMemory(os.Getpid())
+	if err != nil || m.RSS == 0 {
+		t.Fatalf("no VmRSS: %v", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return uint64(m.RSS) << 10
 }
 
 const mib = 1 << 20
