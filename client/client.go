@@ -215,8 +215,9 @@ func (o *options) credentials() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
-// Dial connects to the whirl server at addr (host:port, or any gRPC target)
-// and, unless WithLazyConnect is given, waits until the connection is ready:
+// Dial connects to the whirl server at addr (host:port, or any gRPC target;
+// several replicas as a comma-separated list of host:port or a dns:///
+// name, balanced round robin) and, unless WithLazyConnect is given, waits until the connection is ready:
 // a server that cannot be reached fails at once with a *DialError
 // (errors.Is(err, ErrUnreachable)) naming the cause, e.g. "connection
 // refused". ctx (and WithTimeout) bounds that wait only. Dial uses grpc-go's
@@ -230,7 +231,8 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("whirl: dial %s: %w", addr, err)
 	}
-	sc, err := serviceConfig()
+	target, targetOpts, balanced := replicaTarget(addr)
+	sc, err := serviceConfig(balanced)
 	if err != nil {
 		return nil, fmt.Errorf("whirl: dial %s: service config: %w", addr, err)
 	}
@@ -238,8 +240,8 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("whirl-go-client"),
 		grpc.WithDefaultServiceConfig(sc),
-	}, o.dialOpts...)
-	conn, err := grpc.NewClient(addr, dialOpts...)
+	}, targetOpts...)
+	conn, err := grpc.NewClient(target, append(dialOpts, o.dialOpts...)...)
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}

@@ -29,6 +29,11 @@ const (
 	PhaseQueued
 	// PhaseRendering: frames are being drawn and the MP4 streamed.
 	PhaseRendering
+	// PhaseResuming: the stream broke (the server went away, say); Render
+	// reconnects after Progress.RetryIn and resumes from Progress.Bytes,
+	// on whichever replica the target now leads to. Progress.Retry counts
+	// the attempts.
+	PhaseResuming
 	// PhaseDone: the video is complete and verified.
 	PhaseDone
 )
@@ -41,6 +46,8 @@ func (p Phase) String() string {
 		return "queued"
 	case PhaseRendering:
 		return "rendering"
+	case PhaseResuming:
+		return "resuming"
 	case PhaseDone:
 		return "done"
 	}
@@ -53,8 +60,12 @@ type Progress struct {
 	// Attempt is the number of the current AcquireLease attempt (PhaseLease).
 	Attempt int
 	// RetryIn is the wait before the next attempt after all lease slots
-	// were found taken (PhaseLease); zero while an attempt is running.
+	// were found taken (PhaseLease), or before reconnecting a broken stream
+	// (PhaseResuming); zero while an attempt is running.
 	RetryIn time.Duration
+	// Retry is the number of the current reconnection of a broken stream
+	// (PhaseResuming and after); 0 before the first.
+	Retry int
 	// QueuePosition is the 1-based place in the server's render queue
 	// (PhaseQueued); 0 otherwise.
 	QueuePosition int
@@ -73,6 +84,7 @@ type renderOptions struct {
 	progress   func(Progress)
 	policy     AcquirePolicy
 	renewEvery time.Duration
+	noResume   bool
 }
 
 // WithLease renders under a lease the caller holds (it overrides the
@@ -125,6 +137,9 @@ type Result struct {
 	// Released reports whether Render released the lease (it does for a
 	// lease it acquired itself, unless KeepLease).
 	Released bool
+	// Resumes are the offsets a broken stream was resumed from, one per
+	// reconnection, in order; empty when the first stream went through.
+	Resumes []int64
 	// ReleaseErr is why the release of a lease Render acquired failed
 	// (the server shutting down, say); the lease then lives until it
 	// expires. Nil when Released, or when the lease was not Render's to
@@ -165,6 +180,10 @@ func (c *Client) Render(ctx context.Context, req *whirlv1.RenderAnimationRequest
 
 	res := &Result{}
 	var err error
+	// replace swaps the lease for a new one when a reconnection finds it
+	// stuck (see resume.go); only a lease Render acquired may be replaced.
+	var replace func(context.Context) error
+	owned := false
 	if id := cmp.Or(o.leaseID, req.GetLeaseId()); id != "" {
 		// The caller's lease: check it is live (and learn its TTL). At its
 		// maximum age it cannot be renewed but stays usable until it
@@ -180,6 +199,7 @@ func (c *Client) Render(ctx context.Context, req *whirlv1.RenderAnimationRequest
 		if res.Lease, err = c.acquire(ctx, AcquireOptions{Policy: o.policy}, report); err != nil {
 			return nil, err
 		}
+		owned = true
 		if !o.keep {
 			defer func() {
 				// Release even if ctx was cancelled: the slot is freed now
@@ -194,35 +214,47 @@ func (c *Client) Render(ctx context.Context, req *whirlv1.RenderAnimationRequest
 			}()
 		}
 	}
-	req.LeaseId = res.Lease.ID
-	stopRenewing := c.keepAlive(ctx, res.Lease, o.renewEvery)
-	defer stopRenewing()
+	stopRenewing := func() {}
+	defer func() { stopRenewing() }()
+	use := func(l *Lease) {
+		stopRenewing()
+		res.Lease, req.LeaseId = l, l.ID
+		stopRenewing = c.keepAlive(ctx, l, o.renewEvery)
+	}
+	use(res.Lease)
+	if owned {
+		replace = func(ctx context.Context) error {
+			rctx, rcancel := context.WithTimeout(ctx, releaseTimeout)
+			_ = c.Release(rctx, res.Lease.ID)
+			rcancel()
+			l, err := c.acquire(ctx, AcquireOptions{Policy: o.policy}, report)
+			if err == nil {
+				use(l)
+			}
+			return err
+		}
+	}
 
-	if err := c.stream(ctx, req, w, res, report); err != nil {
+	if err := c.stream(ctx, req, w, res, report, &o, replace); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// stream runs the RenderAnimation call, filling res.
-func (c *Client) stream(ctx context.Context, req *whirlv1.RenderAnimationRequest, w io.Writer, res *Result, report func(Progress)) error {
-	stream, err := c.anim.RenderAnimation(ctx, req)
-	if err != nil {
-		return rpcError(ctx, "render", err)
-	}
+// stream runs the RenderAnimation call, filling res, and reconnects and
+// resumes it after a transient failure (see resume.go).
+func (c *Client) stream(ctx context.Context, req *whirlv1.RenderAnimationRequest, w io.Writer, res *Result, report func(Progress), o *renderOptions, replace func(context.Context) error) error {
 	v := NewStreamVerifier(w)
+	r := resumer{c: c, req: req, w: w, res: res, report: report, replace: replace, enabled: !o.noResume}
 	var p Progress
-	err = v.Receive(stream, func(ev *whirlv1.RenderAnimationResponse) error {
-		if p.advance(ev, v) {
-			report(p)
+	for {
+		started, err := c.attempt(ctx, req, v, &p, report)
+		if err == nil {
+			break
 		}
-		return nil
-	})
-	if _, isStatus := status.FromError(err); err != nil && isStatus {
-		return rpcError(ctx, "render", err)
-	}
-	if err != nil {
-		return fmt.Errorf("whirl: render: %w", err)
+		if v, err = r.next(ctx, v, &p, started, err); err != nil {
+			return err
+		}
 	}
 	res.Header, res.Trailer = v.Header(), v.Trailer()
 	res.Bytes, res.SHA256 = v.Size(), v.Sum()
@@ -231,6 +263,32 @@ func (c *Client) stream(ctx context.Context, req *whirlv1.RenderAnimationRequest
 	p.FramesDone = p.FramesTotal
 	report(p)
 	return nil
+}
+
+// attempt runs one RenderAnimation call into v; its error is the call's
+// status as received, or the verifier's. started reports that the stream
+// delivered an event: the server had accepted the call.
+func (c *Client) attempt(ctx context.Context, req *whirlv1.RenderAnimationRequest, v *StreamVerifier, p *Progress, report func(Progress)) (started bool, err error) {
+	stream, err := c.anim.RenderAnimation(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	err = v.Receive(stream, func(ev *whirlv1.RenderAnimationResponse) error {
+		started = true
+		if p.advance(ev, v) {
+			report(*p)
+		}
+		return nil
+	})
+	return started, err
+}
+
+// renderError wraps a failed render's error: a status keeps its code.
+func renderError(ctx context.Context, err error) error {
+	if _, isStatus := status.FromError(err); isStatus {
+		return rpcError(ctx, "render", err)
+	}
+	return fmt.Errorf("whirl: render: %w", err)
 }
 
 // advance updates p for an event the verifier accepted, reporting whether

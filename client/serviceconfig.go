@@ -12,8 +12,10 @@ import (
 // less one retry: AcquireLease is not retried by the channel on
 // RESOURCE_EXHAUSTED, because Acquire's policy decides what a refusal does
 // (AcquireOnce asks once; AcquireRetry reports each refusal, caps and
-// jitters the delay). Everything else in the file applies as written.
-func serviceConfig() (string, error) {
+// jitters the delay). Everything else in the file applies as written. With
+// roundRobin, calls are balanced round robin over the addresses the target
+// resolves to.
+func serviceConfig(roundRobin bool) (string, error) {
 	var config map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(whirlv1.ServiceConfig()), &config); err != nil {
 		return "", err
@@ -43,6 +45,9 @@ func serviceConfig() (string, error) {
 		m["retryPolicy"], _ = json.Marshal(policy)
 	}
 	config["methodConfig"], _ = json.Marshal(methods)
+	if roundRobin {
+		config["loadBalancingConfig"] = json.RawMessage(`[{"round_robin":{}}]`)
+	}
 	out, err := json.Marshal(config)
 	return string(out), err
 }

@@ -31,6 +31,8 @@ type StreamVerifier struct {
 	chunks   int
 	segments int
 	err      error
+	// resuming: the next header starts a stream that continues this one.
+	resuming bool
 }
 
 // NewStreamVerifier returns a StreamVerifier writing the video to w.
@@ -54,6 +56,13 @@ func (v *StreamVerifier) event(ev *whirlv1.RenderAnimationResponse) error {
 	}
 	switch e := ev.GetEvent().(type) {
 	case *whirlv1.RenderAnimationResponse_Header:
+		if v.resuming {
+			v.resuming = false
+			if id := e.Header.GetVideoId(); id != v.header.GetVideoId() {
+				return fmt.Errorf("%w: resumed stream carries video %s, not %s", ErrProtocol, id, v.header.GetVideoId())
+			}
+			return nil
+		}
 		if v.header != nil {
 			return fmt.Errorf("%w: second header", ErrProtocol)
 		}
@@ -81,6 +90,18 @@ func (v *StreamVerifier) event(ev *whirlv1.RenderAnimationResponse) error {
 		}
 		v.trailer = e.Trailer
 	}
+	return nil
+}
+
+// Resume prepares v for a stream that continues this one (a
+// RenderAnimationRequest.resume at Size()): its header must name the same
+// video_id, its chunks must start at Size(), and its trailer must describe
+// the whole file. It needs a header already seen.
+func (v *StreamVerifier) Resume() error {
+	if v.header == nil {
+		return fmt.Errorf("%w: nothing to resume before a header", ErrProtocol)
+	}
+	v.resuming = true
 	return nil
 }
 

@@ -229,6 +229,8 @@ func TestRender(t *testing.T) {
 		SHA256   string
 		Frames   int
 		MIMEType string
+		VideoID  string
+		Source   string
 	}
 	if err := json.Unmarshal([]byte(j.stdout), &out); err != nil {
 		t.Fatalf("%v: %s", err, j.stdout)
@@ -240,6 +242,9 @@ func TestRender(t *testing.T) {
 	sum := sha256.Sum256(data)
 	if out.SHA256 != hex.EncodeToString(sum[:]) || out.Bytes != int64(len(data)) || out.Frames != 30 || !strings.HasPrefix(out.MIMEType, "video/mp4") {
 		t.Errorf("render --json %+v does not describe the %d-byte file", out, len(data))
+	}
+	if len(out.VideoID) != 64 || out.Source != "rendered" {
+		t.Errorf("render --json: videoId %q source %q, want an id and rendered", out.VideoID, out.Source)
 	}
 	if n := liveLeases(t); n != 0 {
 		t.Errorf("%d leases live after renders", n)
@@ -439,5 +444,36 @@ func TestInterrupt(t *testing.T) {
 	}
 	if n := liveLeases(t); n != 0 {
 		t.Errorf("%d leases live after an interrupted render", n)
+	}
+}
+
+// TestRenderResumes: the connection breaks half-way; render reconnects,
+// resumes, says where, and writes the same file as an unbroken render;
+// --no-resume fails instead.
+func TestRenderResumes(t *testing.T) {
+	dir := t.TempDir()
+	args := func(out string) []string {
+		return []string{"render", "--seed", "5", "--frames", "60", "--size", "160", "-o", filepath.Join(dir, out)}
+	}
+	whirl(t, nil, args("solo.mp4")...).ok(t)
+	solo, err := os.ReadFile(filepath.Join(dir, "solo.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testserver.StartCutProxy(t, serverAddr, int64(len(solo)/2))
+	r := whirl(t, []string{"WHIRL_SERVER=" + proxy.Addr()}, append(args("resumed.mp4"), "--json")...).ok(t)
+	if !regexp.MustCompile(`^resumed at \d+ % on retry 1\n$`).MatchString(r.stderr) {
+		t.Errorf("stderr %q, want one \"resumed at N %% on retry 1\" line", r.stderr)
+	}
+	var out struct{ ResumedAt []int64 }
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.ResumedAt) != 1 {
+		t.Errorf("render --json after a resume: %v, %s", err, r.stdout)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "resumed.mp4")); err != nil || !bytes.Equal(got, solo) {
+		t.Errorf("the resumed file differs from the unbroken one (%v)", err)
+	}
+	proxy = testserver.StartCutProxy(t, serverAddr, int64(len(solo)/2))
+	if r := whirl(t, []string{"WHIRL_SERVER=" + proxy.Addr()}, append(args("failed.mp4"), "--no-resume")...); r.code != 1 {
+		t.Errorf("--no-resume through a broken connection: exit %d, want 1; stderr %s", r.code, r.stderr)
 	}
 }

@@ -67,6 +67,8 @@ func (b *progressBar) line(p client.Progress, t time.Time) string {
 		return "acquiring a lease..."
 	case client.PhaseQueued:
 		return fmt.Sprintf("queued for a render slot: position %d", p.QueuePosition)
+	case client.PhaseResuming:
+		return fmt.Sprintf("stream broken at %s; reconnecting in %s (retry %d)", humanBytes(p.Bytes), p.RetryIn.Round(10*time.Millisecond), p.Retry)
 	}
 	filled, pct := 0, 0
 	if p.FramesTotal > 0 {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/whirl-dev/whirl/client"
@@ -25,6 +26,7 @@ type renderFlags struct {
 	holder   string
 	deadline time.Duration
 	quiet    bool
+	noResume bool
 }
 
 func defineRender(fs *flag.FlagSet) runner {
@@ -40,6 +42,7 @@ func defineRender(fs *flag.FlagSet) runner {
 	fs.StringVar(&f.holder, "holder", "", "holder `label` shown to operators (default whirl-client@HOST)")
 	fs.DurationVar(&f.deadline, "deadline", 0, "give up after this `duration`, waiting for a lease included (0 = never)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress display, even on a terminal")
+	fs.BoolVar(&f.noResume, "no-resume", false, "fail when the stream breaks, instead of reconnecting and resuming it")
 	return func(a *app, ctx context.Context, _ []string) error { return a.render(ctx, f) }
 }
 
@@ -69,6 +72,9 @@ func (f *renderFlags) options() []client.RenderOption {
 	}
 	if f.wait {
 		opts = append(opts, client.WithAcquirePolicy(client.AcquireWait))
+	}
+	if f.noResume {
+		opts = append(opts, client.WithoutResume())
 	}
 	return opts
 }
@@ -115,6 +121,7 @@ func (a *app) render(ctx context.Context, f *renderFlags) error {
 	if err := o.commit(); err != nil {
 		return err
 	}
+	printResumes(a.stderr, res)
 	return a.printRendered(f, req.GetGenerate().GetSeed(), res)
 }
 
@@ -136,6 +143,27 @@ func (a *app) printRendered(f *renderFlags, seed uint64, res *client.Result) err
 		humanBytes(res.Bytes), res.SHA256[:12], curveLine(seed, res.Header.GetCurve()))
 	printLeaseLeft(summary, f, res)
 	return nil
+}
+
+// printResumes says where a broken stream was resumed, as a share of the
+// whole file: "resumed at 61 % on retry 1".
+func printResumes(w io.Writer, res *client.Result) {
+	for i, off := range res.Resumes {
+		fmt.Fprintf(w, "resumed at %d %% on retry %d\n", resumedPercent(off, res.Bytes), i+1)
+	}
+}
+
+func resumedPercent(offset, total int64) int64 {
+	if total <= 0 {
+		return 0
+	}
+	return offset * 100 / total
+}
+
+// sourceName is a VideoSource as --json prints it: rendered, cached or
+// shared.
+func sourceName(s whirlv1.VideoSource) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "VIDEO_SOURCE_"))
 }
 
 // printLeaseLeft says what became of a lease the render acquired and did
@@ -167,6 +195,9 @@ func renderJSON(f *renderFlags, seed uint64, res *client.Result) any {
 		FPS           int32           `json:"fps"`
 		MIMEType      string          `json:"mimeType"`
 		Elapsed       string          `json:"elapsed"`
+		VideoID       string          `json:"videoId"`
+		Source        string          `json:"source"`
+		ResumedAt     []int64         `json:"resumedAt,omitempty"`
 		Seed          uint64          `json:"seed"`
 		Curve         json.RawMessage `json:"curve"`
 		LeaseID       string          `json:"leaseId,omitempty"`
@@ -177,6 +208,7 @@ func renderJSON(f *renderFlags, seed uint64, res *client.Result) any {
 		Width: res.Header.GetWidth(), Height: res.Header.GetHeight(), FPS: res.Header.GetFps(),
 		MIMEType: res.Header.GetMimeType(), Elapsed: protoDuration(res.Trailer.GetElapsed().AsDuration()),
 		Seed: seed, Curve: protoJSON(res.Header.GetCurve()),
+		VideoID: res.Trailer.GetVideoId(), Source: sourceName(res.Trailer.GetSource()), ResumedAt: res.Resumes,
 	}
 	if !res.Released && f.leaseID == "" {
 		out.LeaseHandle = res.Lease.Handle
