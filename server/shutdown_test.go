@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -53,31 +54,34 @@ type streamResult struct {
 }
 
 // TestShutdownUnderLoad proves the SIGTERM contract of the real binary
-// (--shutdown-grace 3s) with five streams running: health turns
-// NOT_SERVING at once (a Watch opened before the signal sees it within
-// 200ms; Check on the open connection never says SERVING again), new calls
-// are refused UNAVAILABLE, running streams go on during the grace period,
-// and then:
-//   - long renders that cannot finish in time are cut with an error
-//     status at the end of the grace (never a clean end without a
+// with five streams running: health turns NOT_SERVING at once (a Watch
+// opened before the signal is told while the streams still run; Check on
+// the open connection never says SERVING again), new calls are refused
+// UNAVAILABLE, running streams go on during the grace period, and then:
+//   - long renders that cannot finish in time (grace 3s) are cut with an
+//     error status at the end of the grace (never a clean end without a
 //     trailer), and their ffmpeg children do not outlive the server;
 //   - short renders finish normally, each with its trailer, and the server
-//     exits as soon as they have, without waiting out the grace;
+//     exits as soon as they have, without waiting out the grace (30s, far
+//     more than they need even on a loaded machine);
 //
-// and the process exits 0 within grace + 5s.
+// and the process exits 0 within grace + 5s. Everything is asserted on the
+// order of events; the only durations are the grace itself, as lower
+// bounds, and upper bounds far beyond what a passing run takes.
 func TestShutdownUnderLoad(t *testing.T) {
-	const grace = 3 * time.Second
 	tests := []struct {
 		name          string
+		grace         time.Duration
 		width, height int32
 		frames        int32
 		finishes      bool
 	}{
-		{"long renders are cut at the grace", 640, 480, 3600, false},
-		{"short renders finish within the grace", 160, 120, 150, true},
+		{"long renders are cut at the grace", 3 * time.Second, 640, 480, 3600, false},
+		{"short renders finish within the grace", 30 * time.Second, 160, 120, 150, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			grace := tt.grace
 			p := startServer(t, "--shutdown-grace", grace.String(), "--capacity", "5", "--render-slots", "5")
 			conn := dial(t, p.addr)
 			api := whirlv1.NewAnimationServiceClient(conn)
@@ -99,6 +103,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				wg      sync.WaitGroup
 				results [5]streamResult
 				headers = make(chan struct{}, 5)
+				ended   atomic.Int32 // streams that have ended
 			)
 			for i := range results {
 				l, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: fmt.Sprintf("shutdown-%d", i)})
@@ -114,6 +119,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 				wg.Go(func() {
+					defer ended.Add(1)
 					r := &results[i]
 					for {
 						ev, err := stream.Recv()
@@ -153,7 +159,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 			signalled := time.Now()
 
-			// NOT_SERVING at once, to a watcher...
+			// NOT_SERVING at once, to a watcher: it is told while the server
+			// still runs, and, for renders that outlast the grace, before any
+			// of them has ended...
 			watched := make(chan error, 1)
 			go func() {
 				st, err := watch.Recv()
@@ -165,36 +173,22 @@ func TestShutdownUnderLoad(t *testing.T) {
 			select {
 			case err := <-watched:
 				if err != nil {
-					t.Errorf("health watch after SIGTERM: %v", err)
+					t.Errorf("health watch after SIGTERM: %v, want NOT_SERVING", err)
 				}
-				if d := time.Since(signalled); d > 200*time.Millisecond {
-					t.Errorf("health turned NOT_SERVING %v after SIGTERM", d)
+				if n := ended.Load(); !tt.finishes && n > 0 {
+					t.Errorf("health watch told NOT_SERVING only after %d streams had ended", n)
 				}
-			case <-time.After(2 * time.Second):
-				t.Error("health watch saw no NOT_SERVING within 2s of SIGTERM")
+			case <-time.After(grace + 5*time.Second):
+				t.Errorf("health watch saw no NOT_SERVING within %v of SIGTERM", grace+5*time.Second)
 			}
 			stopWatch() // an open watch would hold the graceful stop
-			// ... and to Check on the open connection: once it stops saying
-			// SERVING it says NOT_SERVING or the call is refused UNAVAILABLE.
-			notServing := false
-			for time.Since(signalled) < 200*time.Millisecond || !notServing && time.Since(signalled) < time.Second {
-				cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
-				st, err := health.Check(cctx, &healthpb.HealthCheckRequest{})
-				ccancel()
-				switch {
-				case err == nil && st.GetStatus() == healthpb.HealthCheckResponse_SERVING:
-					if notServing {
-						t.Errorf("health Check SERVING again %v after SIGTERM", time.Since(signalled))
-					}
-				case err == nil && st.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING, status.Code(err) == codes.Unavailable:
-					notServing = true
-				default:
-					t.Errorf("health Check after SIGTERM: %v, %v", st, err)
+			// ... and to Check on the open connection, which from then on
+			// says NOT_SERVING or is refused UNAVAILABLE, never SERVING.
+			for range 3 {
+				st, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+				if !(err == nil && st.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING) && status.Code(err) != codes.Unavailable {
+					t.Errorf("health Check after the watch saw NOT_SERVING: %v, %v", st, err)
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			if !notServing {
-				t.Error("health Check on the open connection still SERVING 1s after SIGTERM")
 			}
 			// New calls are refused, on the open connection and on a new one.
 			if _, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "late"}); status.Code(err) != codes.Unavailable {
@@ -236,8 +230,8 @@ func TestShutdownUnderLoad(t *testing.T) {
 				if r.err == nil || r.trailer {
 					t.Errorf("long stream %d: err %v, trailer %v; want an error status", i, r.err, r.trailer)
 				}
-				if r.lastChunk.Sub(signalled) < grace/2 {
-					t.Errorf("long stream %d: last chunk %v after SIGTERM; streams must run on during the grace", i, r.lastChunk.Sub(signalled))
+				if !r.lastChunk.After(signalled) {
+					t.Errorf("long stream %d: no chunk after SIGTERM; streams must run on during the grace", i)
 				}
 				t.Logf("long stream %d: %d chunks, ended %v", i, r.chunks, status.Code(r.err))
 			}
@@ -253,13 +247,16 @@ func TestShutdownUnderLoad(t *testing.T) {
 			if !tt.finishes && (!cut || exited < grace) {
 				t.Errorf("long renders: exited %v after SIGTERM, cut at the grace: %v", exited, cut)
 			}
-			deadline := time.Now().Add(3 * time.Second)
+			// The server has exited: its children are killed or being reaped
+			// by init. No event marks the end of a process we did not start,
+			// so poll, with a bound far beyond what that takes.
+			deadline := time.Now().Add(10 * time.Second)
 			for _, pid := range ffmpegs {
 				for alive(pid) && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				if alive(pid) {
-					t.Errorf("ffmpeg %d outlived the server by 3s", pid)
+					t.Errorf("ffmpeg %d outlived the server by 10s", pid)
 				}
 			}
 			// Five renders, plus at most the one idle spare ffmpeg the server
