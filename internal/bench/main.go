@@ -5,6 +5,7 @@
 //	go run ./internal/bench                      # table
 //	go run ./internal/bench --json               # the same as JSON
 //	go run ./internal/bench --cpuprofile cpu.out # profile the end-to-end runs
+//	go run ./internal/bench --protocols          # gRPC vs Connect (HTTP/1.1, h2c) instead
 //	go tool pprof -top cpu.out
 //
 // Package benchrun says what is measured and how (go doc
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/bench/benchrun"
+	"github.com/whirl-dev/whirl/internal/bench/protocolbench"
 )
 
 func main() {
@@ -54,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Python, "python", cfg.Python, "python interpreter for the matplotlib baseline")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of this process during the end-to-end runs to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	protocols := fs.Bool("protocols", false, "instead: the same render over gRPC and over the Connect protocol (HTTP/1.1, h2c) in interleaved rounds (--reps), paired per round")
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,7 +77,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep, err := benchrun.Run(ctx, cfg)
+	var rep report
+	var err error
+	if *protocols {
+		rep, err = protocolbench.Measure(ctx, protocolbench.Config{Seed: cfg.Seed, Width: cfg.Width, Height: cfg.Height,
+			FPS: cfg.FPS, Frames: cfg.Frames, Wheels: cfg.Wheels, Rounds: cfg.Reps})
+	} else {
+		rep, err = benchrun.Run(ctx, cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
@@ -91,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rep.WriteTable(stdout)
 	return 0
 }
+
+// report is what a measurement returns: a table, or JSON.
+type report interface{ WriteTable(io.Writer) }
 
 // autoBool is a flag that is true, false or (unset) auto.
 type autoBool struct {

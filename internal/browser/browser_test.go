@@ -184,7 +184,9 @@ func TestRenderStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _, _ = e.native.ReleaseLease(context.Background(), &whirlv1.ReleaseLeaseRequest{LeaseId: l.GetLeaseId()}) }()
+			defer func() {
+				_, _ = e.native.ReleaseLease(context.Background(), &whirlv1.ReleaseLeaseRequest{LeaseId: l.GetLeaseId()})
+			}()
 			c := connect.NewClient[whirlv1.RenderAnimationRequest, whirlv1.RenderAnimationResponse](p.client(t), e.base+whirlv1.AnimationService_RenderAnimation_FullMethodName, p.opts...)
 			stream, err := c.CallServerStream(t.Context(), connect.NewRequest(&whirlv1.RenderAnimationRequest{
 				LeaseId: l.GetLeaseId(),

@@ -3,7 +3,7 @@
 // native gRPC and over the Connect protocol (connect-go, binary protobuf)
 // through the HTTP listener on HTTP/1.1 and on h2c, against one in-process
 // server, in interleaved rounds so the figures of one round share the
-// machine's load.
+// machine's load; each round starts with the next protocol.
 package protocolbench
 
 import (
@@ -57,6 +57,10 @@ type Run struct {
 	FirstFragment float64 `json:"first_fragment_seconds"`
 	Bytes         int64   `json:"bytes"`
 	SHA256        string  `json:"sha256"`
+	// CPU is the seconds of CPU the whirl process (server and client, not
+	// ffmpeg) used during the run: what a protocol costs, even when the
+	// machine is too busy for wall-clock rates to compare.
+	CPU float64 `json:"process_cpu_seconds"`
 }
 
 // Result is one protocol's runs, its medians and its ratio to gRPC.
@@ -65,6 +69,7 @@ type Result struct {
 	Runs                []Run   `json:"runs"`
 	MedianFPS           float64 `json:"median_fps"`
 	MedianFirstFragment float64 `json:"median_first_fragment_seconds"`
+	MedianCPU           float64 `json:"median_process_cpu_seconds"`
 	// RatioToGRPC is the median over rounds of this round's frames/s over
 	// the same round's gRPC frames/s.
 	RatioToGRPC float64 `json:"median_paired_ratio_vs_grpc"`
@@ -91,11 +96,19 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	for i, p := range protocols {
 		rep.Results[i].Protocol = p
 	}
-	for range cfg.Rounds {
-		for i, p := range protocols {
-			r, err := env.render(ctx, cfg, p)
+	// One render first, not counted: the first of a run pays for warming
+	// up (ffmpeg's start, the page cache) and would favour whichever came
+	// second.
+	if _, err := env.render(ctx, cfg, GRPC); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	// Each round starts with the next protocol, so none is always first.
+	for round := range cfg.Rounds {
+		for k := range protocols {
+			i := (round + k) % len(protocols)
+			r, err := env.render(ctx, cfg, protocols[i])
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
+				return nil, fmt.Errorf("%s: %w", protocols[i], err)
 			}
 			rep.Results[i].Runs = append(rep.Results[i].Runs, r)
 		}
@@ -107,16 +120,17 @@ func (rep *Report) summarize() error {
 	base := rep.Results[0].Runs
 	for i := range rep.Results {
 		res := &rep.Results[i]
-		var fps, first, ratio []float64
+		var fps, first, cpu, ratio []float64
 		for j, r := range res.Runs {
 			if r.SHA256 != base[j].SHA256 {
 				return fmt.Errorf("%s sent other bytes than gRPC (%s, %s)", res.Protocol, r.SHA256, base[j].SHA256)
 			}
 			fps = append(fps, r.FPS)
 			first = append(first, r.FirstFragment)
+			cpu = append(cpu, r.CPU)
 			ratio = append(ratio, r.FPS/base[j].FPS)
 		}
-		res.MedianFPS, res.MedianFirstFragment, res.RatioToGRPC = median(fps), median(first), median(ratio)
+		res.MedianFPS, res.MedianFirstFragment, res.MedianCPU, res.RatioToGRPC = median(fps), median(first), median(cpu), median(ratio)
 	}
 	return nil
 }
@@ -229,7 +243,7 @@ func (e *env) render(ctx context.Context, cfg Config, protocol string) (Run, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start := time.Now()
+	cpu0, start := processCPU(), time.Now()
 	var stream client.RenderStream
 	if c, ok := e.connect[protocol]; ok {
 		s, err := c.CallServerStream(ctx, connect.NewRequest(req))
@@ -252,7 +266,7 @@ func (e *env) render(ctx context.Context, cfg Config, protocol string) (Run, err
 	if err != nil {
 		return r, err
 	}
-	r.Seconds = time.Since(start).Seconds()
+	r.Seconds, r.CPU = time.Since(start).Seconds(), processCPU()-cpu0
 	r.FPS = float64(cfg.Frames) / r.Seconds
 	r.Bytes, r.SHA256 = v.Size(), v.Sum()
 	return r, nil
@@ -272,4 +286,3 @@ func (c connectStream) Recv() (*whirlv1.RenderAnimationResponse, error) {
 	}
 	return nil, io.EOF
 }
-
