@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -338,5 +339,87 @@ func TestResumeOverTheWire(t *testing.T) {
 		if tc.code == codes.FailedPrecondition && !strings.Contains(fmt.Sprint(status.Convert(err).Details()), "VIDEO_CHANGED") {
 			t.Fatalf("resume with another video id: details %v lack VIDEO_CHANGED", status.Convert(err).Details())
 		}
+	}
+}
+
+// TestCacheFaults: whatever goes wrong with the cache directory, every
+// render succeeds with the right bytes, nothing corrupt is served, and a
+// cache that cannot write turns itself off with a warning and the
+// whirl_cache_write_failures_total metric.
+func TestCacheFaults(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// RLIMIT_FSIZE makes writes past 32 KiB fail as a full disk does.
+	fsizeCap := filepath.Join(t.TempDir(), "whirl-server-fsize")
+	if err := os.WriteFile(fsizeCap, []byte("#!/bin/sh\nulimit -f 64\nexec "+bins.server+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		// dir is the cache directory; setup runs after the server started.
+		dir, bin string
+		setup    func(t *testing.T, dir string)
+		// between runs after the first render.
+		between       func(t *testing.T, dir, id string)
+		second        whirlv1.VideoSource
+		writeFailures float64
+		log           string
+	}{
+		{name: "directory cannot be created", dir: filepath.Join(notADir, "cache"),
+			second: whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, writeFailures: 1, log: "video cache turned off"},
+		{name: "directory removed while serving", setup: func(t *testing.T, dir string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}, second: whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, writeFailures: 1, log: "video cache turned off"},
+		{name: "disk full (file size limit)", bin: fsizeCap,
+			second: whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, writeFailures: 1, log: "video cache turned off"},
+		{name: "entry altered on disk", between: func(t *testing.T, dir, id string) {
+			p := filepath.Join(dir, id+".mp4")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x55
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, second: whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, log: "cache entry failed verification"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := cmp.Or(tc.dir, filepath.Join(t.TempDir(), "cache"))
+			metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			p := startServerWith(t, cmp.Or(tc.bin, bins.server), "--cache-dir", dir, "--metrics-addr", metricsAddr)
+			if tc.setup != nil {
+				tc.setup(t, dir)
+			}
+			api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+			lease := acquire(t, api)
+			first, err := renderStream(t.Context(), api, videoRequest(lease, 77, 160, 60), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWhole(t, first, whirlv1.VideoSource_VIDEO_SOURCE_RENDERED, 160, 60)
+			if tc.between != nil {
+				tc.between(t, dir, first.header.GetVideoId())
+			}
+			second, err := renderStream(t.Context(), api, videoRequest(lease, 77, 160, 60), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWhole(t, second, tc.second, 160, 60)
+			if !bytes.Equal(first.data, second.data) {
+				t.Fatal("the second render differs from the first")
+			}
+			if n := metric(t, metricsAddr, "whirl_cache_write_failures_total"); n != tc.writeFailures {
+				t.Fatalf("whirl_cache_write_failures_total %v, want %v", n, tc.writeFailures)
+			}
+			if !strings.Contains(p.logs.String(), tc.log) {
+				t.Fatalf("no %q in the server's log", tc.log)
+			}
+		})
 	}
 }

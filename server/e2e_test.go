@@ -81,10 +81,17 @@ type process struct {
 // "serving" log line, which carries the real address.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startServerWith(t, bins.server, args...)
+}
+
+// startServerWith is startServer running bin (the server binary, or a
+// script that execs it).
+func startServerWith(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{logs: &syncBuffer{}, done: make(chan error, 1)}
 	// Each server gets a video cache of its own unless args name one.
 	args = append([]string{"--cache-dir", t.TempDir()}, args...)
-	s, err := serverproc.Start(t.Context(), serverproc.Options{Path: bins.server, Args: args, Log: p.logs})
+	s, err := serverproc.Start(t.Context(), serverproc.Options{Path: bin, Args: args, Log: p.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
