@@ -334,16 +334,19 @@ func lastConnError(ctx context.Context, conn *grpc.ClientConn) error {
 	err := conn.Invoke(ctx, "/whirl.v1.internal/Probe", &emptypb.Empty{}, &emptypb.Empty{})
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Unavailable {
-		return errors.New("connection failed (is a gRPC server listening there, with the same TLS setting?)")
+		return errors.New("connection failed" + listeningHint)
 	}
 	cause := connCause(st.Message())
 	if strings.Contains(cause, "server preface") {
 		// Something answered, but not with HTTP/2: typically plaintext
 		// against a TLS server, or not a gRPC server at all.
-		cause += " (is a gRPC server listening there, with the same TLS setting?)"
+		cause += listeningHint
 	}
 	return errors.New(cause)
 }
+
+// listeningHint follows a cause that says nothing was understood.
+const listeningHint = " (is a gRPC server listening there, with the same TLS setting?)"
 
 // connCause trims grpc-go's wrapping of a connection error down to what
 // DialError does not already say: "connection error: desc = \"transport:

@@ -24,3 +24,18 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestConnCause(t *testing.T) {
+	for _, tt := range []struct{ msg, want string }{
+		{`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`, "connection refused"},
+		{`connection error: desc = "transport: Error while dialing: dial tcp: lookup nohost.invalid: no such host"`, "no such host"},
+		{`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`,
+			"TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{`connection error: desc = "error reading server preface: EOF"`, "error reading server preface: EOF"},
+		{"something else", "something else"},
+	} {
+		if got := connCause(tt.msg); got != tt.want {
+			t.Errorf("connCause(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
