@@ -8,8 +8,7 @@
 //	go run ./internal/bench --protocols          # gRPC vs Connect (HTTP/1.1, h2c) instead
 //	go tool pprof -top cpu.out
 //
-// Package benchrun says what is measured and how (go doc
-// ./internal/bench/benchrun).
+// What is measured, and how: go doc ./internal/bench/benchrun.
 package main
 
 import (
