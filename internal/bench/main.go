@@ -79,8 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var rep report
 	var err error
 	if *protocols {
-		rep, err = protocolbench.Measure(ctx, protocolbench.Config{Seed: cfg.Seed, Width: cfg.Width, Height: cfg.Height,
-			FPS: cfg.FPS, Frames: cfg.Frames, Wheels: cfg.Wheels, Rounds: cfg.Reps})
+		rep, err = protocolbench.Measure(ctx, cfg)
 	} else {
 		rep, err = benchrun.Run(ctx, cfg)
 	}

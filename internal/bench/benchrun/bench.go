@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 type bench struct {
 	cfg      Config
 	rep      *Report
-	srv      *server
+	srv      *Server
 	frames   *frameStore
 	encoders []*EncoderRuns
 	opts     []encode.Options // the encoders' settings, by index; unused for "plain"
@@ -206,7 +206,7 @@ func prepare(ctx context.Context, cfg Config) (*bench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("curve: %w", err)
 	}
-	srv, err := startServer(cfg.RenderWorkers)
+	srv, err := StartServer(cfg.RenderWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func prepare(ctx context.Context, cfg Config) (*bench, error) {
 	cfg.logf("pre-rendering %d frames of %dx%d", cfg.Frames, cfg.Width, cfg.Height)
 	frames, ra, err := preRender(ctx, c, cfg, workers)
 	if err != nil {
-		srv.close()
+		srv.Close()
 		return nil, err
 	}
 	rep.Render = ra
@@ -242,7 +242,7 @@ func (b *bench) addEncoders() {
 
 func (b *bench) close() {
 	b.frames.free()
-	b.srv.close()
+	b.srv.Close()
 }
 
 // interleaved runs the rounds: end-to-end, then each encoder, Reps times,
@@ -294,7 +294,7 @@ func (b *bench) profiled(ctx context.Context) error {
 }
 
 func (b *bench) endToEndRound(ctx context.Context, i int) error {
-	r, err := b.srv.endToEnd(ctx, b.cfg)
+	r, err := b.srv.EndToEnd(ctx, b.cfg, nil)
 	if err != nil {
 		return fmt.Errorf("end-to-end run %d: %w", i+1, err)
 	}

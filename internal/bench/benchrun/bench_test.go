@@ -102,16 +102,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.Frames = 60
-	srv, err := startServer(0)
+	srv, err := StartServer(0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.close()
+	defer srv.Close()
 	var secs, first float64
 	var n int
 	var size int64
 	for b.Loop() {
-		r, err := srv.endToEnd(ctx, cfg)
+		r, err := srv.EndToEnd(ctx, cfg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -31,6 +31,6 @@
 // reported separately (the "cpu" columns, from getrusage).
 //
 // A new measurement (a cache hit, renders sharing one encode, parallel
-// encoding) is a Config switch, a method on bench beside endToEnd that
+// encoding) is a Config switch, a method on bench beside EndToEnd that
 // returns its runs, a Report field for them, and its targets in judge.
 package benchrun

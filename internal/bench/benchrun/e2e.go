@@ -91,20 +91,20 @@ func (e *EndToEnd) summarize() {
 	}
 }
 
-// server is an in-process whirl server on a loopback port and a client of
-// it.
-type server struct {
+// Server is an in-process whirl server on a loopback port and a gRPC client
+// of it.
+type Server struct {
 	srv    *testserver.Server
 	leases *lease.Memory
 	conn   *grpc.ClientConn
 	api    whirlv1.AnimationServiceClient
 }
 
-// startServer builds the server as the production command does
+// StartServer builds the server as the production command does
 // (service.NewServer, encoder settings and slots at their defaults) with an
 // in-memory lease registry, serves it on 127.0.0.1:0 and dials it over TCP.
 // workers > 0 overrides the render workers.
-func startServer(workers int) (*server, error) {
+func StartServer(workers int) (*Server, error) {
 	leases := lease.NewMemory(lease.Config{})
 	srv, err := testserver.Serve(service.Config{
 		Leases: leases,
@@ -120,17 +120,22 @@ func startServer(workers int) (*server, error) {
 		_ = leases.Close()
 		return nil, err
 	}
-	s := &server{srv: srv, leases: leases}
+	s := &Server{srv: srv, leases: leases}
 	s.conn, err = grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		s.close()
+		s.Close()
 		return nil, err
 	}
 	s.api = whirlv1.NewAnimationServiceClient(s.conn)
 	return s, nil
 }
 
-func (s *server) close() {
+// GRPCServer is the server's grpc.Server, for a front end carrying other
+// protocols to it (see service.Server.GRPCServer).
+func (s *Server) GRPCServer() *grpc.Server { return s.srv.GRPCServer() }
+
+// Close stops the server and closes the client.
+func (s *Server) Close() {
 	if s.conn != nil {
 		_ = s.conn.Close()
 	}
@@ -138,10 +143,19 @@ func (s *server) close() {
 	_ = s.leases.Close()
 }
 
-// endToEnd acquires a lease, streams one animation through the client's
-// StreamVerifier, timing from the moment the request is sent, and releases
-// the lease.
-func (s *server) endToEnd(ctx context.Context, cfg Config) (E2ERun, error) {
+// OpenStream starts a RenderAnimation call: over the server's own gRPC
+// connection (nil), or any other way to reach the same server.
+type OpenStream func(ctx context.Context, req *whirlv1.RenderAnimationRequest) (client.RenderStream, error)
+
+// EndToEnd acquires a lease, streams one animation opened by open (nil:
+// native gRPC) through the client's StreamVerifier, timing from the moment
+// the request is sent, and releases the lease.
+func (s *Server) EndToEnd(ctx context.Context, cfg Config, open OpenStream) (E2ERun, error) {
+	if open == nil {
+		open = func(ctx context.Context, req *whirlv1.RenderAnimationRequest) (client.RenderStream, error) {
+			return s.api.RenderAnimation(ctx, req)
+		}
+	}
 	l, err := s.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "bench"})
 	if err != nil {
 		return E2ERun{}, fmt.Errorf("acquire lease: %w", err)
@@ -164,7 +178,7 @@ func (s *server) endToEnd(ctx context.Context, cfg Config) (E2ERun, error) {
 
 	cpu0 := readCPU()
 	start := time.Now()
-	stream, err := s.api.RenderAnimation(ctx, req)
+	stream, err := open(ctx, req)
 	if err != nil {
 		return E2ERun{}, err
 	}

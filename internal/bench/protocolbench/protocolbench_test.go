@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/whirl-dev/whirl/internal/bench/benchrun"
 	"github.com/whirl-dev/whirl/internal/bench/protocolbench"
 )
 
@@ -16,15 +17,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // full runs the README's measurement instead of the quick one:
 //
 //	go test -run TestMeasure -v ./internal/bench/protocolbench -args -full
-var full = flag.Bool("full", false, "measure 720×720×300 over 3 rounds (the README's figures)")
+var full = flag.Bool("full", false, "measure the bench's default video over 3 rounds (the README's figures)")
 
 // TestMeasure renders the same video over every protocol: each run checks
 // its stream, the bytes are identical across protocols, and the figures are
 // real (positive, first fragment before the end).
 func TestMeasure(t *testing.T) {
-	cfg := protocolbench.Config{Seed: 5, Width: 128, Height: 128, FPS: 30, Frames: 45, Wheels: 5, Rounds: 1}
-	if *full {
-		cfg = protocolbench.DefaultConfig()
+	cfg := benchrun.DefaultConfig()
+	if !*full {
+		cfg.Width, cfg.Height, cfg.Frames, cfg.Wheels, cfg.Reps = 128, 128, 45, 5, 1
 	}
 	rep, err := protocolbench.Measure(t.Context(), cfg)
 	if err != nil {
@@ -34,7 +35,7 @@ func TestMeasure(t *testing.T) {
 		t.Fatalf("%d results, want 3", len(rep.Results))
 	}
 	for _, r := range rep.Results {
-		if len(r.Runs) != cfg.Rounds || r.MedianFPS <= 0 || r.RatioToGRPC <= 0 {
+		if len(r.Runs) != cfg.Reps || r.MedianFPS <= 0 || r.RatioToGRPC <= 0 {
 			t.Errorf("%s: %+v", r.Protocol, r)
 		}
 		for _, run := range r.Runs {
