@@ -39,6 +39,9 @@ type Config struct {
 	RenderWorkers int
 	// Plain adds the reference run of ffmpeg with its plain defaults.
 	Plain bool
+	// Cache adds the cache rounds (CacheRuns): cold, hit, five identical
+	// at once.
+	Cache bool
 	// Matplotlib: Auto runs it when Python can import matplotlib.
 	Matplotlib Tristate
 	// BaselineDir holds seed_matplotlib.py; relative to the repository root.
@@ -55,7 +58,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Width: 720, Height: 720, FPS: 30, Frames: 300,
-		Seed: 1, Wheels: 12, Reps: 3, Plain: true,
+		Seed: 1, Wheels: 12, Reps: 3, Plain: true, Cache: true,
 		BaselineDir: "internal/bench/baseline", Python: "/usr/bin/python3",
 	}
 }
@@ -94,6 +97,7 @@ type Report struct {
 	Render     RenderAlone   `json:"render_alone"`
 	Encoders   []EncoderRuns `json:"encoders"`
 	Matplotlib Matplotlib    `json:"matplotlib"`
+	Cache      CacheRuns     `json:"cache"`
 	Targets    []Target      `json:"targets"`
 	Budget     Budget        `json:"cpu_budget"`
 	Notes      []string      `json:"notes,omitempty"`
@@ -158,11 +162,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		err = b.profiled(ctx)
 	}
+	for i := range cfg.Reps {
+		if err != nil || !cfg.Cache {
+			break
+		}
+		err = b.cacheRound(ctx, i)
+	}
 	if err != nil {
 		return nil, err
 	}
 	rep := b.rep
 	rep.EndToEnd.summarize()
+	rep.Cache.summarize()
 	for _, e := range b.encoders {
 		e.summarize()
 		rep.Encoders = append(rep.Encoders, *e)
@@ -419,6 +430,7 @@ func (r *Report) judge() {
 	if !e2e.Deterministic {
 		r.Notes = append(r.Notes, "the end-to-end runs did not all produce the same bytes")
 	}
+	r.judgeCache()
 }
 
 // budget works out the CPU arithmetic from the render-alone and encoder

@@ -50,8 +50,8 @@ func TestBenchSmoke(t *testing.T) {
 	// run, a limit (most measured in it too), their ratio, and the verdict
 	// the two imply.
 	// Only matplotlib, switched off here, may be skipped.
-	if len(rep.Targets) != 4 {
-		t.Fatalf("%d targets, want 4: %+v", len(rep.Targets), rep.Targets)
+	if len(rep.Targets) != 7 {
+		t.Fatalf("%d targets, want 7: %+v", len(rep.Targets), rep.Targets)
 	}
 	for _, tg := range rep.Targets {
 		if tg.Name == "end-to-end vs matplotlib" {
@@ -79,9 +79,22 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("end-to-end run lacks the server's or ffmpeg's figures: %+v", r)
 	}
 
+	// The cache round: a hit, and however the five identical requests met
+	// (a tiny video may finish before the last arrives), one render.
+	if len(rep.Cache.Rounds) != 1 {
+		t.Fatalf("%d cache rounds, want 1", len(rep.Cache.Rounds))
+	}
+	c := rep.Cache.Rounds[0]
+	if c.Hit.Source != "VIDEO_SOURCE_CACHED" || c.Cold.Source != "VIDEO_SOURCE_RENDERED" || c.Hit.SHA256 != e.SHA256 {
+		t.Errorf("cache round: cold %s, hit %s (sha256 %s, end-to-end %s)", c.Cold.Source, c.Hit.Source, c.Hit.SHA256, e.SHA256)
+	}
+	if c.SharedSources["VIDEO_SOURCE_RENDERED"] != 1 || len(c.Shared) != sharers {
+		t.Errorf("five identical requests: sources %v, want exactly one render", c.SharedSources)
+	}
+
 	var table bytes.Buffer
 	rep.WriteTable(&table)
-	for _, want := range []string{"end-to-end at the gRPC client", "ffmpeg alone, whirl settings", "libx264 medium/CRF 23", "targets:"} {
+	for _, want := range []string{"end-to-end at the gRPC client", "ffmpeg alone, whirl settings", "libx264 medium/CRF 23", "cache and shared renders", "targets:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

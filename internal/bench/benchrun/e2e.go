@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/whirl-dev/whirl/client"
+	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -53,6 +54,8 @@ type E2ERun struct {
 	// FirstFragment is request → the chunk that completes the first
 	// moof+mdat.
 	FirstFragment float64 `json:"first_fragment_seconds"`
+	// Source is where the trailer says the bytes came from.
+	Source string `json:"source"`
 	Bytes         int64   `json:"bytes"`
 	Chunks        int     `json:"chunks"`
 	Fragments     int     `json:"fragments"` // media segments (segment_end after the init)
@@ -104,9 +107,14 @@ type Server struct {
 // (service.NewServer, encoder settings and slots at their defaults) with an
 // in-memory lease registry, serves it on 127.0.0.1:0 and dials it over TCP.
 // workers > 0 overrides the render workers.
-func StartServer(workers int) (*Server, error) {
+func StartServer(workers int) (*Server, error) { return startServer(workers, nil) }
+
+// startServer is StartServer with videos, if not nil, as the server's video
+// cache.
+func startServer(workers int, videos *cache.Store) (*Server, error) {
 	leases := lease.NewMemory(lease.Config{})
 	srv, err := testserver.Serve(service.Config{
+		Cache:  videos,
 		Leases: leases,
 		// Production logs every call as text; the same handler writing to
 		// nowhere keeps that cost without the noise.
@@ -196,6 +204,7 @@ func (s *Server) EndToEnd(ctx context.Context, cfg Config, open OpenStream) (E2E
 	r.FPS = float64(cfg.Frames) / r.Seconds
 	r.Bytes, r.Chunks, r.SHA256 = v.Size(), v.Chunks(), v.Sum()
 	r.ProcCPU, r.ChildCPU = cpu1.self-cpu0.self, cpu1.children-cpu0.children
+	r.Source = trailer.GetSource().String()
 	r.ServerElapsed = trailer.GetElapsed().AsDuration().Seconds()
 	r.ServerRender = trailer.GetRenderTime().AsDuration().Seconds()
 	r.ServerEncode = trailer.GetEncodeTime().AsDuration().Seconds()

@@ -46,6 +46,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 
 	r.writeRuns(w)
+	r.writeCache(w)
 	r.writeTargets(w)
 }
 
