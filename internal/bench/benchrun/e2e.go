@@ -55,11 +55,11 @@ type E2ERun struct {
 	// moof+mdat.
 	FirstFragment float64 `json:"first_fragment_seconds"`
 	// Source is where the trailer says the bytes came from.
-	Source string `json:"source"`
-	Bytes         int64   `json:"bytes"`
-	Chunks        int     `json:"chunks"`
-	Fragments     int     `json:"fragments"` // media segments (segment_end after the init)
-	SHA256        string  `json:"sha256"`
+	Source    string `json:"source"`
+	Bytes     int64  `json:"bytes"`
+	Chunks    int    `json:"chunks"`
+	Fragments int    `json:"fragments"` // media segments (segment_end after the init)
+	SHA256    string `json:"sha256"`
 	// The trailer's own account of the render.
 	ServerElapsed float64 `json:"server_elapsed_seconds"`
 	ServerRender  float64 `json:"server_render_seconds"`
