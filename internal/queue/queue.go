@@ -1,20 +1,57 @@
 // Package queue is a first-come first-served counting semaphore whose waiters
 // can watch their place in line. The render service uses it to bound how many
-// animations render at once while telling queued clients where they stand.
+// animations and stills render at once while telling queued clients where
+// they stand, and to turn away callers once the line is too long or a wait
+// too old.
 package queue
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
+
+// Limits bound a line; a zero field means no bound.
+type Limits struct {
+	// MaxWaiting is how many callers may wait; one more is refused at once.
+	MaxWaiting int
+	// MaxWait is how long a caller may wait; past it, it leaves the line
+	// refused.
+	MaxWait time.Duration
+}
+
+// RefusedError is a caller turned away by Limits.
+type RefusedError struct {
+	// Full says the line was at MaxWaiting; otherwise the caller waited
+	// MaxWait without a slot.
+	Full bool
+	// RetryAfter estimates when a newcomer would get a slot: the callers
+	// ahead of it, in rounds of one per slot, times the mean time a slot is
+	// held (MaxWait until a hold has been measured).
+	RetryAfter time.Duration
+}
+
+func (e *RefusedError) Error() string {
+	if e.Full {
+		return fmt.Sprintf("queue: line full; a slot expected in %s", e.RetryAfter)
+	}
+	return fmt.Sprintf("queue: waited too long; a slot expected in %s", e.RetryAfter)
+}
+
+// holdWeight is the weight of the latest hold in the mean hold time: about
+// the last eight holds count.
+const holdWeight = 8
 
 // Semaphore admits at most n holders; the rest wait in arrival order.
 type Semaphore struct {
 	mu      sync.Mutex
 	size    int
 	free    int
+	limits  Limits
 	waiters []*waiter
+	// meanHold is a moving mean of how long a slot is held, for retry hints.
+	meanHold time.Duration
 	// changed is closed and replaced whenever the line moves, waking every
 	// watcher at once.
 	changed chan struct{}
@@ -24,10 +61,14 @@ type waiter struct {
 	admitted bool
 }
 
-// New returns a semaphore with n slots (n >= 1).
-func New(n int) *Semaphore {
+// New returns a semaphore with n slots (n >= 1) and an unbounded line.
+func New(n int) *Semaphore { return NewBounded(n, Limits{}) }
+
+// NewBounded returns a semaphore with n slots (n >= 1) and a line bounded by
+// l.
+func NewBounded(n int, l Limits) *Semaphore {
 	n = max(n, 1)
-	return &Semaphore{size: n, free: n, changed: make(chan struct{})}
+	return &Semaphore{size: n, free: n, limits: l, changed: make(chan struct{})}
 }
 
 // Acquire takes a slot, waiting in line if none is free. While waiting it
@@ -35,8 +76,9 @@ func New(n int) *Semaphore {
 // it observes changes, starting with the first (places passed through
 // quickly may be skipped), and also every heartbeat if heartbeat > 0, so a
 // watcher knows the wait is alive. onPosition runs on the caller's goroutine.
-// Acquire returns release, to be called exactly once, or ctx's error after
-// leaving the line.
+// Acquire returns release, to be called exactly once; or a *RefusedError if
+// the line is full or the wait passes the Limits' MaxWait; or ctx's error
+// after leaving the line.
 func (s *Semaphore) Acquire(ctx context.Context, onPosition func(int), heartbeat time.Duration) (release func(), err error) {
 	s.mu.Lock()
 	if s.free > 0 && len(s.waiters) == 0 {
@@ -44,15 +86,24 @@ func (s *Semaphore) Acquire(ctx context.Context, onPosition func(int), heartbeat
 		s.mu.Unlock()
 		return s.releaser(), nil
 	}
+	if s.limits.MaxWaiting > 0 && len(s.waiters) >= s.limits.MaxWaiting {
+		defer s.mu.Unlock()
+		return nil, &RefusedError{Full: true, RetryAfter: s.retryAfter()}
+	}
 	w := &waiter{}
 	s.waiters = append(s.waiters, w)
 	s.mu.Unlock()
 
-	var tick <-chan time.Time
+	var tick, tooLong <-chan time.Time
 	if heartbeat > 0 && onPosition != nil {
 		t := time.NewTicker(heartbeat)
 		defer t.Stop()
 		tick = t.C
+	}
+	if s.limits.MaxWait > 0 {
+		t := time.NewTimer(s.limits.MaxWait)
+		defer t.Stop()
+		tooLong = t.C
 	}
 	last := 0
 	for {
@@ -72,19 +123,39 @@ func (s *Semaphore) Acquire(ctx context.Context, onPosition func(int), heartbeat
 		case <-changed:
 		case <-tick:
 			last = 0 // report again even if unchanged
-		case <-ctx.Done():
+		case <-tooLong:
+			s.leave(w)
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if w.admitted {
-				// Handed a slot just as we gave up: pass it on.
-				s.handOff()
-			} else {
-				s.remove(w)
-			}
-			s.broadcast()
+			return nil, &RefusedError{RetryAfter: s.retryAfter()}
+		case <-ctx.Done():
+			s.leave(w)
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// leave takes w out of the line; a slot handed to it just as it gave up
+// goes on to the next in line.
+func (s *Semaphore) leave(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.admitted {
+		s.handOff()
+	} else {
+		s.remove(w)
+	}
+	s.broadcast()
+}
+
+// retryAfter is RefusedError.RetryAfter for a caller arriving now. Callers
+// hold mu.
+func (s *Semaphore) retryAfter() time.Duration {
+	if s.meanHold == 0 {
+		return s.limits.MaxWait
+	}
+	rounds := len(s.waiters)/s.size + 1
+	return time.Duration(rounds) * s.meanHold
 }
 
 // Stats returns how many slots are held and how many callers wait.
@@ -96,10 +167,17 @@ func (s *Semaphore) Stats() (running, waiting int) {
 
 func (s *Semaphore) releaser() func() {
 	var once sync.Once
+	start := time.Now()
 	return func() {
 		once.Do(func() {
+			held := time.Since(start)
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if s.meanHold == 0 {
+				s.meanHold = held
+			} else {
+				s.meanHold += (held - s.meanHold) / holdWeight
+			}
 			s.handOff()
 			s.broadcast()
 		})
