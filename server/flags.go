@@ -35,6 +35,7 @@ type config struct {
 	pprof          bool
 	acquireRate    float64
 	acquireBurst   int
+	limits         limitFlags
 	tlsCert        string
 	tlsKey         string
 	tlsClientCA    string
@@ -80,8 +81,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
 	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
-	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client IP (0: unlimited)")
-	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client IP above --acquire-rate")
+	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client (see --client-key; 0: unlimited)")
+	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client above --acquire-rate")
+	cfg.limits.register(fs)
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate for TLS (with --tls-key; empty: plaintext)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key for TLS")
 	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)")
@@ -164,5 +166,5 @@ func (c config) check() error {
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative")
 	}
-	return nil
+	return c.limits.check()
 }

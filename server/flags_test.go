@@ -23,6 +23,8 @@ func flagTable() string {
 			def = "number of CPUs"
 		case f.Name == "cache-dir":
 			def = "user cache directory/whirl"
+		case f.Name == "still-slots":
+			def = "number of CPUs − 1, at least 1"
 		case def == "":
 			def = "(empty)"
 		}

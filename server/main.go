@@ -92,7 +92,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
 	}
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
-	srv := service.NewServer(service.Config{
+	svcCfg := service.Config{
 		Cache:          videoCache,
 		FFmpegVersion:  ffmpegVersion,
 		Leases:         leases,
@@ -109,7 +109,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		AcquireRate:    cfg.acquireRate,
 		AcquireBurst:   cfg.acquireBurst,
 		ShutdownGrace:  cfg.shutdownGrace,
-	}, creds...)
+	}
+	cfg.limits.apply(&svcCfg)
+	srv := service.NewServer(svcCfg, creds...)
 	if cfg.metricsAddr != "" {
 		gauges := metrics.Gauges{Leases: leaseGauges(leases, cfg.capacity), Renders: srv.RenderStats}
 		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(gauges, cfg.pprof), logger)

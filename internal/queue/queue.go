@@ -158,6 +158,9 @@ func (s *Semaphore) retryAfter() time.Duration {
 	return time.Duration(rounds) * s.meanHold
 }
 
+// Limits returns the bounds of the line.
+func (s *Semaphore) Limits() Limits { return s.limits }
+
 // Stats returns how many slots are held and how many callers wait.
 func (s *Semaphore) Stats() (running, waiting int) {
 	s.mu.Lock()

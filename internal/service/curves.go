@@ -19,8 +19,10 @@ func (s *Animation) GenerateCurve(_ context.Context, req *whirlv1.GenerateCurveR
 	return curveProto(c), nil
 }
 
-// RenderStill draws one PNG. Stills share a small limiter of their own so a
-// burst of them cannot exhaust memory, without queueing behind animations.
+// RenderStill draws one PNG. Stills have slots of their own, fewer than the
+// CPUs by default, and a bounded line: a burst of them can neither exhaust
+// memory nor take every core from the cheap calls, and does not queue
+// behind animations.
 func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillRequest) (*whirlv1.RenderStillResponse, error) {
 	var v violations
 	c, _ := v.curveSource(req.GetCurve(), req.GetGenerate())
@@ -44,7 +46,7 @@ func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillReq
 
 	release, err := s.stills.Acquire(ctx, nil, 0)
 	if err != nil {
-		return nil, errorStatus(err)
+		return nil, queueStatus(ctx, err, "still", "stills", s.stills.Limits())
 	}
 	defer release()
 	img := render.Still(c, o, frame)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
@@ -58,11 +59,18 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 }
 
 // pipelineStatus maps a pipeline failure to a status: the client's own
-// cancellation or deadline keeps its code; anything else is the server's
-// fault and is logged with its detail.
+// cancellation or deadline keeps its code, a render refused for waiting too
+// long for a slot is RESOURCE_EXHAUSTED (its lease stays valid: the call
+// unpins it as any other); anything else is the server's fault and is
+// logged with its detail.
 func (s *Animation) pipelineStatus(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return errorStatus(ctx.Err())
+	}
+	// A render that waited too long for a slot: refused, not failed.
+	var refused *queue.RefusedError
+	if errors.As(err, &refused) {
+		return queueStatus(ctx, err, "render", "animations", s.renders.Limits())
 	}
 	s.logger.ErrorContext(ctx, "render failed", "err", err)
 	return status.Error(codes.Internal, "render failed; the video is incomplete")

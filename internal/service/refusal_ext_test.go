@@ -33,9 +33,16 @@ func acquireRefused(t *testing.T, api whirlv1.AnimationServiceClient) refusalInf
 	t.Helper()
 	var trailer metadata.MD
 	_, err := api.AcquireLease(context.Background(), &whirlv1.AcquireLeaseRequest{Holder: "refused"}, grpc.Trailer(&trailer))
+	return readRefusal(t, "AcquireLease", err, trailer)
+}
+
+// readRefusal reads a call's RESOURCE_EXHAUSTED refusal from its error and
+// trailer.
+func readRefusal(t *testing.T, call string, err error, trailer metadata.MD) refusalInfo {
+	t.Helper()
 	st := status.Convert(err)
 	if st.Code() != codes.ResourceExhausted {
-		t.Fatalf("AcquireLease: %v, want ResourceExhausted", err)
+		t.Fatalf("%s: %v, want ResourceExhausted", call, err)
 	}
 	r := refusalInfo{msg: st.Message()}
 	if v := trailer.Get("grpc-retry-pushback-ms"); len(v) == 1 {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/queue"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -65,10 +66,24 @@ type Config struct {
 	Observer Observer
 	// GRPCMetrics, if set, counts and times every call.
 	GRPCMetrics *grpcprom.ServerMetrics
-	// AcquireRate limits AcquireLease calls per client IP per second, with
+	// AcquireRate limits AcquireLease calls per client per second, with
 	// bursts of AcquireBurst; 0 means no limit.
 	AcquireRate  float64
 	AcquireBurst int
+	// StillLimits and CurveLimits bound each client's RenderStill and
+	// GenerateCurve calls (zero: no limit).
+	StillLimits, CurveLimits ClientLimits
+	// ClientHeader, if set, names the request header whose value is the
+	// client for the per-client limits (a trusted proxy sets it); empty
+	// keys clients on their IP address.
+	ClientHeader string
+	// StillSlots bounds stills drawn at once (default DefaultStillSlots);
+	// StillQueue bounds the line waiting for them (zero: unbounded).
+	StillSlots int
+	StillQueue queue.Limits
+	// RenderMaxWait is how long an animation may wait for a render slot
+	// before it is refused (0: as long as its client waits).
+	RenderMaxWait time.Duration
 	// ShutdownGrace is how long running calls may go on once Serve's context
 	// ends before they are cut; 0 cuts them at once.
 	ShutdownGrace time.Duration
@@ -164,11 +179,7 @@ func interceptorChains(cfg Config, logger *slog.Logger) ([]grpc.UnaryServerInter
 		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
 		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
 	}
-	if cfg.AcquireRate > 0 {
-		limits := rateLimits{key: peerIP, byMethod: map[string]*clientRate{
-			whirlv1.AnimationService_AcquireLease_FullMethodName: newClientRate("acquire_rate", "AcquireLease calls",
-				cfg.AcquireRate, cfg.AcquireBurst, maxTrackedClients),
-		}}
+	if limits := newClientLimits(cfg); limits != nil {
 		unary = append(unary, limits.unary)
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
