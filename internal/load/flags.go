@@ -33,6 +33,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	var size int
 	var quiet bool
+	var flood loadrun.Flood
 	var serverArgs string
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -63,6 +64,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.traceOut, "server-trace", "", "save a 5 s execution trace of the server from mid-run to this file")
 	fs.StringVar(&o.acquireLog, "acquire-log", "", "write every AcquireLease call (start, latency, client, outcome) to this CSV file")
 	fs.StringVar(&o.selfProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	fs.IntVar(&flood.Calls, "flood", 0, "abuse test: one client from 127.0.0.2 keeps this many RenderStill calls under way while the clients, all from 127.0.0.3, cycle and a GenerateCurve probe runs (0: no flood)")
+	fs.IntVar(&flood.Size, "flood-size", 2048, "with -flood: the stills' width and height")
+	fs.IntVar(&flood.Conns, "flood-conns", 10, "with -flood: the flooding client's connections")
+	fs.DurationVar(&flood.Idle, "flood-idle", 10*time.Second, "with -flood: how long the GenerateCurve probe runs alone first, for its idle baseline")
+	fs.BoolVar(&flood.IgnoreRetry, "flood-ignore-retry", false, "with -flood: the flooder calls again at once when refused, instead of after the server's retry hint")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&quiet, "q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +81,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c.Width, c.Height = size, size
+	if flood.Calls > 0 {
+		c.Flood = &flood
+	}
 	o.serverArgs = strings.Fields(serverArgs)
 	c.Progress = stderr
 	if quiet {
@@ -95,6 +104,8 @@ func (o *options) check(size int) error {
 		return errors.New("-admin-token, -server-pid and -metrics-addr go with -addr")
 	case c.Addr == "" && c.Capacity < 1:
 		return errors.New("-capacity must be >= 1 for the server started here")
+	case c.Flood != nil && (c.Flood.Size < 64 || c.Flood.Size > 4096 || c.Flood.Idle <= 0 || c.Flood.Conns < 1):
+		return errors.New("-flood-size must be 64-4096, -flood-idle > 0 and -flood-conns >= 1")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@
 //	go run ./internal/load                          # 50 clients, 60 s, own server
 //	go run ./internal/load -clients 20 -duration 30s -json
 //	go run ./internal/load -addr host:50051 -admin-token T -server-pid 1234
+//	go run ./internal/load -flood 50 -clients 1 # one client floods stills
 //
 // By default it builds ./server, starts it as a child process on
 // 127.0.0.1:0 (JSON logs, a random admin token, --capacity passed through,

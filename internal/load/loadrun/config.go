@@ -60,6 +60,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// AcquireLog, if not nil, receives every AcquireLease call as CSV.
 	AcquireLog io.Writer
+	// Flood, if not nil, makes the run an abuse test (see Flood): the
+	// clients then all dial from one address, the well-behaved client's.
+	Flood *Flood
 	// MetricsAddr, if set, is the server's metrics listener (host:port):
 	// the report then carries the server's own account of the run.
 	MetricsAddr string
@@ -107,6 +110,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
+	}
+	if c.Flood != nil {
+		switch {
+		case !isLoopback(c.Addr):
+			return errors.New("a flood needs a loopback server: its clients are told apart by source address")
+		case c.Flood.Calls < 1 || c.Flood.Size < 1 || c.Flood.Idle <= 0:
+			return errors.New("a flood needs calls >= 1, a size and an idle baseline > 0")
+		}
+		c.Flood.Conns = min(max(c.Flood.Conns, 1), c.Flood.Calls)
 	}
 	if c.Conns <= 0 || c.Conns > c.Clients {
 		c.Conns = c.Clients

@@ -37,6 +37,12 @@
 // the server's scheduling without the lease path). The AcquireLease p99
 // target line quotes their p99s, to tell the lease path from that floor.
 //
+// Config.Flood makes the run an abuse test (see Flood): one client floods
+// RenderStill from 127.0.0.2 while the clients cycle from 127.0.0.3 beside
+// a GenerateCurve probe, whose idle baseline is taken first in the same
+// run; the report adds the flood's answers and refusals by quota, both
+// clients' latencies and targets for them.
+//
 // A new kind of run (another cycle, several client groups with their own
 // source addresses) is a Config field read where the clients start
 // (runClients) and loop (client); the samplers, the merge and the report

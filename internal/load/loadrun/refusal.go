@@ -36,17 +36,19 @@ func pushback(md metadata.MD) time.Duration {
 
 // isLeaseRefusal tells a full lease pool (QuotaFailure on subject "leases")
 // from any other RESOURCE_EXHAUSTED, such as a per-peer rate limit.
-func isLeaseRefusal(s *status.Status) bool {
+func isLeaseRefusal(s *status.Status) bool { return quotaSubject(s) == "leases" }
+
+// quotaSubject is the subject of a refusal's QuotaFailure (whirl sends one
+// violation), or "" without one.
+func quotaSubject(s *status.Status) string {
 	for _, d := range s.Details() {
 		if q, ok := d.(*errdetails.QuotaFailure); ok {
 			for _, v := range q.GetViolations() {
-				if v.GetSubject() == "leases" {
-					return true
-				}
+				return v.GetSubject()
 			}
 		}
 	}
-	return false
+	return ""
 }
 
 // backoff is the wait after the n-th refusal in a row. The server's hint

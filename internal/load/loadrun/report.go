@@ -70,6 +70,8 @@ type Report struct {
 	Machine             *MachineReport `json:"machine,omitempty"`
 	ServerMetrics       *ServerMetrics `json:"server_metrics,omitempty"`
 	ServerErrorLogs     *int           `json:"server_error_log_lines,omitempty"`
+	// Flood is the abuse test's part, when Config.Flood asked for one.
+	Flood *FloodReport `json:"flood,omitempty"`
 
 	Targets []Target `json:"targets"`
 	// OK is false when a cycle failed or the server over-admitted; the
@@ -205,6 +207,9 @@ func (r *Report) Judge(acquireP99TargetMS float64) {
 		{Name: fmt.Sprintf("AcquireLease p99 (all) <= %g ms", acquireP99TargetMS), Met: r.AcquireAll.N > 0 && r.AcquireAll.P99 <= acquireP99TargetMS,
 			Observed: acquireP99},
 		{Name: "at least one completed", Met: r.Completed > 0, Observed: fmt.Sprint(r.Completed)},
+	}
+	if r.Flood != nil {
+		r.Targets = append(r.Targets, r.floodTargets()...)
 	}
 	r.OK = true
 	for _, t := range r.Targets {

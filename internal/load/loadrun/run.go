@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	// The clients' connections, and one more of the same kind for the
-	// health Check floor probe.
-	conns, err := dialAll(ctx, cfg, cfg.Conns+1)
+	// health Check floor probe; in a flood, one more for the GenerateCurve
+	// probe.
+	probeConns := 1
+	if cfg.Flood != nil {
+		probeConns = 2
+	}
+	conns, err := dialAll(ctx, cfg.Addr, cfg.Conns+probeConns, cfg.source)
 	defer closeAll(conns)
 	if err != nil {
 		return nil, err
@@ -73,6 +79,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer poller.close()
+	var fl *flood
+	var floodConns []*grpc.ClientConn
+	if cfg.Flood != nil {
+		floodConns, err = dialAll(ctx, cfg.Addr, cfg.Flood.Conns, func(int) net.IP { return floodSource })
+		defer closeAll(floodConns)
+		if err != nil {
+			return nil, err
+		}
+		r.logf("GenerateCurve probe alone for %s (the idle baseline)", cfg.Flood.Idle)
+		fl = idleBaseline(ctx, *cfg.Flood, conns[cfg.Conns+1], cfg.Seed)
+	}
 
 	before := takeUsage()
 	hardCtx, hardCancel := context.WithTimeout(ctx, cfg.Duration+cfg.Drain)
@@ -82,10 +99,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.runCtx, r.hardCtx = runCtx, hardCtx
 
 	probes := r.startSamplers(ctx, poller, check, echo)
+	if fl != nil {
+		fl.start(r, floodConns, conns[cfg.Conns+1])
+	}
 	stats, elapsed := r.runClients(conns[:cfg.Conns])
+	var floodRep *FloodReport
+	if fl != nil {
+		floodRep = fl.finish()
+	}
 	probes.stop()
 
 	rep := r.report(stats, elapsed)
+	rep.Flood = floodRep
 	probes.fill(rep)
 	before.fill(rep)
 	if cfg.AcquireLog != nil {
@@ -101,26 +126,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// dialAll opens n connections to cfg.Addr and brings them all to READY
-// before the clock starts: the first call on a new connection would
-// otherwise pay for TCP and HTTP/2 set-up, which is not what the
-// AcquireLease latency is meant to measure. The connections opened are
-// returned even with an error, to be closed.
-func dialAll(ctx context.Context, cfg Config, n int) ([]*grpc.ClientConn, error) {
-	distinct := cfg.DistinctIPs && isLoopback(cfg.Addr)
+// dialAll opens n connections to addr, connection i from source(i) (nil:
+// the system's choice), and brings them all to READY before the clock
+// starts: the first call on a new connection would otherwise pay for TCP
+// and HTTP/2 set-up, which is not what the latencies are meant to measure.
+// The connections opened are returned even with an error, to be closed.
+func dialAll(ctx context.Context, addr string, n int, source func(int) net.IP) ([]*grpc.ClientConn, error) {
 	conns := make([]*grpc.ClientConn, 0, n)
 	for i := range n {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-		if distinct {
-			opts = append(opts, grpc.WithContextDialer(dialFrom(sourceIP(i))))
+		if ip := source(i); ip != nil {
+			opts = append(opts, grpc.WithContextDialer(dialFrom(ip)))
 		}
-		c, err := grpc.NewClient(cfg.Addr, opts...)
+		c, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			return conns, err
 		}
 		conns = append(conns, c)
 	}
 	return conns, connectAll(ctx, conns, 30*time.Second)
+}
+
+// source is the source address of the clients' connection i: the
+// well-behaved client's in a flood, one of its own with DistinctIPs, else
+// the system's choice; always the system's for a server not on loopback.
+func (c Config) source(i int) net.IP {
+	switch {
+	case !isLoopback(c.Addr):
+		return nil
+	case c.Flood != nil:
+		return goodSource
+	case c.DistinctIPs:
+		return sourceIP(i)
+	}
+	return nil
 }
 
 func closeAll(conns []*grpc.ClientConn) {

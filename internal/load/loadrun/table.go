@@ -17,6 +17,7 @@ func (p printer) line(format string, args ...any) { fmt.Fprintf(p.w, format+"\n"
 func (r *Report) WriteTable(w io.Writer) {
 	p := printer{w}
 	r.writeSetup(p)
+	r.writeFlood(p)
 	r.writeCycles(p)
 	r.writeLatency(p)
 	r.writeLeases(p)
@@ -81,6 +82,12 @@ func (r *Report) writeLatency(p printer) {
 	row("floor: TCP echo", r.FloorTCPEcho)
 	row("floor: health Check", r.FloorHealthCheck)
 	row("RetryInfo advised", r.RetryInfo)
+	if f := r.Flood; f != nil {
+		row("GenerateCurve, idle", f.CurveIdleMS)
+		row("GenerateCurve, flood", f.CurveFloodMS)
+		row("flood: still answered", f.AnsweredMS)
+		row("flood: still refused", f.RefusedMS)
+	}
 	if r.FloorTCPEchoErrors+r.FloorHealthCheckErrors > 0 {
 		p.line("probe errors    TCP echo %d, health Check %d (not counted as failures)", r.FloorTCPEchoErrors, r.FloorHealthCheckErrors)
 	}
