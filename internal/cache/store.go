@@ -302,9 +302,9 @@ func (s *Store) commitFile(f *os.File, id string, m meta) error {
 	if m.Size > s.maxBytes {
 		return errNotStored
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
+	// No fsync: a crash may lose or truncate an entry, but every hit is
+	// verified, so that costs a render, never a corrupt video; and an fsync
+	// on a busy disk would hold every reader's trailer for seconds.
 	h := sha256.New()
 	if n, err := io.Copy(h, io.NewSectionReader(f, 0, m.Size+1)); err != nil || n != m.Size {
 		return cmp.Or(err, fmt.Errorf("cache file holds %d bytes, the video %d", n, m.Size))
