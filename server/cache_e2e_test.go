@@ -231,7 +231,8 @@ func stopServer(t *testing.T, p *process) {
 // whole file.
 func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	ff := newFFmpegLog(t)
-	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0", "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
 	// Long enough for a progress event before the render is half done.
 	const side, frames = 480, 300
@@ -299,13 +300,17 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	if solo := ff.encodes(t, size) - shared; shared != solo || solo < 1 {
 		t.Fatalf("%d encoders ran for six identical requests, %d for one other video", shared, solo)
 	}
+	if n := metric(t, metricsAddr, "whirl_renders_shared_total"); n != 5 {
+		t.Fatalf("whirl_renders_shared_total %v, want 5", n)
+	}
 }
 
 // TestResumeOverTheWire: a stream resumed at an offset carries the header,
 // then chunks from exactly that offset, then the whole file's trailer; a
 // changed video id is VIDEO_CHANGED, an offset past the end OUT_OF_RANGE.
 func TestResumeOverTheWire(t *testing.T) {
-	p := startServer(t, "--cache-dir", t.TempDir())
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startServer(t, "--cache-dir", t.TempDir(), "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
 	lease := acquire(t, api)
 	whole, err := renderStream(t.Context(), api, videoRequest(lease, 9, 96, 20), nil)
@@ -339,6 +344,11 @@ func TestResumeOverTheWire(t *testing.T) {
 		if tc.code == codes.FailedPrecondition && !strings.Contains(fmt.Sprint(status.Convert(err).Details()), "VIDEO_CHANGED") {
 			t.Fatalf("resume with another video id: details %v lack VIDEO_CHANGED", status.Convert(err).Details())
 		}
+	}
+	// Counted: the resume that went through and the one past the end, both
+	// accepted; not the refused ones.
+	if n := metric(t, metricsAddr, "whirl_streams_resumed_total"); n != 2 {
+		t.Fatalf("whirl_streams_resumed_total %v, want 2", n)
 	}
 }
 

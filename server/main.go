@@ -81,16 +81,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// A missing or broken ffmpeg must not stop lease service: renders are
-	// refused with a clear reason and health says NOT_SERVING for them.
-	encoderErr := encode.Check(ctx, cfg.ffmpeg)
-	var ffmpegVersion string
-	if encoderErr == nil {
-		ffmpegVersion, encoderErr = encode.Version(ctx, cfg.ffmpeg)
-	}
-	if encoderErr != nil {
-		logger.Error("renders disabled: ffmpeg unusable", "err", encoderErr)
-	}
+	ffmpegVersion, encoderErr := checkFFmpeg(ctx, cfg.ffmpeg, logger)
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
 	svcCfg := service.Config{
 		Cache:          videoCache,
@@ -156,6 +147,21 @@ func leaseGauges(leases lease.Registry, capacity int) func() (active, capacity, 
 		}
 		return len(snap.Leases), snap.Capacity, snap.Waiting
 	}
+}
+
+// checkFFmpeg checks the ffmpeg at path and reads its build description
+// (for video ids). A missing or broken ffmpeg must not stop lease service:
+// renders are refused with a clear reason and health says NOT_SERVING for
+// them.
+func checkFFmpeg(ctx context.Context, path string, logger *slog.Logger) (version string, err error) {
+	err = encode.Check(ctx, path)
+	if err == nil {
+		version, err = encode.Version(ctx, path)
+	}
+	if err != nil {
+		logger.Error("renders disabled: ffmpeg unusable", "err", err)
+	}
+	return version, err
 }
 
 // tlsConfig builds the TLS settings both listeners share from the TLS flags

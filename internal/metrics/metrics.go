@@ -94,7 +94,7 @@ func New() *Metrics {
 		cacheWriteFailures: counter("whirl_cache_write_failures_total", "Times the video cache turned itself off because it could not write (full disk, permissions)."),
 		cacheBytes:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "whirl_cache_bytes", Help: "Bytes of videos held in the cache."}),
 		rendersShared:      counter("whirl_renders_shared_total", "Animation requests that joined a render of the same video already running."),
-		streamsResumed:     counter("whirl_streams_resumed_total", "Animation streams resumed from a byte offset."),
+		streamsResumed:     counter("whirl_streams_resumed_total", "RenderAnimation calls accepted with a resume offset."),
 		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whirl_renders_total", Help: "Finished animations by outcome (ok, canceled, failed).",
 		}, []string{"outcome"}),
