@@ -223,8 +223,8 @@ func (f *flight) closeFiles() {
 	}
 }
 
-// append adds one complete segment. A spill file that fails to take it is
-// replaced by memory holding everything so far: the render goes on, only
+// append adds one complete segment. A spill file that fails to take it
+// keeps what it holds, and memory takes the rest: the render goes on, only
 // the caching stops.
 func (f *flight) append(data []byte) {
 	f.hash.Write(data)
@@ -232,13 +232,8 @@ func (f *flight) append(data []byte) {
 	sp, written := f.spill, f.written
 	f.mu.Unlock()
 	if _, err := sp.Write(data); err != nil {
-		mem := &memSpill{b: make([]byte, written, written+int64(len(data)))}
-		if _, rerr := sp.ReadAt(mem.b, 0); rerr != nil && rerr != io.EOF {
-			// Unreadable too: the bytes so far are lost to new readers, but
-			// ones already reading have them; keep the render going for them.
-			clear(mem.b)
-		}
-		_, _ = mem.Write(data)
+		tail := &memSpill{}
+		_, _ = tail.Write(data)
 		if f.entry != nil {
 			_ = os.Remove(f.entry.Name())
 			f.entry = nil
@@ -248,7 +243,7 @@ func (f *flight) append(data []byte) {
 		if c, ok := sp.(io.Closer); ok {
 			f.retired = append(f.retired, c)
 		}
-		f.spill = mem
+		f.spill = &chainSpill{head: sp, base: written, tail: tail}
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
@@ -295,6 +290,28 @@ func (w *Writer) SetProgress(p Progress) {
 	if moved {
 		w.f.broadcastLocked()
 	}
+}
+
+// chainSpill is a spill that failed to take more: its first base bytes
+// stay where they are, the rest goes to memory.
+type chainSpill struct {
+	head io.ReaderAt
+	base int64
+	tail *memSpill
+}
+
+func (c *chainSpill) Write(p []byte) (int, error) { return c.tail.Write(p) }
+
+func (c *chainSpill) ReadAt(p []byte, off int64) (int, error) {
+	if off >= c.base {
+		return c.tail.ReadAt(p, off-c.base)
+	}
+	n, err := c.head.ReadAt(p[:min(int64(len(p)), c.base-off)], off)
+	if err != nil || n == len(p) {
+		return n, err
+	}
+	m, err := c.tail.ReadAt(p[n:], 0)
+	return n + m, err
 }
 
 // memSpill is the spill of last resort: memory, bounded by the size of one

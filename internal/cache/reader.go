@@ -84,7 +84,7 @@ func (r *Reader) Next() (Chunk, <-chan struct{}, error) {
 		r.buf = make([]byte, MaxChunk)
 	}
 	data := r.buf[:n]
-	if _, err := st.spill.ReadAt(data, r.pos); err != nil && !(errors.Is(err, io.EOF) && len(data) == int(n)) {
+	if err := readFull(st.spill, data, r.pos); err != nil {
 		return Chunk{}, nil, err
 	}
 	c := Chunk{Offset: r.pos, Data: data, SegmentEnd: r.pos+n == segEnd}
@@ -103,10 +103,23 @@ func (r *Reader) Init() ([]byte, <-chan struct{}, error) {
 		return nil, st.wake, nil
 	}
 	b := make([]byte, st.ends[0])
-	if _, err := st.spill.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+	if err := readFull(st.spill, b, 0); err != nil {
 		return nil, nil, err
 	}
 	return b, nil, nil
+}
+
+// readFull fills p from r at off: bytes the spill already holds, so a short
+// read is an error even when it comes with io.EOF.
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // Progress reports how far the render behind the reader has come (zero for
