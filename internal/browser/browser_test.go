@@ -247,6 +247,9 @@ func TestPage(t *testing.T) {
 			if res.StatusCode != tt.status || !strings.HasPrefix(res.Header.Get("Content-Type"), tt.contentType) || !bytes.Contains(body, []byte(tt.contains)) {
 				t.Errorf("%s: %d %q (%d bytes), want %d %q containing %q", tt.path, res.StatusCode, res.Header.Get("Content-Type"), len(body), tt.status, tt.contentType, tt.contains)
 			}
+			if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+				t.Errorf("%s: Content-Security-Policy %q", tt.path, csp)
+			}
 		})
 	}
 }
