@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/whirl-dev/whirl/client"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -31,8 +30,8 @@ type Flood struct {
 	Conns int
 	Idle  time.Duration
 	// IgnoreRetry makes the flooder call again at once after a refusal
-	// (a careless script); otherwise it waits the server's retry hint, at
-	// most Config.MaxBackoff, as a gRPC client honouring pushback would.
+	// (a careless script); otherwise it waits as the run's clients do (the
+	// server's retry hint with jitter, at most Config.MaxBackoff).
 	IgnoreRetry bool
 }
 
@@ -112,15 +111,14 @@ func (f *flood) caller(r *loadRun, api whirlv1.AnimationServiceClient, rng *rand
 		if err != nil && r.hardCtx.Err() != nil {
 			return
 		}
-		if wait := f.record(err, d, trailer); wait > 0 && !f.cfg.IgnoreRetry {
-			r.sleep(min(wait, r.cfg.MaxBackoff))
+		if refused := f.record(err, d, trailer); refused != nil && !f.cfg.IgnoreRetry {
+			r.sleep(r.backoff(refused, 1, rng))
 		}
 	}
 }
 
-// record counts one call's outcome and returns the retry hint of a
-// refusal (0 otherwise).
-func (f *flood) record(err error, d time.Duration, trailer metadata.MD) time.Duration {
+// record counts one call's outcome and returns it if it was a refusal.
+func (f *flood) record(err error, d time.Duration, trailer metadata.MD) *refusal {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := status.Convert(err)
@@ -128,18 +126,14 @@ func (f *flood) record(err error, d time.Duration, trailer metadata.MD) time.Dur
 	case codes.OK:
 		f.rep.Answered++
 		f.ok = append(f.ok, d)
-		return 0
 	case codes.ResourceExhausted:
 		f.rep.RefusedBy[quotaSubject(st)]++
 		f.no = append(f.no, d)
-		if hint, ok := client.RetryDelay(err); ok {
-			return hint
-		}
-		return max(pushback(trailer), time.Millisecond)
+		return &refusal{st: st, pushback: pushback(trailer)}
 	default:
 		f.rep.Errors[st.Code().String()]++
-		return 0
 	}
+	return nil
 }
 
 // finish waits for the flooder and the probe and returns the report.
