@@ -5,7 +5,7 @@
 // flags; Run is the run itself.
 //
 // Every client loops: AcquireLease (no wait); on RESOURCE_EXHAUSTED (a full
-// pool, or the server's per-IP rate limit) it waits as the server says
+// pool, or the server's per-client rate limit) it waits as the server says
 // (RetryInfo, else the grpc-retry-pushback-ms trailer) with jitter, at most
 // Config.MaxBackoff, and tries again: a refusal is expected, not a failure.
 // Once granted it streams one RenderAnimation and checks it with the
