@@ -14,8 +14,11 @@ import (
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
-// videoIDScheme names the encoding videoID hashes; it changes whenever that
-// encoding does, so ids from different schemes never meet.
+// videoIDScheme names the encoding videoID hashes and the way the render
+// pipeline turns a request into bytes. Bump it whenever either changes in a
+// way the hashed values do not show (runPipeline switching from one encoder
+// to segmented encoding, say): cached entries and resumable streams of the
+// old pipeline must not answer to the new one's ids.
 const videoIDScheme = "whirl-video/1"
 
 // videoID is the lowercase hex SHA-256 naming the bytes vr renders to: over
