@@ -3,6 +3,7 @@ package encode
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ReadyPID waits until s holds a started ffmpeg and returns its pid.
@@ -17,8 +18,29 @@ func (s *Spare) ReadyPID(ctx context.Context) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ready == nil {
+	if len(s.ready) == 0 {
 		return 0, errors.New("the spare was taken meanwhile")
 	}
-	return s.ready.PID(), nil
+	return s.ready[0].PID(), nil
+}
+
+// ReadyPIDs waits until s holds n started ffmpeg processes and returns
+// their pids.
+func (s *Spare) ReadyPIDs(ctx context.Context, n int) ([]int, error) {
+	for {
+		s.mu.Lock()
+		var pids []int
+		for _, p := range s.ready {
+			pids = append(pids, p.PID())
+		}
+		s.mu.Unlock()
+		if len(pids) >= n {
+			return pids, nil
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
 }

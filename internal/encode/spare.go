@@ -5,8 +5,9 @@ import (
 	"sync"
 )
 
-// Spare keeps one ffmpeg Process started ahead of need for the most common
-// options. Loading Debian's ffmpeg (over 200 shared libraries) costs ~0.15 s
+// Spare keeps ffmpeg Processes started ahead of need for the most common
+// options: as many as a video's segments may run at once, so every
+// segment encoder of a render, not only the first, skips the start-up. Loading Debian's ffmpeg (over 200 shared libraries) costs ~0.15 s
 // of CPU before it reads its first frame; a render that takes the spare
 // skips that wait, which is most of the time to its first fragment. An idle
 // spare sits blocked reading its stdin and costs memory, not CPU.
@@ -16,19 +17,21 @@ import (
 // is made for the caller, with the caller's context, Frames and sink.
 type Spare struct {
 	template Options
+	size     int
 
-	mu     sync.Mutex
-	ready  *Process      // started, nothing written to it yet
-	filled chan struct{} // closed when ready is set; replaced when it is taken
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	ready    []*Process    // started, nothing written to them yet
+	starting int           // being started
+	filled   chan struct{} // closed while ready is not empty; replaced when it empties
+	closed   bool
+	wg       sync.WaitGroup
 }
 
-// NewSpare starts the first spare for template (Frames is ignored: the same
-// process serves any length).
-func NewSpare(template Options) *Spare {
+// NewSpare starts n spares (at least 1) for template (Frames is ignored:
+// the same process serves any length).
+func NewSpare(template Options, n int) *Spare {
 	template.Frames = 0
-	s := &Spare{template: template, filled: make(chan struct{})}
+	s := &Spare{template: template, size: max(n, 1), filled: make(chan struct{})}
 	s.refill()
 	return s
 }
@@ -52,51 +55,54 @@ func (s *Spare) Start(ctx context.Context, o Options, sink func(Segment) error) 
 	return newEncoder(ctx, valid, p, sink), nil
 }
 
-// take removes the ready spare, if any, and returns it.
+// take removes the oldest ready spare, if any, and returns it.
 func (s *Spare) take() *Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.ready
-	if p != nil {
-		s.ready = nil
+	if len(s.ready) == 0 {
+		return nil
+	}
+	p := s.ready[0]
+	s.ready = s.ready[1:]
+	if len(s.ready) == 0 {
 		s.filled = make(chan struct{})
 	}
 	return p
 }
 
-// refill starts a spare in the background unless one is ready or s is closed.
+// refill starts spares in the background until ready and starting make
+// the size, unless s is closed.
 func (s *Spare) refill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.ready != nil {
-		return
+	for ; !s.closed && len(s.ready)+s.starting < s.size; s.starting++ {
+		s.wg.Go(func() {
+			p, err := StartProcess(s.template)
+			s.mu.Lock()
+			s.starting--
+			keep := err == nil && !s.closed
+			if keep {
+				s.ready = append(s.ready, p)
+				if len(s.ready) == 1 {
+					close(s.filled)
+				}
+			}
+			s.mu.Unlock()
+			if err == nil && !keep {
+				p.Stop()
+			}
+		})
 	}
-	s.wg.Go(func() {
-		p, err := StartProcess(s.template)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		keep := !s.closed && s.ready == nil
-		if keep {
-			s.ready = p
-			close(s.filled)
-		}
-		s.mu.Unlock()
-		if !keep {
-			p.Stop()
-		}
-	})
 }
 
-// Close kills the idle spare, if any, reaps it, and waits for a spare being
+// Close kills the idle spares, reaps them, and waits for spares being
 // started.
 func (s *Spare) Close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.wg.Wait()
-	if p := s.take(); p != nil {
+	for p := s.take(); p != nil; p = s.take() {
 		p.Stop()
 	}
 }

@@ -3,6 +3,7 @@ package encode_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spare := encode.NewSpare(o)
+	spare := encode.NewSpare(o, 1)
 	var pids []int
 	readyPID := func() int {
 		t.Helper()
@@ -86,6 +87,65 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 	spare.Close()
 	// Close and every encoder's Close return after reaping their ffmpeg
 	for _, pid := range append(pids, ready) {
+		if !gone(pid) {
+			t.Errorf("ffmpeg %d still in the process table after Close", pid)
+		}
+	}
+}
+
+// TestSpareSeveral: a Spare of 3 hands out 3 started ffmpeg processes in a
+// row, one per segment encoder of a render, each giving a fresh encode's
+// bytes; Close reaps the refills.
+func TestSpareSeveral(t *testing.T) {
+	const w, h, n = 64, 64, 5
+	o := encode.Options{Width: w, Height: h, FPS: 24, Threads: 1}
+	fs := frames(t, w, h, n)
+	want, err := encodeAll(context.Background(), o, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare := encode.NewSpare(o, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ready, err := spare.ReadyPIDs(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		encs []*encode.Encoder
+		outs = make([]collect, 3)
+		pids []int
+	)
+	for i := range 3 {
+		e, err := spare.Start(ctx, o, outs[i].sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encs = append(encs, e)
+		pids = append(pids, e.PID())
+	}
+	if !slices.Equal(pids, ready) {
+		t.Fatalf("took %v, the spares were %v", pids, ready)
+	}
+	for i, e := range encs {
+		for _, f := range fs {
+			if err := e.WriteFrame(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(outs[i].data, want.data) {
+			t.Errorf("spare %d: output differs from a fresh encode", i)
+		}
+	}
+	refills, err := spare.ReadyPIDs(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare.Close()
+	for _, pid := range append(pids, refills...) {
 		if !gone(pid) {
 			t.Errorf("ffmpeg %d still in the process table after Close", pid)
 		}

@@ -107,7 +107,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
 		template := cfg.Encode
 		template.Width, template.Height, template.FPS = render.DefaultSize, render.DefaultSize, defaultFPS
-		a.spare = encode.NewSpare(template)
+		a.spare = encode.NewSpare(template, 1)
 		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
 			return a.spare.Start(ctx, o, sink)
 		}
