@@ -95,6 +95,11 @@ type segmentRun struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 	parts  []*segmentPart
+	// headStart is closed once segment 0 has sent its first fragment, or
+	// ended: only then do other segments start, so they do not compete
+	// with it for a CPU on the way to the first fragment.
+	headStart     chan struct{}
+	headStartOnce sync.Once
 
 	running, maxRunning atomic.Int32
 	drawing, encoding   atomic.Int64
@@ -110,6 +115,7 @@ type segmentPart struct {
 func (r *segmentRun) run(parent context.Context) (SegmentStats, error) {
 	r.ctx, r.cancel = context.WithCancelCause(parent)
 	defer r.cancel(nil)
+	r.headStart = make(chan struct{})
 	r.parts = make([]*segmentPart, len(r.spans))
 	for i := range r.parts {
 		r.parts[i] = &segmentPart{
@@ -173,6 +179,13 @@ func (r *segmentRun) deliver() error {
 // video's segments ends, which may make room for the next.
 func (r *segmentRun) launch(finished chan struct{}) {
 	for i, span := range r.spans {
+		if i == 1 {
+			select {
+			case <-r.headStart:
+			case <-r.ctx.Done():
+				return
+			}
+		}
 		release, err := r.take(finished)
 		if err != nil {
 			return // ctx is done: deliver sees it
@@ -181,8 +194,20 @@ func (r *segmentRun) launch(finished chan struct{}) {
 		r.maxRunning.Store(max(r.maxRunning.Load(), r.running.Load()))
 		p := r.parts[i]
 		close(p.started)
+		sink := p.spool.put
+		if i == 0 {
+			sink = func(seg Segment) error {
+				if !seg.Init {
+					r.startOthers()
+				}
+				return p.spool.put(seg)
+			}
+		}
 		r.wg.Go(func() {
-			err := r.encode(span, p.spool.put)
+			err := r.encode(span, sink)
+			if i == 0 {
+				r.startOthers()
+			}
 			r.running.Add(-1)
 			release()
 			if err != nil {
@@ -192,6 +217,10 @@ func (r *segmentRun) launch(finished chan struct{}) {
 			finished <- struct{}{}
 		})
 	}
+}
+
+func (r *segmentRun) startOthers() {
+	r.headStartOnce.Do(func() { close(r.headStart) })
 }
 
 // take gets an encoder for the next segment.

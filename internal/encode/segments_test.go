@@ -237,7 +237,9 @@ func (p *pidStarter) pidList() []int {
 // TestEncodeSegmentsCancel: cancelling while every segment's encoder runs
 // stops them all at once; no ffmpeg and no goroutine is left.
 func TestEncodeSegmentsCancel(t *testing.T) {
-	const w, h, gop, segs = 160, 120, 10, 3
+	// Segments start once segment 0 has sent a fragment: it must be given
+	// more frames than x264 holds back (16) for that.
+	const w, h, gop, segs = 160, 120, 40, 3
 	fs := frames(t, w, h, gop*segs)
 	ignore := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -247,9 +249,9 @@ func TestEncodeSegmentsCancel(t *testing.T) {
 		running sync.WaitGroup
 	)
 	running.Add(segs)
-	// Each segment writes half its frames, then waits for cancellation.
+	// Each segment writes 3/4 of its frames, then waits for cancellation.
 	src := func(ctx context.Context, s encode.Span, write func([]byte) error) error {
-		for _, f := range fs[s.First : s.First+s.Count/2] {
+		for _, f := range fs[s.First : s.First+s.Count*3/4] {
 			if err := write(f); err != nil {
 				return err
 			}
