@@ -30,6 +30,7 @@ type config struct {
 	ffmpegNice     int
 	renderSlots    int
 	renderWorkers  int
+	encodeParallel int
 	maxPixelFrames int64
 	metricsAddr    string
 	pprof          bool
@@ -79,7 +80,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.ffmpeg, "ffmpeg", encode.DefaultFFmpegPath, "ffmpeg binary (path, or name looked up in PATH); must have libx264")
 	fs.IntVar(&cfg.ffmpegNice, "ffmpeg-nice", encode.DefaultNice, "niceness ffmpeg runs at above the server's, 0-19 (Linux): encoding yields the CPU to RPC handling")
 	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
-	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each animation")
+	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each segment of an animation being encoded")
+	fs.IntVar(&cfg.encodeParallel, "encode-parallelism", runtime.NumCPU(), "segment encoders (ffmpeg processes) running at once across all animations; one animation uses as many as are free (1: one segment at a time)")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
 	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client (see --client-key; 0: unlimited)")
 	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client above --acquire-rate")
@@ -143,6 +145,8 @@ func (c config) check() error {
 		return fmt.Errorf("--render-slots must be 1-1024, got %d", c.renderSlots)
 	case c.renderWorkers < 1 || c.renderWorkers > 256:
 		return fmt.Errorf("--render-workers must be 1-256, got %d", c.renderWorkers)
+	case c.encodeParallel < 1 || c.encodeParallel > 1024:
+		return fmt.Errorf("--encode-parallelism must be 1-1024, got %d", c.encodeParallel)
 	case c.maxPixelFrames < 64*64:
 		return fmt.Errorf("--max-pixel-frames must be at least %d", 64*64)
 	case c.acquireRate < 0 || c.acquireBurst < 1:

@@ -19,7 +19,7 @@ func flagTable() string {
 	newFlagSet(&cfg).VisitAll(func(f *flag.Flag) {
 		def := f.DefValue
 		switch {
-		case f.Name == "render-slots" || f.Name == "render-workers":
+		case f.Name == "render-slots" || f.Name == "render-workers" || f.Name == "encode-parallelism":
 			def = "number of CPUs"
 		case f.Name == "cache-dir":
 			def = "user cache directory/whirl"

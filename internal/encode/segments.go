@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,14 +241,26 @@ func (r *segmentRun) take(finished chan struct{}) (release func(), err error) {
 	}
 }
 
-// encode runs one segment: its own renderer into its own encoder.
-func (r *segmentRun) encode(span Span, sink func(Segment) error) error {
+// encode runs one segment: its own renderer into its own encoder. A panic
+// of the frame source or the encoder fails the segment, not the process:
+// the goroutine is the package's own, out of any caller's recover.
+func (r *segmentRun) encode(span Span, sink func(Segment) error) (err error) {
 	o := r.o
 	o.Frames = span.Count
 	enc, err := r.cfg.Start(r.ctx, o, sink)
 	if err != nil {
 		return err
 	}
+	closed := false
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			r.cancel(err) // kills this encoder too, before Close waits for it
+			if !closed {
+				_ = enc.Close()
+			}
+		}
+	}()
 	start := time.Now()
 	var writing time.Duration
 	err = r.frames(r.ctx, span, func(yuv []byte) error {
@@ -256,6 +269,7 @@ func (r *segmentRun) encode(span Span, sink func(Segment) error) error {
 		return enc.WriteFrame(yuv)
 	})
 	t := time.Now()
+	closed = true
 	closeErr := enc.Close()
 	writing += time.Since(t)
 	r.encoding.Add(int64(writing))

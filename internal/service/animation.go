@@ -36,7 +36,7 @@ type FrameEncoder interface {
 	Close() error
 }
 
-// StartEncoder starts one encoder per render.
+// StartEncoder starts one encoder per segment of a render.
 type StartEncoder func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error)
 
 // Observer receives the figures only the service sees.
@@ -71,7 +71,8 @@ type Animation struct {
 	renderWorkers  int
 	maxPixelFrames int64
 	observer       Observer
-	spare          *encode.Spare // nil unless Config.SpareEncoder
+	spare          *encode.Spare  // nil unless Config.SpareEncoder
+	encoders       *encode.Budget // segment encoders running at once, all renders
 	videos         *cache.Group
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
@@ -93,6 +94,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		maxPixelFrames: cmp.Or(cfg.MaxPixelFrames, DefaultMaxPixelFrames),
 		observer:       cfg.Observer,
 		ffmpegVersion:  cfg.FFmpegVersion,
+		encoders:       encode.NewBudget(cmp.Or(cfg.EncodeParallelism, cpus)),
 	}
 	if a.observer == nil {
 		a.observer = noObserver{}
@@ -107,7 +109,8 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
 		template := cfg.Encode
 		template.Width, template.Height, template.FPS = render.DefaultSize, render.DefaultSize, defaultFPS
-		a.spare = encode.NewSpare(template, 1)
+		template.Threads = cmp.Or(template.Threads, encode.SegmentThreads) // as segments run
+		a.spare = encode.NewSpare(template, a.encoders.Size())
 		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
 			return a.spare.Start(ctx, o, sink)
 		}

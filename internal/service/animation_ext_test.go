@@ -255,12 +255,14 @@ func TestCancelMidStream(t *testing.T) {
 		t.Fatalf("after cancel: err %v trailer %v", r.err, r.trailer)
 	}
 	pids := env.pids.all()
-	if len(pids) != 1 {
-		t.Fatalf("%d ffmpeg children started, want 1", len(pids))
+	if len(pids) == 0 {
+		t.Fatal("no ffmpeg child started")
 	}
 	eventually(t, settle, "ffmpeg after cancel", func() string {
-		if processExists(pids[0]) {
-			return fmt.Sprintf("pid %d alive", pids[0])
+		for _, pid := range pids {
+			if processExists(pid) {
+				return fmt.Sprintf("pid %d alive", pid)
+			}
 		}
 		return ""
 	})

@@ -26,37 +26,48 @@ type pipelineResult struct {
 	encodeTime    time.Duration
 }
 
-// runPipeline renders frames into a fresh ffmpeg child and returns when
-// ffmpeg has delivered its last segment to sink, or on the first error.
-// framesDone counts the frames ffmpeg has accepted.
+// runPipeline renders and encodes vr as the segments of its plan
+// (encode.EncodeSegments): each segment drawn by its own renderer,
+// cold-started at its first frame, into its own ffmpeg, as many at once as
+// the server's encoder budget has free, stitched into one stream for sink.
+// It returns when the last segment has been delivered, or on the first
+// error once every encoder has stopped. framesDone counts the frames the
+// encoders have accepted.
 func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone *atomic.Int32, sink func(encode.Segment) error) (res pipelineResult) {
-	enc, err := s.startEncoder(ctx, s.encodeOptionsFor(vr), sink)
-	if err != nil {
-		res.err, res.encoderFailed = err, true
-		return res
-	}
-	encStart := time.Now()
-	var (
-		writing  time.Duration
-		writeErr error
-	)
-	err = render.Frames(ctx, vr.curve, vr.render, s.renderWorkers, func(_ int, yuv []byte) error {
-		t := time.Now()
-		writeErr = enc.WriteFrame(yuv)
-		writing += time.Since(t)
-		if writeErr == nil {
+	frames := func(ctx context.Context, span encode.Span, write func([]byte) error) error {
+		var writeErr error
+		err := render.FrameRange(ctx, vr.curve, vr.render, span.First, span.Count, s.renderWorkers, func(_ int, yuv []byte) error {
+			if writeErr = write(yuv); writeErr != nil {
+				return writeErr
+			}
 			framesDone.Add(1)
+			return nil
+		})
+		if err != nil && writeErr == nil && ctx.Err() == nil {
+			return drawError{err}
 		}
-		return writeErr
-	})
-	closeErr := enc.Close()
-	res.encodeTime = time.Since(encStart)
-	// Time not spent blocked on ffmpeg's pipe was spent rendering.
-	res.renderTime = res.encodeTime - writing
-	res.encoderFailed = writeErr != nil || closeErr != nil
-	res.err = errors.Join(err, closeErr)
+		return err
+	}
+	start := time.Now()
+	st, err := encode.EncodeSegments(ctx, encode.Segments{
+		Options: s.encodeOptionsFor(vr),
+		Start: func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+			return s.startEncoder(ctx, o, sink)
+		},
+		Budget: s.encoders,
+	}, frames, sink)
+	res.encodeTime = time.Since(start)
+	res.renderTime = st.Drawing
+	res.err = err
+	res.encoderFailed = err != nil && !errors.As(err, new(drawError))
 	return res
 }
+
+// drawError marks a failure of the renderer, as opposed to the encoder's.
+type drawError struct{ err error }
+
+func (e drawError) Error() string { return e.err.Error() }
+func (e drawError) Unwrap() error { return e.err }
 
 // pipelineStatus maps a pipeline failure to a status: the client's own
 // cancellation or deadline keeps its code, a render refused for waiting too

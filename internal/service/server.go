@@ -44,10 +44,15 @@ type Config struct {
 	// StartEncoder overrides how encoders start (tests); nil = encode.Start,
 	// or the spare when SpareEncoder is set.
 	StartEncoder StartEncoder
-	// SpareEncoder keeps one ffmpeg loaded for the default video size
-	// (720×720 at 30 fps), so such a render skips ffmpeg's start-up (~0.15 s)
-	// on its way to the first fragment. Serve stops it when it returns.
+	// SpareEncoder keeps EncodeParallelism ffmpeg processes loaded for the
+	// default video size (720×720 at 30 fps), so each segment encoder of
+	// such a render skips ffmpeg's start-up (~0.1 s). Serve stops them when
+	// it returns.
 	SpareEncoder bool
+	// EncodeParallelism bounds the segment encoders (ffmpeg processes)
+	// running at once across all renders (default: number of CPUs; 1
+	// encodes one segment at a time). A render uses as many as are free.
+	EncodeParallelism int
 	// RenderSlots bounds concurrent animations (default: number of CPUs).
 	RenderSlots int
 	// RenderWorkers is goroutines drawing frames per animation (default: CPUs).
