@@ -103,6 +103,12 @@ type segmentRun struct {
 	headStartOnce sync.Once
 
 	running, maxRunning atomic.Int32
+	// The video's first encoder from the budget, held from its first
+	// segment to its last and passed from each segment to the next, so a
+	// video once started never waits in line again and never stalls
+	// mid-stream; encoders beyond it are borrowed per segment.
+	releaseBase func()      // set by launch before the first segment starts
+	baseFree    atomic.Bool // no segment is using the base encoder
 	drawing, encoding   atomic.Int64
 }
 
@@ -132,6 +138,9 @@ func (r *segmentRun) run(parent context.Context) (SegmentStats, error) {
 		r.cancel(err)
 	}
 	r.wg.Wait()
+	if r.releaseBase != nil {
+		r.releaseBase()
+	}
 	stats := SegmentStats{
 		Segments:    len(r.spans),
 		MaxEncoders: int(r.maxRunning.Load()),
@@ -174,11 +183,17 @@ func (r *segmentRun) deliver() error {
 	return nil
 }
 
-// launch starts the segments in plan order, each once it holds an encoder
-// from the budget: the first encoder of the video waits its turn in line,
-// more are taken only while free. finished receives whenever one of this
-// video's segments ends, which may make room for the next.
+// launch starts the segments in plan order, each once it holds an encoder:
+// the video's base encoder, which it waits for in line, or one more from
+// the budget while some are free. finished receives whenever one of this
+// video's segments ends, which may free an encoder for the next.
 func (r *segmentRun) launch(finished chan struct{}) {
+	base, err := r.cfg.Budget.acquire(r.ctx)
+	if err != nil {
+		return // ctx is done: deliver sees it
+	}
+	r.releaseBase = base
+	r.baseFree.Store(true)
 	for i, span := range r.spans {
 		if i == 1 {
 			select {
@@ -224,11 +239,13 @@ func (r *segmentRun) startOthers() {
 	r.headStartOnce.Do(func() { close(r.headStart) })
 }
 
-// take gets an encoder for the next segment.
+// take gets an encoder for the next segment: the base one if it is free,
+// else one from the budget if one is free there, else it waits for one of
+// the video's segments to end.
 func (r *segmentRun) take(finished chan struct{}) (release func(), err error) {
 	for {
-		if r.running.Load() == 0 {
-			return r.cfg.Budget.acquire(r.ctx)
+		if r.baseFree.CompareAndSwap(true, false) {
+			return func() { r.baseFree.Store(true) }, nil
 		}
 		if release, ok := r.cfg.Budget.tryAcquire(); ok {
 			return release, nil
@@ -283,9 +300,10 @@ func (r *segmentRun) encode(span Span, sink func(Segment) error) (err error) {
 
 // Budget is the process-wide bound on segment encoders running at once,
 // shared by every video being encoded. A video's first encoder waits its
-// turn in line (first come, first served); it takes more only while some
-// are free and nobody waits, so a video borrowing extra encoders never
-// overtakes one waiting for its first.
+// turn in line (first come, first served) and stays the video's until its
+// last segment; it takes more only while some are free and nobody waits,
+// so a video borrowing extra encoders never overtakes one waiting for its
+// first.
 type Budget struct {
 	// One token per running encoder. Blocked senders on a channel are
 	// served in arrival order, and a token freed while one waits goes
