@@ -107,9 +107,9 @@ type segmentRun struct {
 	// segment to its last and passed from each segment to the next, so a
 	// video once started never waits in line again and never stalls
 	// mid-stream; encoders beyond it are borrowed per segment.
-	releaseBase func()      // set by launch before the first segment starts
-	baseFree    atomic.Bool // no segment is using the base encoder
-	drawing, encoding   atomic.Int64
+	releaseBase       func()      // set by launch before the first segment starts
+	baseFree          atomic.Bool // no segment is using the base encoder
+	drawing, encoding atomic.Int64
 }
 
 // segmentPart is one segment's state between its encoder and the stitcher.
