@@ -31,8 +31,8 @@ func TestBenchSmoke(t *testing.T) {
 	if rep.Render.FPS <= 0 {
 		t.Errorf("render alone: %+v", rep.Render)
 	}
-	if len(rep.Encoders) != 2 {
-		t.Fatalf("%d encoder configurations, want 2", len(rep.Encoders))
+	if len(rep.Encoders) != 3 {
+		t.Fatalf("%d encoder configurations, want 3", len(rep.Encoders))
 	}
 	for _, enc := range rep.Encoders {
 		if enc.MedianFPS <= 0 || enc.Bytes <= 0 || len(enc.Runs) != 1 {
@@ -50,8 +50,8 @@ func TestBenchSmoke(t *testing.T) {
 	// run, a limit (most measured in it too), their ratio, and the verdict
 	// the two imply.
 	// Only matplotlib, switched off here, may be skipped.
-	if len(rep.Targets) != 7 {
-		t.Fatalf("%d targets, want 7: %+v", len(rep.Targets), rep.Targets)
+	if len(rep.Targets) != 8 {
+		t.Fatalf("%d targets, want 8: %+v", len(rep.Targets), rep.Targets)
 	}
 	for _, tg := range rep.Targets {
 		if tg.Name == "end-to-end vs matplotlib" {
@@ -92,9 +92,14 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("five identical requests: sources %v, want exactly one render", c.SharedSources)
 	}
 
+	// The concurrency round: both pipelines ran five renders.
+	if cr := rep.Concurrent; cr.Renders != 5 || len(cr.Single) != 1 || len(cr.Segment) != 1 || cr.Single[0] <= 0 || cr.Segment[0] <= 0 {
+		t.Errorf("concurrency round: %+v", cr)
+	}
+
 	var table bytes.Buffer
 	rep.WriteTable(&table)
-	for _, want := range []string{"end-to-end at the gRPC client", "ffmpeg alone, whirl settings", "libx264 medium/CRF 23", "cache and shared renders", "targets:"} {
+	for _, want := range []string{"end-to-end at the gRPC client", "ffmpeg alone, whirl settings", "libx264 medium/CRF 23", "cache and shared renders", "five renders at once", "frames from a file", "targets:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

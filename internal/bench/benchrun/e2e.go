@@ -36,8 +36,9 @@ type EndToEnd struct {
 	SHA256         string  `json:"sha256"`
 	Deterministic  bool    `json:"deterministic"`
 	// PairedRatio is the median over interleaved rounds of this round's
-	// end-to-end frames/s over the same round's ffmpeg-alone (whirl
-	// settings) frames/s; 0 when the runs were not interleaved.
+	// end-to-end frames/s over the same round's frames/s of one ffmpeg with
+	// whirl's preset, CRF and GOP and x264's threading, reading the frames
+	// from a file; 0 when the runs were not interleaved.
 	PairedRatio float64 `json:"median_paired_ratio_vs_ffmpeg_alone,omitempty"`
 	// MedianHeader is request → header (the init segment follows at once).
 	MedianHeader float64 `json:"median_header_seconds"`

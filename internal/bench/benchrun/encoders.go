@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -113,9 +114,10 @@ func preRender(ctx context.Context, c curve.Curve, cfg Config, workers int) (*fr
 	return s, RenderAlone{Seconds: secs, FPS: float64(cfg.Frames) / secs, CPUSeconds: cpu, Workers: workers}, nil
 }
 
-// encodeAlone times encode.Start + WriteFrame × n + Close on the stored
-// frames.
-func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options) (EncodeRun, error) {
+// encodeAlone times whirl's encoder on the stored frames: encode.Start +
+// WriteFrame × n + Close, or (segmented) encode.EncodeSegments with a
+// budget of NumCPU encoders, as the server runs it.
+func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options, segmented bool) (EncodeRun, error) {
 	var r EncodeRun
 	h := sha256.New()
 	var written atomic.Int64
@@ -132,18 +134,22 @@ func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options) (Enc
 	}
 	cpu0 := readCPU()
 	start = time.Now()
-	enc, err := encode.Start(ctx, o, sink)
+	var err error
+	if segmented {
+		_, err = encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(runtime.NumCPU())},
+			func(_ context.Context, s encode.Span, write func([]byte) error) error {
+				for i := s.First; i < s.First+s.Count; i++ {
+					if err := write(frames.frame(i)); err != nil {
+						return err
+					}
+					written.Add(1)
+				}
+				return nil
+			}, sink)
+	} else {
+		err = encodeOne(ctx, frames, o, sink, &written)
+	}
 	if err != nil {
-		return r, err
-	}
-	for i := range frames.n {
-		if err := enc.WriteFrame(frames.frame(i)); err != nil {
-			_ = enc.Close()
-			return r, err
-		}
-		written.Add(1)
-	}
-	if err := enc.Close(); err != nil {
 		return r, err
 	}
 	r.Seconds = time.Since(start).Seconds()
@@ -153,25 +159,48 @@ func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options) (Enc
 	return r, nil
 }
 
-// encodePlain times ffmpeg with libx264's defaults writing a regular MP4
-// file, the way matplotlib's FFMpegWriter runs it (raw frames on stdin,
-// "-vcodec libx264 -pix_fmt yuv420p out.mp4").
-func encodePlain(ctx context.Context, frames *frameStore, cfg Config) (EncodeRun, error) {
+// encodeOne writes every stored frame to one encoder.
+func encodeOne(ctx context.Context, frames *frameStore, o encode.Options, sink func(encode.Segment) error, written *atomic.Int64) error {
+	enc, err := encode.Start(ctx, o, sink)
+	if err != nil {
+		return err
+	}
+	for i := range frames.n {
+		if err := enc.WriteFrame(frames.frame(i)); err != nil {
+			_ = enc.Close()
+			return err
+		}
+		written.Add(1)
+	}
+	return enc.Close()
+}
+
+// encodeFFmpeg times one ffmpeg process encoding the stored frames with
+// codec (ffmpeg's output options) into a file, the frames written to its
+// stdin or, with fromFile, read from a raw file written beforehand (not
+// timed).
+func encodeFFmpeg(ctx context.Context, frames *frameStore, cfg Config, codec []string, fromFile bool) (EncodeRun, error) {
 	var r EncodeRun
 	dir, err := os.MkdirTemp("", "whirl-bench")
 	if err != nil {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	out := dir + "/plain.mp4"
+	input := "pipe:0"
+	if fromFile {
+		input = dir + "/frames.yuv"
+		if err := os.WriteFile(input, frames.buf[:frames.n*frames.size], 0o600); err != nil {
+			return r, err
+		}
+	}
+	out := dir + "/out.mp4"
+	args := append([]string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+		"-f", "rawvideo", "-pix_fmt", "yuv420p",
+		"-video_size", strconv.Itoa(cfg.Width) + "x" + strconv.Itoa(cfg.Height),
+		"-framerate", strconv.Itoa(cfg.FPS), "-i", input}, codec...)
 	cpu0 := readCPU()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, encode.DefaultFFmpegPath,
-		"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
-		"-f", "rawvideo", "-pix_fmt", "yuv420p",
-		"-video_size", strconv.Itoa(cfg.Width)+"x"+strconv.Itoa(cfg.Height),
-		"-framerate", strconv.Itoa(cfg.FPS), "-i", "pipe:0",
-		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-y", out)
+	cmd := exec.CommandContext(ctx, encode.DefaultFFmpegPath, append(args, "-y", out)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -182,10 +211,8 @@ func encodePlain(ctx context.Context, frames *frameStore, cfg Config) (EncodeRun
 		return r, err
 	}
 	var werr error
-	for i := range frames.n {
-		if _, werr = stdin.Write(frames.frame(i)); werr != nil {
-			break
-		}
+	for i := 0; i < frames.n && !fromFile && werr == nil; i++ {
+		_, werr = stdin.Write(frames.frame(i))
 	}
 	_ = stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -204,4 +231,18 @@ func encodePlain(ctx context.Context, frames *frameStore, cfg Config) (EncodeRun
 	sum := sha256.Sum256(data)
 	r.Bytes, r.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
 	return r, nil
+}
+
+// plainCodec is ffmpeg with libx264's defaults writing a regular MP4 file,
+// the way matplotlib's FFMpegWriter runs it ("-vcodec libx264 -pix_fmt
+// yuv420p out.mp4").
+func plainCodec() []string { return []string{"-c:v", "libx264", "-pix_fmt", "yuv420p"} }
+
+// sameSettingsCodec is whirl's preset, CRF and GOP with x264's default
+// threading, fragmented MP4: what a user would run instead of whirl.
+func sameSettingsCodec(cfg Config) []string {
+	return []string{"-c:v", "libx264", "-pix_fmt", "yuv420p",
+		"-preset", encode.DefaultPreset, "-crf", strconv.Itoa(encode.DefaultCRF),
+		"-g", strconv.Itoa(encode.DefaultGOPSeconds * cfg.FPS), "-sc_threshold", "0",
+		"-movflags", "empty_moov+default_base_moof+frag_keyframe", "-f", "mp4"}
 }

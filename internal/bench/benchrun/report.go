@@ -47,6 +47,7 @@ func (r *Report) WriteTable(w io.Writer) {
 
 	r.writeRuns(w)
 	r.writeCache(w)
+	r.writeConcurrent(w)
 	r.writeTargets(w)
 }
 
