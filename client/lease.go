@@ -100,10 +100,10 @@ func (c *Client) acquire(ctx context.Context, o AcquireOptions, report func(Prog
 		}
 		st := status.Convert(err)
 		if st.Code() != codes.ResourceExhausted {
-			if refused != nil && ctx.Err() != nil {
+			if ctxErr := deadlineOf(ctx, st); refused != nil && ctxErr != nil {
 				// The caller's context ended during a retry: the refusals
 				// are what kept the call from a lease.
-				refused.Attempts, refused.ctxErr = attempt, ctx.Err()
+				refused.Attempts, refused.ctxErr = attempt, ctxErr
 				return nil, refused
 			}
 			return nil, rpcError(ctx, "acquire lease", err)
@@ -141,6 +141,21 @@ func (c *Client) acquireOnce(ctx context.Context, req *whirlv1.AcquireLeaseReque
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	return c.anim.AcquireLease(ctx, req)
+}
+
+// deadlineOf is why a call ended by a deadline or cancellation ended:
+// ctx's error, or DeadlineExceeded when the status says so first. The
+// server enforces the deadline the call carries too, and on a loaded
+// machine its DEADLINE_EXCEEDED can arrive before ctx's own timer has
+// fired. Nil for any other end.
+func deadlineOf(ctx context.Context, st *status.Status) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st.Code() == codes.DeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // fallbackRetryDelay is used when a refusal carries no RetryInfo.
