@@ -119,6 +119,7 @@ func (c *Config) setDefaults() error {
 			return errors.New("a flood needs calls >= 1, a size and an idle baseline > 0")
 		}
 		c.Flood.Conns = min(max(c.Flood.Conns, 1), c.Flood.Calls)
+		c.DistinctIPs = false // the clients are one: the well-behaved client
 	}
 	if c.Conns <= 0 || c.Conns > c.Clients {
 		c.Conns = c.Clients
