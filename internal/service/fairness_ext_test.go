@@ -170,49 +170,74 @@ func TestClientKeyHeader(t *testing.T) {
 }
 
 // TestStillQueueBounds: with the one still slot taken, a still waits in a
-// line of one; a second still is refused at once (still_queue); the one
-// waiting is refused when its maximum wait passes (still_wait), not left to
-// stall, both told to come back after the maximum wait (no hold measured
-// yet). Once the slot is free a still is drawn.
+// line of one. With a long maximum wait, a second still is refused at once
+// (still_queue); with a short one, the still waiting is refused when it
+// passes (still_wait), not left to stall. Both are told to come back after
+// the maximum wait (no hold measured yet), and once the slot is free a
+// still is drawn. The short wait is still long enough that the test sees
+// the still in line first on a loaded machine.
 func TestStillQueueBounds(t *testing.T) {
-	const maxWait = 300 * time.Millisecond
-	srv := testserver.Start(t, service.Config{StillSlots: 1, StillQueue: queue.Limits{MaxWaiting: 1, MaxWait: maxWait}})
-	api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
-	release := service.HoldStillSlot(t, srv.Server)
-	ctx := t.Context()
-	var waitTrailer metadata.MD
-	waited := make(chan error, 1)
-	go func() { waited <- stillCall(ctx, api, grpc.Trailer(&waitTrailer)) }()
-	eventually(t, settle, "a still waiting", func() string {
-		if _, w := service.StillStats(srv.Server); w != 1 {
-			return fmt.Sprintf("%d waiting", w)
-		}
-		return ""
-	})
-	if r := checkRefusal(t, stillCall, api, ctx, "still_queue"); r.retry != maxWait {
-		t.Errorf("line full: retry in %v, want %v", r.retry, maxWait)
-	}
-	if r := readRefusal(t, "waiting still", <-waited, waitTrailer); r.subject != "still_wait" || r.retry != maxWait || r.pushback != maxWait {
-		t.Errorf("still past its maximum wait: %+v, want refused on still_wait, retry in %v", r, maxWait)
-	}
-	if run, w := service.StillStats(srv.Server); run != 1 || w != 0 {
-		t.Fatalf("after the refusals: %d drawing, %d waiting; want the held slot only", run, w)
-	}
-	release()
-	resp, err := api.RenderStill(ctx, stillRequest(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := png.Decode(bytes.NewReader(resp.GetPng())); err != nil {
-		t.Fatalf("still once the slot is free: %v", err)
+	for _, tt := range []struct {
+		name    string
+		maxWait time.Duration
+		subject string // the refusal: of a second still, or of the one waiting
+	}{
+		{"line full", time.Minute, "still_queue"},
+		{"waited too long", 2 * time.Second, "still_wait"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testserver.Start(t, service.Config{StillSlots: 1, StillQueue: queue.Limits{MaxWaiting: 1, MaxWait: tt.maxWait}})
+			api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
+			release := service.HoldStillSlot(t, srv.Server)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var waitTrailer metadata.MD
+			waited := make(chan error, 1)
+			go func() { waited <- stillCall(ctx, api, grpc.Trailer(&waitTrailer)) }()
+			eventually(t, settle, "a still waiting", func() string {
+				if _, w := service.StillStats(srv.Server); w != 1 {
+					return fmt.Sprintf("%d waiting", w)
+				}
+				return ""
+			})
+			var r refusalInfo
+			if tt.subject == "still_queue" {
+				r = checkRefusal(t, stillCall, api, ctx, tt.subject)
+				cancel() // the still waiting goes
+				<-waited
+			} else {
+				r = readRefusal(t, "waiting still", <-waited, waitTrailer)
+			}
+			if r.subject != tt.subject || r.retry != tt.maxWait || r.pushback != tt.maxWait {
+				t.Errorf("refusal %+v, want one on %s, retry in %v", r, tt.subject, tt.maxWait)
+			}
+			// The server sees a cancelled waiter leave a moment after its
+			// client does.
+			eventually(t, settle, "the line empty", func() string {
+				if run, w := service.StillStats(srv.Server); run != 1 || w != 0 {
+					return fmt.Sprintf("%d drawing, %d waiting; want the held slot only", run, w)
+				}
+				return ""
+			})
+			release()
+			resp, err := api.RenderStill(t.Context(), stillRequest(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := png.Decode(bytes.NewReader(resp.GetPng())); err != nil {
+				t.Fatalf("still once the slot is free: %v", err)
+			}
+		})
 	}
 }
 
 // TestRenderMaxWait: an animation waiting for the only render slot longer
-// than RenderMaxWait ends RESOURCE_EXHAUSTED on render_wait after reporting
-// its place in line; its lease stays valid, unpinned and usable.
+// than RenderMaxWait ends RESOURCE_EXHAUSTED on render_wait, having sent
+// nothing but progress; its lease stays valid, unpinned and usable. The
+// wait is long enough that the test sees the render in line first on a
+// loaded machine.
 func TestRenderMaxWait(t *testing.T) {
-	const maxWait = 300 * time.Millisecond
+	const maxWait = 2 * time.Second
 	h := startHarness(t, service.Config{
 		RenderSlots:   1,
 		RenderMaxWait: maxWait,
@@ -227,22 +252,25 @@ func TestRenderMaxWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "blocker render", func() string {
-		if run, _ := h.srv.RenderStats(); run != 1 {
-			return fmt.Sprintf("%d running", run)
+	renders := func(running, queued int) func() string {
+		return func() string {
+			if r, q := h.srv.RenderStats(); r != running || q != queued {
+				return fmt.Sprintf("%d running, %d queued", r, q)
+			}
+			return ""
 		}
-		return ""
-	})
+	}
+	eventually(t, settle, "blocker render", renders(1, 0))
 	waiter, err := h.api.RenderAnimation(t.Context(), tinyVideo(leases[1].token, 2, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := waiter.Recv()
-	if p := ev.GetProgress(); err != nil || p.GetQueuePosition() != 1 {
-		t.Fatalf("first event of the waiting render: %v %v, want queue position 1", ev, err)
-	}
+	eventually(t, settle, "a render in line", renders(1, 1))
+	var ev *whirlv1.RenderAnimationResponse
 	for err == nil {
-		_, err = waiter.Recv()
+		if ev, err = waiter.Recv(); err == nil && ev.GetProgress() == nil {
+			t.Fatalf("a render waiting for a slot sent %v", ev)
+		}
 	}
 	r := readRefusal(t, "RenderAnimation", err, waiter.Trailer())
 	if r.subject != "render_wait" || r.retry != maxWait || r.pushback != r.retry {
