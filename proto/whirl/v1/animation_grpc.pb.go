@@ -57,16 +57,24 @@ type AnimationServiceClient interface {
 	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
 	ReleaseLease(ctx context.Context, in *ReleaseLeaseRequest, opts ...grpc.CallOption) (*ReleaseLeaseResponse, error)
 	// GenerateCurve returns the curve a seed and constraints describe. It needs
-	// no lease: generating a curve is cheap.
+	// no lease: generating a curve is cheap. Each client (its address, or a
+	// header the server is told to trust) has a rate and a cap on calls under
+	// way; past them the call fails with RESOURCE_EXHAUSTED carrying
+	// google.rpc.RetryInfo and google.rpc.QuotaFailure naming the limit.
 	GenerateCurve(ctx context.Context, in *GenerateCurveRequest, opts ...grpc.CallOption) (*Curve, error)
 	// RenderStill draws one PNG: the finished curve, or one frame of an animation.
-	// It needs no lease; its size is bounded.
+	// It needs no lease; its size is bounded. Per-client limits apply as for
+	// GenerateCurve, and stills wait for a still slot in a bounded line: a full
+	// line, or a wait past the server's maximum, fails with RESOURCE_EXHAUSTED
+	// and the same details.
 	RenderStill(ctx context.Context, in *RenderStillRequest, opts ...grpc.CallOption) (*RenderStillResponse, error)
 	// RenderAnimation streams an H.264 fragmented MP4 of the curve being drawn,
 	// while it renders. It needs a live lease, which is kept alive while the
 	// stream runs and renewed when it ends; one render per lease at a time
 	// (FAILED_PRECONDITION otherwise). While waiting for a render slot the
-	// stream carries `progress` events with the queue position; then one
+	// stream carries `progress` events with the queue position (a wait past the
+	// server's maximum ends with RESOURCE_EXHAUSTED, RetryInfo and QuotaFailure,
+	// the lease still valid); then one
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
 	// trailer: without a trailer the video is incomplete.
@@ -179,16 +187,24 @@ type AnimationServiceServer interface {
 	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
 	ReleaseLease(context.Context, *ReleaseLeaseRequest) (*ReleaseLeaseResponse, error)
 	// GenerateCurve returns the curve a seed and constraints describe. It needs
-	// no lease: generating a curve is cheap.
+	// no lease: generating a curve is cheap. Each client (its address, or a
+	// header the server is told to trust) has a rate and a cap on calls under
+	// way; past them the call fails with RESOURCE_EXHAUSTED carrying
+	// google.rpc.RetryInfo and google.rpc.QuotaFailure naming the limit.
 	GenerateCurve(context.Context, *GenerateCurveRequest) (*Curve, error)
 	// RenderStill draws one PNG: the finished curve, or one frame of an animation.
-	// It needs no lease; its size is bounded.
+	// It needs no lease; its size is bounded. Per-client limits apply as for
+	// GenerateCurve, and stills wait for a still slot in a bounded line: a full
+	// line, or a wait past the server's maximum, fails with RESOURCE_EXHAUSTED
+	// and the same details.
 	RenderStill(context.Context, *RenderStillRequest) (*RenderStillResponse, error)
 	// RenderAnimation streams an H.264 fragmented MP4 of the curve being drawn,
 	// while it renders. It needs a live lease, which is kept alive while the
 	// stream runs and renewed when it ends; one render per lease at a time
 	// (FAILED_PRECONDITION otherwise). While waiting for a render slot the
-	// stream carries `progress` events with the queue position; then one
+	// stream carries `progress` events with the queue position (a wait past the
+	// server's maximum ends with RESOURCE_EXHAUSTED, RetryInfo and QuotaFailure,
+	// the lease still valid); then one
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
 	// trailer: without a trailer the video is incomplete.
