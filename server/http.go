@@ -1,27 +1,25 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/whirl-dev/whirl/client/web"
 	"github.com/whirl-dev/whirl/internal/browser"
+	"github.com/whirl-dev/whirl/internal/service"
 )
 
 // startHTTP serves Connect, gRPC-Web and the page on cfg.httpAddr in front
-// of gs until ctx ends; if the listener fails it calls fail. When ctx ends
-// it stops accepting connections at once, while the gRPC server drains the
-// calls that came through here (for up to the grace) and cuts the rest;
-// wait returns once it has stopped, with the listener's error if it failed.
-func startHTTP(ctx context.Context, fail func(), cfg config, gs *grpc.Server, tc *tls.Config, logger *slog.Logger) (wait func() error, err error) {
-	h, err := browser.NewHandler(gs, browser.Options{Page: web.Handler(), CORSOrigins: splitList(cfg.corsOrigins)})
+// of srv's gRPC server; if the listener fails it calls fail. At shutdown srv
+// first lets it drain (DrainFirst): it stops accepting connections and its
+// calls run on, for up to the grace, before the gRPC server stops; what is
+// left then is cut. wait returns once it has stopped, with the listener's
+// error if it failed.
+func startHTTP(srv *service.Server, fail func(), cfg config, tc *tls.Config, logger *slog.Logger) (wait func() error, err error) {
+	h, err := browser.NewHandler(srv.GRPCServer(), browser.Options{Page: web.Handler(), CORSOrigins: splitList(cfg.corsOrigins)})
 	if err != nil {
 		return nil, err
 	}
@@ -30,6 +28,7 @@ func startHTTP(ctx context.Context, fail func(), cfg config, gs *grpc.Server, tc
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
 	hs := browser.NewServer(h, tc)
+	srv.DrainFirst(hs.Shutdown)
 	served := make(chan error, 1)
 	go func() {
 		err := hs.Serve(lis)
@@ -38,21 +37,8 @@ func startHTTP(ctx context.Context, fail func(), cfg config, gs *grpc.Server, tc
 		}
 		served <- err
 	}()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		// The gRPC server cuts calls left at the end of the grace; a second
-		// more lets their connections go idle.
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace+time.Second)
-		defer cancel()
-		hs.Shutdown(sctx)
-	}()
 	logger.Info("serving http", "protocols", "connect, grpc-web, page at /", "addr", lis.Addr().String(), "tls", tc != nil, "cors_origins", cfg.corsOrigins)
-	return func() error {
-		<-stopped
-		return <-served
-	}, nil
+	return func() error { return <-served }, nil
 }
 
 // splitList reads a comma-separated flag value, ignoring blanks.

@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	defer cancel()
 	waitHTTP := func() error { return nil }
 	if cfg.httpAddr != "" {
-		if waitHTTP, err = startHTTP(ctx, cancel, cfg, srv.GRPCServer(), tc, logger); err != nil {
+		if waitHTTP, err = startHTTP(srv, cancel, cfg, tc, logger); err != nil {
 			_ = lis.Close()
 			return err
 		}

@@ -51,9 +51,9 @@ func (s *Server) Serve(lis net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for active requests until
-// ctx ends, then closes whatever is left. Calls in flight are the gRPC
-// server's to drain (its graceful stop covers calls that came through here),
-// so call this alongside it.
+// ctx ends, then closes whatever is left. Run it before the gRPC server's
+// graceful stop (service.Server.DrainFirst): that stop would close the
+// calls that came through here at once.
 func (s *Server) Shutdown(ctx context.Context) {
 	if err := s.hs.Shutdown(ctx); err != nil {
 		_ = s.hs.Close()

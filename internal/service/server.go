@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -104,10 +105,22 @@ type Server struct {
 	// leaseHealth is Config.Leases' Healthy method, or nil if it has none.
 	leaseHealth func(context.Context) error
 	grace       time.Duration
+	drainFirst  []func(ctx context.Context)
 }
 
 // RenderStats reports animations rendering and waiting for a slot.
 func (s *Server) RenderStats() (running, queued int) { return s.animation.renders.Stats() }
+
+// DrainFirst registers drain to run when Serve shuts down, after health
+// turns NOT_SERVING and before the gRPC server's graceful stop, with a
+// context that ends when the grace does. A front end carrying calls to
+// GRPCServer through its ServeHTTP (an HTTP transcoder) needs this:
+// grpc-go's graceful stop closes such calls at once instead of letting
+// them finish, so the front end stops taking calls and waits for its own
+// to end first. Call it before Serve.
+func (s *Server) DrainFirst(drain func(ctx context.Context)) {
+	s.drainFirst = append(s.drainFirst, drain)
+}
 
 // GRPCServer returns the grpc.Server every whirl service is registered on,
 // for front ends that carry other protocols to the same handlers (an HTTP
@@ -226,12 +239,20 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // cuts what is left.
 func (s *Server) stop(grace time.Duration) {
 	s.health.Shutdown()
+	deadline := time.Now().Add(grace)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, drain := range s.drainFirst {
+		wg.Go(func() { drain(ctx) })
+	}
+	wg.Wait()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
-	t := time.NewTimer(grace)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-done:
