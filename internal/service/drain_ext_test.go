@@ -1,0 +1,73 @@
+package service_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// DrainFirst runs at shutdown after health turns NOT_SERVING and while the
+// gRPC server still serves (before its graceful stop), with a context that
+// ends with the grace.
+func TestDrainFirstRunsBeforeTheGracefulStop(t *testing.T) {
+	reg := lease.NewMemory(lease.Config{})
+	t.Cleanup(func() { _ = reg.Close() })
+	const grace = 20 * time.Second
+	srv := service.NewServer(service.Config{Leases: reg, ShutdownGrace: grace, Logger: slog.New(slog.DiscardHandler)})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := testserver.Dial(t, lis.Addr().String())
+	health, api := healthpb.NewHealthClient(conn), whirlv1.NewAnimationServiceClient(conn)
+
+	type seen struct {
+		status      healthpb.HealthCheckResponse_ServingStatus
+		callErr     error
+		graceLeft   time.Duration
+		hasDeadline bool
+	}
+	drained := make(chan seen, 1)
+	srv.DrainFirst(func(ctx context.Context) {
+		var s seen
+		deadline, ok := ctx.Deadline()
+		s.graceLeft, s.hasDeadline = time.Until(deadline), ok
+		res, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err == nil {
+			s.status = res.GetStatus()
+		}
+		// A call on the open connection still works: no graceful stop yet.
+		_, s.callErr = api.GenerateCurve(context.Background(), &whirlv1.GenerateCurveRequest{Seed: 1})
+		drained <- s
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, lis) }()
+	if _, err := api.GenerateCurve(t.Context(), &whirlv1.GenerateCurveRequest{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	s := <-drained
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if s.status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health during the drain: %v, want NOT_SERVING", s.status)
+	}
+	if s.callErr != nil {
+		t.Errorf("a call during the drain: %v; the gRPC server must still serve", s.callErr)
+	}
+	if !s.hasDeadline || s.graceLeft <= 0 || s.graceLeft > grace {
+		t.Errorf("drain context: deadline %v, %v left; want the grace (%v)", s.hasDeadline, s.graceLeft, grace)
+	}
+}
