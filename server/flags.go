@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -170,5 +171,23 @@ func (c config) check() error {
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative")
 	}
+	if err := checkOrigins(c.corsOrigins); err != nil {
+		return err
+	}
 	return c.limits.check()
+}
+
+// checkOrigins accepts "*" or origins as browsers send them: an http or
+// https scheme and a host, with no path, query or trailing slash.
+func checkOrigins(list string) error {
+	for _, o := range splitList(list) {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("--cors-origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	return nil
 }

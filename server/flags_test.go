@@ -79,6 +79,9 @@ func TestParseConfig(t *testing.T) {
 		{"pprof without metrics", []string{"--pprof"}, nil, nil, "--pprof"},
 		{"cors without http", []string{"--http-addr", "", "--cors-origins", "https://a.example"}, nil, nil, "--cors-origins"},
 		{"http off", []string{"--http-addr", ""}, nil, func(c config) bool { return c.httpAddr == "" }, ""},
+		{"cors origins", []string{"--cors-origins", "https://a.example, http://localhost:3000,*"}, nil, func(c config) bool { return c.corsOrigins != "" }, ""},
+		{"cors origin with a path", []string{"--cors-origins", "https://a.example/app"}, nil, nil, "--cors-origins"},
+		{"cors origin without a scheme", []string{"--cors-origins", "a.example"}, nil, nil, "--cors-origins"},
 		{"stray argument", []string{"extra"}, nil, nil, "unexpected"},
 	}
 	for _, tt := range tests {
