@@ -124,9 +124,14 @@ func (s *Semaphore) Acquire(ctx context.Context, onPosition func(int), heartbeat
 		case <-tick:
 			last = 0 // report again even if unchanged
 		case <-tooLong:
-			s.leave(w)
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if w.admitted {
+				// Handed a slot as the wait ran out: it is still wanted.
+				return s.releaser(), nil
+			}
+			s.remove(w)
+			s.broadcast()
 			return nil, &RefusedError{RetryAfter: s.retryAfter()}
 		case <-ctx.Done():
 			s.leave(w)
@@ -135,8 +140,8 @@ func (s *Semaphore) Acquire(ctx context.Context, onPosition func(int), heartbeat
 	}
 }
 
-// leave takes w out of the line; a slot handed to it just as it gave up
-// goes on to the next in line.
+// leave takes w, whose caller has gone, out of the line; a slot handed to
+// it just as it went goes on to the next in line.
 func (s *Semaphore) leave(w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
