@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/whirl-dev/whirl/internal/nice"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/service"
 )
@@ -18,6 +19,7 @@ type limitFlags struct {
 	clientKey     string
 	still, curve  service.ClientLimits
 	stillSlots    int
+	stillNice     int
 	stillQueue    int
 	stillMaxWait  time.Duration
 	renderMaxWait time.Duration
@@ -36,6 +38,7 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.curve.Burst, "curve-burst", 200, "burst of GenerateCurve calls allowed per client above --curve-rate")
 	fs.IntVar(&l.curve.InFlight, "curve-inflight", 8, "GenerateCurve calls one client may have under way at once (0: unlimited)")
 	fs.IntVar(&l.stillSlots, "still-slots", service.DefaultStillSlots(), "stills drawn at once; a core is left for the cheap calls")
+	fs.IntVar(&l.stillNice, "still-nice", nice.Max, "niceness stills are drawn at above the server's, 0-19 (Linux): drawing yields the CPU to RPC handling")
 	fs.IntVar(&l.stillQueue, "still-queue", 8, "stills that may wait for a slot; more are refused at once")
 	fs.DurationVar(&l.stillMaxWait, "still-max-wait", 2*time.Second, "how long a still may wait for a slot before it is refused")
 	fs.DurationVar(&l.renderMaxWait, "render-max-wait", time.Minute, "how long an animation may wait for a render slot before it is refused, its lease kept (0: as long as the client waits)")
@@ -69,6 +72,8 @@ func (l limitFlags) check() error {
 	switch {
 	case l.stillSlots < 1 || l.stillSlots > 1024:
 		return fmt.Errorf("--still-slots must be 1-1024, got %d", l.stillSlots)
+	case l.stillNice < 0 || l.stillNice > nice.Max:
+		return fmt.Errorf("--still-nice must be 0-%d, got %d", nice.Max, l.stillNice)
 	case l.stillQueue < 1 || l.stillQueue > 10000:
 		return fmt.Errorf("--still-queue must be 1-10000, got %d", l.stillQueue)
 	case l.stillMaxWait <= 0 || l.stillMaxWait > time.Minute:
@@ -83,7 +88,7 @@ func (l limitFlags) check() error {
 func (l limitFlags) apply(c *service.Config) {
 	c.ClientHeader, _ = l.header()
 	c.StillLimits, c.CurveLimits = l.still, l.curve
-	c.StillSlots = l.stillSlots
+	c.StillSlots, c.StillNice = l.stillSlots, l.stillNice
 	c.StillQueue = queue.Limits{MaxWaiting: l.stillQueue, MaxWait: l.stillMaxWait}
 	c.RenderMaxWait = l.renderMaxWait
 }

@@ -28,6 +28,7 @@ func TestLimitFlags(t *testing.T) {
 		"curve-burst":    {"9", func(c service.Config) bool { return c.CurveLimits.Burst == 9 }, "0"},
 		"curve-inflight": {"0", func(c service.Config) bool { return c.CurveLimits.InFlight == 0 }, "-1"},
 		"still-slots":    {"3", func(c service.Config) bool { return c.StillSlots == 3 }, "0"},
+		"still-nice":     {"5", func(c service.Config) bool { return c.StillNice == 5 }, "20"},
 		"still-queue":    {"5", func(c service.Config) bool { return c.StillQueue.MaxWaiting == 5 }, "0"},
 		"still-max-wait": {"750ms", func(c service.Config) bool {
 			return c.StillQueue == queue.Limits{MaxWaiting: 8, MaxWait: 750 * time.Millisecond}

@@ -22,6 +22,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/nice"
 )
 
 // Defaults, chosen by measurement (MEASUREMENTS.md has the tables and how to
@@ -48,7 +50,7 @@ const (
 const DefaultNice = 19
 
 // MaxNice is the largest Options.Nice, the kernel's lowest priority.
-const MaxNice = 19
+const MaxNice = nice.Max
 
 // Presets are the libx264 presets Options.Preset accepts.
 func Presets() []string {

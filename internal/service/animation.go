@@ -68,6 +68,7 @@ type Animation struct {
 	startEncoder   StartEncoder
 	renders        *queue.Semaphore
 	stills         *queue.Semaphore
+	stillNice      int
 	renderWorkers  int
 	maxPixelFrames int64
 	observer       Observer
@@ -90,6 +91,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		startEncoder:   cfg.StartEncoder,
 		renders:        queue.NewBounded(cmp.Or(cfg.RenderSlots, cpus), queue.Limits{MaxWait: cfg.RenderMaxWait}),
 		stills:         queue.NewBounded(cmp.Or(cfg.StillSlots, DefaultStillSlots()), cfg.StillQueue),
+		stillNice:      cfg.StillNice,
 		renderWorkers:  cmp.Or(cfg.RenderWorkers, cpus),
 		maxPixelFrames: cmp.Or(cfg.MaxPixelFrames, DefaultMaxPixelFrames),
 		observer:       cfg.Observer,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"image/png"
 
+	"github.com/whirl-dev/whirl/internal/nice"
 	"github.com/whirl-dev/whirl/internal/render"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -49,9 +50,10 @@ func (s *Animation) RenderStill(ctx context.Context, req *whirlv1.RenderStillReq
 		return nil, queueStatus(ctx, err, "still", "stills", s.stills.Limits())
 	}
 	defer release()
-	img := render.Still(c, o, frame)
+	// Drawing and compressing are bulk work: at a raised niceness the
+	// kernel runs RPC handling first, as it does before ffmpeg.
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	if err := nice.Run(s.stillNice, func() error { return png.Encode(&buf, render.Still(c, o, frame)) }); err != nil {
 		return nil, errorStatus(err)
 	}
 	return &whirlv1.RenderStillResponse{

@@ -87,6 +87,9 @@ type Config struct {
 	// StillQueue bounds the line waiting for them (zero: unbounded).
 	StillSlots int
 	StillQueue queue.Limits
+	// StillNice is the niceness above the server's that stills are drawn
+	// at (Linux; 0: the server's own).
+	StillNice int
 	// RenderMaxWait is how long an animation may wait for a render slot
 	// before it is refused (0: as long as its client waits).
 	RenderMaxWait time.Duration

@@ -1,22 +1,21 @@
-package encode
+package nice
 
 import (
 	"fmt"
-	"os/exec"
 	"runtime"
 	"syscall"
 )
 
-// startNiced starts cmd with its niceness raised by nice. Linux keeps
-// niceness per thread and a child starts with that of the thread that
-// forked it, so the fork happens on a thread of its own, lowered first: the
-// child and every thread ffmpeg starts carry the niceness from their first
-// instruction, with no window at full priority. The thread is then thrown
-// away (its goroutine exits still locked to it) because an unprivileged
-// process may not raise a thread's priority back.
-func startNiced(cmd *exec.Cmd, nice int) error {
-	if nice == 0 {
-		return cmd.Start()
+// Run calls f on an OS thread of its own whose niceness is n above this
+// process's (at most Max), and returns f's error; n 0 calls f as it is.
+// Linux keeps niceness per thread, and a child process starts with that of
+// the thread that forked it, so a child started by f carries the niceness
+// from its first instruction. The thread is thrown away afterwards (its
+// goroutine exits still locked to it), because an unprivileged process may
+// not raise a thread's priority back.
+func Run(n int, f func() error) error {
+	if n == 0 {
+		return f()
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -26,7 +25,7 @@ func startNiced(cmd *exec.Cmd, nice int) error {
 			// good, lowered. While this goroutine holds the main thread,
 			// the one the nested call starts runs on another.
 			defer runtime.UnlockOSThread()
-			errc <- startNiced(cmd, nice)
+			errc <- Run(n, f)
 			return
 		}
 		// Never unlocked from here on: the runtime ends the thread with
@@ -36,12 +35,12 @@ func startNiced(cmd *exec.Cmd, nice int) error {
 			errc <- fmt.Errorf("reading niceness: %w", err)
 			return
 		}
-		target := min(20-raw+nice, MaxNice)
+		target := min(20-raw+n, Max)
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, target); err != nil {
 			errc <- fmt.Errorf("setting niceness %d: %w", target, err)
 			return
 		}
-		errc <- cmd.Start()
+		errc <- f()
 	}()
 	return <-errc
 }
