@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&flood.Calls, "flood", 0, "abuse test: one client from 127.0.0.2 keeps this many RenderStill calls under way while the clients, all from 127.0.0.3, cycle and a GenerateCurve probe runs (0: no flood)")
 	fs.IntVar(&flood.Size, "flood-size", 2048, "with -flood: the stills' width and height")
 	fs.IntVar(&flood.Conns, "flood-conns", 10, "with -flood: the flooding client's connections")
-	fs.DurationVar(&flood.Idle, "flood-idle", 10*time.Second, "with -flood: how long the GenerateCurve probe runs alone first, for its idle baseline")
+	fs.DurationVar(&flood.Idle, "flood-idle", 20*time.Second, "with -flood: how long the GenerateCurve probe runs alone first, for its idle baseline")
 	fs.BoolVar(&flood.IgnoreRetry, "flood-ignore-retry", false, "with -flood: the flooder calls again at once when refused, instead of after the server's retry hint")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&quiet, "q", false, "no progress lines on stderr")
