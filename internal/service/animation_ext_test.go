@@ -49,6 +49,21 @@ func (p *pids) all() []int {
 	return append([]int(nil), p.list...)
 }
 
+// waitGone waits until every ffmpeg child recorded so far has left the
+// process table.
+func (p *pids) waitGone(t *testing.T, what string) {
+	t.Helper()
+	pids := p.all()
+	eventually(t, settle, what, func() string {
+		for _, pid := range pids {
+			if processExists(pid) {
+				return fmt.Sprintf("pid %d alive", pid)
+			}
+		}
+		return ""
+	})
+}
+
 type renderEnv struct {
 	api  whirlv1.AnimationServiceClient
 	pids *pids
@@ -254,18 +269,10 @@ func TestCancelMidStream(t *testing.T) {
 	if status.Code(r.err) != codes.Canceled || r.trailer != nil {
 		t.Fatalf("after cancel: err %v trailer %v", r.err, r.trailer)
 	}
-	pids := env.pids.all()
-	if len(pids) == 0 {
+	if len(env.pids.all()) == 0 {
 		t.Fatal("no ffmpeg child started")
 	}
-	eventually(t, settle, "ffmpeg after cancel", func() string {
-		for _, pid := range pids {
-			if processExists(pid) {
-				return fmt.Sprintf("pid %d alive", pid)
-			}
-		}
-		return ""
-	})
+	env.pids.waitGone(t, "ffmpeg after cancel")
 	noGoroutinesLeft(t, before)
 	// The lease survives and can render again.
 	if _, err := env.api.RenewLease(context.Background(), &whirlv1.RenewLeaseRequest{LeaseId: leaseID}); err != nil {

@@ -117,48 +117,31 @@ func TestSegmentedCancelStopsEveryEncoder(t *testing.T) {
 	if status.Code(r.err) != codes.Canceled || r.trailer != nil {
 		t.Fatalf("after cancel: err %v trailer %v", r.err, r.trailer)
 	}
-	pids := env.pids.all()
-	if len(pids) < 3 {
-		t.Fatalf("%d encoders started before the cancel, want 3 or more", len(pids))
+	if n := len(env.pids.all()); n < 3 {
+		t.Fatalf("%d encoders started before the cancel, want 3 or more", n)
 	}
-	eventually(t, settle, "ffmpeg after cancel", func() string {
-		for _, pid := range pids {
-			if processExists(pid) {
-				return fmt.Sprintf("pid %d alive", pid)
-			}
-		}
-		return ""
-	})
+	env.pids.waitGone(t, "ffmpeg after cancel")
 	noGoroutinesLeft(t, before)
 }
 
 // TestFFmpegKilledInSegment2: killing the ffmpeg of the third segment fails
 // the stream with INTERNAL and no trailer, after the first two segments
-// streamed, and leaves no ffmpeg behind.
+// streamed, and leaves no ffmpeg, slot or pinned lease behind.
 func TestFFmpegKilledInSegment2(t *testing.T) {
-	var (
-		started atomic.Int32
-		p       pids
-	)
-	env := startRenderer(t, service.Config{
-		EncodeParallelism: 1, // segments start in order: the third is segment 2
-		StartEncoder: func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (service.FrameEncoder, error) {
-			enc, err := encode.Start(ctx, o, sink)
-			if err != nil {
-				return nil, err
-			}
-			p.mu.Lock()
-			p.list = append(p.list, enc.PID())
-			p.mu.Unlock()
-			if started.Add(1) == 3 {
-				return &killAfter{Encoder: enc, frames: 5}, nil
-			}
-			return enc, nil
-		},
+	var started atomic.Int32
+	// One encoder at a time: segments start in order, the third is segment 2.
+	h := startHarness(t, service.Config{EncodeParallelism: 1}, 1, func(enc service.FrameEncoder, _ encode.Options) service.FrameEncoder {
+		if started.Add(1) == 3 {
+			return &killAfter{Encoder: enc.(*encode.Encoder), frames: 5}
+		}
+		return enc
 	})
-	r, err := env.renderOnce(t, smallVideo(5, 400))
-	if code := status.Code(err); code != codes.Internal || r.trailer != nil {
-		t.Fatalf("after killing segment 2's ffmpeg: code %v (%v), trailer %v; want Internal and no trailer", code, err, r.trailer)
+	leases := h.acquireN(t, 1)
+	req := smallVideo(5, 400) // segments of 120, 120, 120 and 40 frames
+	req.LeaseId = leases[0].token
+	r := collect(t, mustStream(t, h, context.Background(), req), nil)
+	if code := status.Code(r.err); code != codes.Internal || r.trailer != nil {
+		t.Fatalf("after killing segment 2's ffmpeg: code %v (%v), trailer %v; want Internal and no trailer", code, r.err, r.trailer)
 	}
 	if len(r.video) == 0 {
 		t.Error("nothing streamed before segment 2 failed")
@@ -166,14 +149,7 @@ func TestFFmpegKilledInSegment2(t *testing.T) {
 	if n := started.Load(); n != 3 {
 		t.Errorf("%d encoders started, want 3 (none after the failure)", n)
 	}
-	eventually(t, settle, "ffmpeg after the failure", func() string {
-		for _, pid := range p.all() {
-			if processExists(pid) {
-				return fmt.Sprintf("pid %d alive", pid)
-			}
-		}
-		return ""
-	})
+	h.assertQuiescent(t, leases)
 }
 
 // killAfter is an encoder whose ffmpeg is killed (SIGKILL) before its
