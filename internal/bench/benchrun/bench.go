@@ -205,6 +205,7 @@ type bench struct {
 	frames   *frameStore
 	encoders []*EncoderRuns
 	opts     []encode.Options // the encoders' settings, by index; unused for "plain"
+	spare    *encode.Spare    // warm ffmpeg for the concurrency rounds (Concurrent)
 }
 
 // prepare checks ffmpeg, starts the server and pre-renders the frames the
@@ -243,6 +244,9 @@ func prepare(ctx context.Context, cfg Config) (*bench, error) {
 	rep.Render = ra
 	b := &bench{cfg: cfg, rep: rep, srv: srv, frames: frames}
 	b.addEncoders()
+	if cfg.Concurrent {
+		b.startSpare()
+	}
 	return b, nil
 }
 
@@ -267,6 +271,9 @@ func (b *bench) addEncoders() {
 }
 
 func (b *bench) close() {
+	if b.spare != nil {
+		b.spare.Close()
+	}
 	b.frames.free()
 	b.srv.Close()
 }

@@ -20,13 +20,22 @@ const concurrentRenders = 5
 // Seed+4), drawn and encoded in this process without gRPC, the way whirl
 // encoded before segments (one ffmpeg per render, libx264 threads 2, fed by
 // render.Frames) and the way it does now (each render's segments under one
-// process-wide budget of NumCPU encoders, as the server runs them). Both at
-// the server's ffmpeg niceness. Figures are aggregate frames/s: five
+// process-wide budget of NumCPU encoders and as many warm spare ffmpeg
+// processes, as the server runs them). Both at the server's ffmpeg
+// niceness. Figures are aggregate frames/s: five
 // renders' frames over the time until the last one ends.
+//
+// On a machine shared with other work the wall-clock figure also measures
+// how much CPU each way wins from the other tenants (five ffmpeg processes
+// of two threads each against at most NumCPU single-threaded ones), so the
+// CPU time per frame (this process plus ffmpeg) is reported beside it.
 type ConcurrentRuns struct {
 	Renders int       `json:"renders"`
 	Single  []float64 `json:"single_process_fps"`
 	Segment []float64 `json:"segmented_fps"`
+	// CPU milliseconds per frame, per round.
+	SingleCPU  []float64 `json:"single_process_cpu_ms_per_frame"`
+	SegmentCPU []float64 `json:"segmented_cpu_ms_per_frame"`
 	// Medians over the rounds, and the median over rounds of the
 	// segmented/single-process ratio within each round.
 	MedianSingle  float64 `json:"median_single_process_fps"`
@@ -47,10 +56,11 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 	r := &b.rep.Concurrent
 	r.Renders = concurrentRenders
 	for _, p := range []struct {
-		runs *[]float64
-		one  func(ctx context.Context, c curve.Curve, budget *encode.Budget) error
-	}{{&r.Single, b.singleProcess}, {&r.Segment, b.segmented}} {
+		runs, cpu *[]float64
+		one       func(ctx context.Context, c curve.Curve, budget *encode.Budget) error
+	}{{&r.Single, &r.SingleCPU, b.singleProcess}, {&r.Segment, &r.SegmentCPU, b.segmented}} {
 		budget := encode.NewBudget(runtime.NumCPU())
+		cpu0 := readCPU()
 		start := time.Now()
 		var wg sync.WaitGroup
 		errs := make([]error, len(curves))
@@ -63,10 +73,21 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 				return fmt.Errorf("concurrent round %d: %w", i+1, err)
 			}
 		}
-		*p.runs = append(*p.runs, float64(len(curves)*b.cfg.Frames)/time.Since(start).Seconds())
+		frames := float64(len(curves) * b.cfg.Frames)
+		*p.runs = append(*p.runs, frames/time.Since(start).Seconds())
+		cpu1 := readCPU()
+		*p.cpu = append(*p.cpu, 1000*(cpu1.self-cpu0.self+cpu1.children-cpu0.children)/frames)
 	}
-	b.cfg.logf("  five renders at once #%d: %.1f frames/s single-process, %.1f segmented", i+1, r.Single[i], r.Segment[i])
+	b.cfg.logf("  five renders at once #%d: %.1f frames/s single-process, %.1f segmented; CPU %.2f vs %.2f ms/frame", i+1, r.Single[i], r.Segment[i], r.SingleCPU[i], r.SegmentCPU[i])
 	return nil
+}
+
+// startSpare starts the warm ffmpeg processes the segmented rounds take, as
+// the server keeps them.
+func (b *bench) startSpare() {
+	_, eo := b.videoOptions()
+	eo.Threads = encode.SegmentThreads
+	b.spare = encode.NewSpare(eo, runtime.NumCPU())
 }
 
 // videoOptions are the renderer's and the encoder's settings for one of the
@@ -95,7 +116,10 @@ func (b *bench) singleProcess(ctx context.Context, c curve.Curve, _ *encode.Budg
 // segmented is one render the way the server encodes it now.
 func (b *bench) segmented(ctx context.Context, c curve.Curve, budget *encode.Budget) error {
 	ro, eo := b.videoOptions()
-	_, err := encode.EncodeSegments(ctx, encode.Segments{Options: eo, Budget: budget},
+	start := func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+		return b.spare.Start(ctx, o, sink)
+	}
+	_, err := encode.EncodeSegments(ctx, encode.Segments{Options: eo, Budget: budget, Start: start},
 		func(ctx context.Context, s encode.Span, write func([]byte) error) error {
 			return render.FrameRange(ctx, c, ro, s.First, s.Count, b.rep.Setup.RenderWorkers, func(_ int, yuv []byte) error { return write(yuv) })
 		}, func(encode.Segment) error { return nil })
@@ -134,8 +158,8 @@ func (r *Report) writeConcurrent(w io.Writer) {
 	if len(c.Segment) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nfive renders at once (in process, no gRPC), aggregate frames/s per round:\n  single ffmpeg per render (before segments): %v\n  segmented, one budget of %d encoders:        %v\n",
-		rounded(c.Single), r.Setup.CPUs, rounded(c.Segment))
+	fmt.Fprintf(w, "\nfive renders at once (in process, no gRPC), per round: aggregate frames/s; CPU ms per frame (this process + ffmpeg)\n  single ffmpeg per render (before segments): %v; %v\n  segmented, one budget of %d encoders:        %v; %v\n",
+		rounded(c.Single), rounded(c.SingleCPU), r.Setup.CPUs, rounded(c.Segment), rounded(c.SegmentCPU))
 }
 
 func rounded(xs []float64) []string {
