@@ -29,7 +29,7 @@ const MinTail = 8
 //
 // One GOP per segment because a segment boundary is a keyframe anyway: a
 // longer segment would only make the work coarser to share out. Why the
-// GOP is 4 s: see DefaultGOPSeconds and MEASUREMENTS.md (table F).
+// GOP is 4 s: see DefaultGOPSeconds and MEASUREMENTS.md (table G).
 func (o Options) Plan(frames int) ([]Span, error) {
 	o, err := o.withDefaults()
 	if err != nil {
