@@ -47,11 +47,6 @@ func TestMeasureSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := reference(t, c)
-	type row struct {
-		name         string
-		walls, first []time.Duration
-		bytes        int
-	}
 	var rows []*row
 	get := func(name string) *row {
 		for _, r := range rows {
@@ -75,35 +70,19 @@ func TestMeasureSegments(t *testing.T) {
 			for _, p := range []int{1, 2, 3} {
 				o := opts("", 0)
 				o.GOP = gop
-				var first time.Duration
-				size := 0
-				t0 := time.Now()
-				_, err := encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(p)}, source, func(s encode.Segment) error {
-					if !s.Init && first == 0 {
-						first = time.Since(t0)
-					}
-					size += len(s.Data)
-					return nil
-				})
-				if err != nil {
+				var m timing
+				m.start()
+				if _, err := encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(p)}, source, m.sink); err != nil {
 					t.Fatal(err)
 				}
-				r := get(fmt.Sprintf("segmented, render+encode, GOP=segment %d, %d encoders", gop, p))
-				r.walls, r.first, r.bytes = append(r.walls, time.Since(t0)), append(r.first, first), size
+				m.add(get(fmt.Sprintf("segmented, render+encode, GOP=segment %d, %d encoders", gop, p)))
 			}
 		}
 		o := opts("", 0)
 		o.Threads = 2
-		var first time.Duration
-		size := 0
-		t0 := time.Now()
-		e, err := encode.Start(ctx, o, func(s encode.Segment) error {
-			if !s.Init && first == 0 {
-				first = time.Since(t0)
-			}
-			size += len(s.Data)
-			return nil
-		})
+		var m timing
+		m.start()
+		e, err := encode.Start(ctx, o, m.sink)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,8 +92,7 @@ func TestMeasureSegments(t *testing.T) {
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
-		r = get("one ffmpeg, threads 2, render+encode (before segments)")
-		r.walls, r.first, r.bytes = append(r.walls, time.Since(t0)), append(r.first, first), size
+		m.add(get("one ffmpeg, threads 2, render+encode (before segments)"))
 	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "reference medium CRF 23: %d bytes\n\n| pipeline | wall s (median; min–max of 3) | first fragment ms | bytes | × ref |\n|---|---|---|---|---|\n", len(ref))
@@ -126,6 +104,36 @@ func TestMeasureSegments(t *testing.T) {
 		fmt.Fprintf(&out, "| %s | %.2f (%.2f–%.2f) | %s | %d | %.3f |\n", r.name, median(r.walls).Seconds(), slices.Min(r.walls).Seconds(), slices.Max(r.walls).Seconds(), first, r.bytes, float64(r.bytes)/float64(len(ref)))
 	}
 	t.Log("\n" + out.String())
+}
+
+// row is one pipeline's figures over the rounds.
+type row struct {
+	name         string
+	walls, first []time.Duration
+	bytes        int
+}
+
+// timing is one encode's sink: when it started, its first fragment, its
+// size.
+type timing struct {
+	t0    time.Time
+	first time.Duration
+	size  int
+}
+
+func (m *timing) start() { m.t0 = time.Now() }
+
+func (m *timing) sink(s encode.Segment) error {
+	if !s.Init && m.first == 0 {
+		m.first = time.Since(m.t0)
+	}
+	m.size += len(s.Data)
+	return nil
+}
+
+// add records the finished encode in r.
+func (m *timing) add(r *row) {
+	r.walls, r.first, r.bytes = append(r.walls, time.Since(m.t0)), append(r.first, m.first), m.size
 }
 
 // plainFromFile times plain ffmpeg (veryfast CRF 23, the given GOP, x264's
