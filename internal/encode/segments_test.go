@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -305,4 +306,55 @@ func TestEncodeSegmentsKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingWriter counts the frames written to an encoder.
+type countingWriter struct {
+	encode.FrameWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) WriteFrame(yuv []byte) error {
+	c.n.Add(1)
+	return c.FrameWriter.WriteFrame(yuv)
+}
+
+// TestEncodeSegmentsHeadStart: with encoders to spare, the other segments
+// start only once segment 0 has sent a fragment, which x264 does after 15
+// frames in, so they do not compete with it on its way to the client.
+func TestEncodeSegmentsHeadStart(t *testing.T) {
+	const w, h, gop = 96, 64, 40
+	fs := frames(t, w, h, 3*gop)
+	o := encode.Options{Width: w, Height: h, FPS: 30, GOP: gop, Frames: len(fs)}
+	var (
+		mu      sync.Mutex
+		first   atomic.Int64 // frames written to segment 0's encoder
+		started []int64      // first's count when each encoder started
+	)
+	start := func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+		e, err := encode.Start(ctx, o, sink)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		started = append(started, first.Load())
+		if len(started) == 1 {
+			return countingWriter{e, &first}, nil
+		}
+		return e, nil
+	}
+	var c collect
+	if _, err := encode.EncodeSegments(context.Background(), encode.Segments{Options: o, Start: start, Budget: encode.NewBudget(4)}, sliceSource(fs), c.sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != 3 {
+		t.Fatalf("%d encoders started, want 3", len(started))
+	}
+	for i, n := range started[1:] {
+		if n < 15 {
+			t.Errorf("encoder %d started after %d frames of segment 0, before its first fragment could exist", i+2, n)
+		}
+	}
+	t.Logf("frames into segment 0 when each encoder started: %v", started)
 }
