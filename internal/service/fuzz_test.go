@@ -67,7 +67,7 @@ func fuzzAnimation() *Animation {
 var fieldPath = regexp.MustCompile(`^(lease_id|source|width|height|frames|frame|style|video|` +
 	`(video\.)?(width|height|fps|frames|style)|(video\.)?appearance\.(background|pen|line_width)|` +
 	`(curve\.)(wheels|k_fold|congruency)|curve\.wheels\[\d+\]\.(radius|frequency|phase|shape|aspect)|` +
-	`(generate\.)?(wheels|k_fold|congruency|shapes|shapes\[\d+\]))$`)
+	`(generate\.)?(wheels|k_fold|congruency|shapes|shapes\[\d+\])|resume\.(video_id|offset))$`)
 
 // checkRefusal fails unless err is INVALID_ARGUMENT carrying a BadRequest
 // with at least one violation, each naming a real field and saying why.
