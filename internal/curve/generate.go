@@ -53,6 +53,38 @@ type Params struct {
 // made in a fixed order from a PCG seeded with Seed; changing any of this
 // changes every saved seed's curve (TestGeneratePinned guards it).
 func Generate(p Params) (Curve, error) {
+	wheels, err := p.check()
+	if err != nil {
+		return Curve{}, err
+	}
+	// The draws below happen in a fixed order: changing it changes every
+	// seeded curve (the pinned-seed tests hold it).
+	rng := rand.New(rand.NewPCG(p.Seed, pcgStream))
+	if wheels == 0 {
+		wheels = MinGenWheels + rng.IntN(MaxWheels-MinGenWheels+1)
+	}
+	k, c := p.symmetry(rng)
+	ws := make([]Wheel, wheels)
+	r := 1.0
+	freqs := pickFrequencies(rng, wheels, k, c)
+	for i := range ws {
+		ws[i].Frequency = freqs[i]
+		// Keep each term's speed r·|n| within twice the first one's, so no
+		// fast term turns the curve into noise.
+		ws[i].Radius = min(r, 2*float64(abs(freqs[0]))/float64(abs(freqs[i])))
+		r = ws[i].Radius * (0.45 + 0.4*rng.Float64())
+	}
+	for i := range ws {
+		ws[i].Phase = 2 * math.Pi * rng.Float64()
+	}
+	for i := range ws {
+		ws[i].Shape, ws[i].Aspect = p.shape(rng, i)
+	}
+	return Curve{Wheels: ws, KFold: k, Congruency: c}, nil
+}
+
+// check validates p and returns the number of wheels it fixes (0: random).
+func (p Params) check() (int, error) {
 	var v violations
 	wheels := p.Wheels
 	switch {
@@ -85,15 +117,13 @@ func Generate(p Params) (Curve, error) {
 			v.add(fmt.Sprintf("shapes[%d]", i), "must be a known shape (0-5), got %d", int(s))
 		}
 	}
-	if err := v.err(); err != nil {
-		return Curve{}, err
-	}
+	return wheels, v.err()
+}
 
-	rng := rand.New(rand.NewPCG(p.Seed, pcgStream))
-	if wheels == 0 {
-		wheels = MinGenWheels + rng.IntN(MaxWheels-MinGenWheels+1)
-	}
-	k := p.KFold
+// symmetry returns k_fold and the congruency, drawing what p leaves random;
+// a random congruency is coprime to k so the symmetry is exactly k-fold.
+func (p Params) symmetry(rng *rand.Rand) (k, c int) {
+	k = p.KFold
 	if k == 0 {
 		lo := MinGenKFold
 		if p.Congruency != nil {
@@ -101,50 +131,36 @@ func Generate(p Params) (Curve, error) {
 		}
 		k = lo + rng.IntN(MaxKFold-lo+1)
 	}
-	var c int
 	if p.Congruency != nil {
-		c = *p.Congruency
-	} else {
-		var coprime []int
-		for x := 1; x < k; x++ {
-			if gcd(x, k) == 1 {
-				coprime = append(coprime, x)
-			}
-		}
-		c = coprime[rng.IntN(len(coprime))]
+		return k, *p.Congruency
 	}
+	var coprime []int
+	for x := 1; x < k; x++ {
+		if gcd(x, k) == 1 {
+			coprime = append(coprime, x)
+		}
+	}
+	return k, coprime[rng.IntN(len(coprime))]
+}
 
-	freqs := pickFrequencies(rng, wheels, k, c)
-	ws := make([]Wheel, wheels)
-	r := 1.0
-	for i := range ws {
-		ws[i].Frequency = freqs[i]
-		// Keep each term's speed r·|n| within twice the first one's, so no
-		// fast term turns the curve into noise.
-		ws[i].Radius = min(r, 2*float64(abs(freqs[0]))/float64(abs(freqs[i])))
-		r = ws[i].Radius * (0.45 + 0.4*rng.Float64())
+// shape returns wheel i's shape (p's choice, else random) and, for an
+// ellipse, its aspect ratio.
+func (p Params) shape(rng *rand.Rand, i int) (Shape, float64) {
+	s := ShapeUnspecified
+	switch len(p.Shapes) {
+	case 0:
+	case 1:
+		s = p.Shapes[0]
+	default:
+		s = p.Shapes[i]
 	}
-	for i := range ws {
-		ws[i].Phase = 2 * math.Pi * rng.Float64()
+	if s == ShapeUnspecified {
+		s = Shape(1 + rng.IntN(int(Tetracuspid)))
 	}
-	for i := range ws {
-		s := ShapeUnspecified
-		switch len(p.Shapes) {
-		case 0:
-		case 1:
-			s = p.Shapes[0]
-		default:
-			s = p.Shapes[i]
-		}
-		if s == ShapeUnspecified {
-			s = Shape(1 + rng.IntN(int(Tetracuspid)))
-		}
-		ws[i].Shape = s
-		if s == Ellipse {
-			ws[i].Aspect = MinGenAspect + (MaxGenAspect-MinGenAspect)*rng.Float64()
-		}
+	if s != Ellipse {
+		return s, 0
 	}
-	return Curve{Wheels: ws, KFold: k, Congruency: c}, nil
+	return s, MinGenAspect + (MaxGenAspect-MinGenAspect)*rng.Float64()
 }
 
 // pickFrequencies draws n distinct non-zero frequencies ≡ c (mod k), weight
