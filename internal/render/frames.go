@@ -66,6 +66,18 @@ func FrameRange(ctx context.Context, c curve.Curve, o Options, first, count, wor
 // MaxWorkers caps Frames' workers argument.
 const MaxWorkers = 64
 
+// pipeline is one run's plumbing: slots cycle free → (trail stage) → jobs
+// and order → (workers) → done → (consumer) → free.
+type pipeline struct {
+	sc          *scene
+	first, end  int
+	nslots      int
+	free        chan *slot // finished with, ready for reuse
+	order       chan *slot // filled, in frame order, for the consumer
+	jobs        chan *slot // filled, for the workers
+	producerErr error      // set before order is closed
+}
+
 // run is FrameRange for a prepared scene and the frames [first, end).
 func (sc *scene) run(ctx context.Context, first, end, workers int, emit func(frame int, yuv []byte) error) error {
 	workers = min(MaxWorkers, max(1, workers))
@@ -76,72 +88,74 @@ func (sc *scene) run(ctx context.Context, first, end, workers int, emit func(fra
 		cancel()
 		wg.Wait()
 	}()
+	n := workers + 2
+	p := &pipeline{sc: sc, first: first, end: end, nslots: n,
+		free: make(chan *slot, n), order: make(chan *slot, n), jobs: make(chan *slot, n)}
+	wg.Go(func() { p.trailStage(ctx) })
+	for range workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	return p.consume(ctx, parent, emit)
+}
 
-	nslots := workers + 2
-	free := make(chan *slot, nslots)  // finished with, ready for reuse
-	order := make(chan *slot, nslots) // filled, in frame order, for the consumer
-	jobs := make(chan *slot, nslots)  // filled, for the workers
-	var producerErr error             // set before order is closed
-
-	wg.Add(1)
-	go func() { // the trail stage
-		defer wg.Done()
-		defer close(order)
-		defer close(jobs)
-		defer func() {
-			if r := recover(); r != nil {
-				producerErr = fmt.Errorf("render: panic in trail stage: %v\n%s", r, debug.Stack())
-			}
-		}()
-		tr := sc.newTrail()
-		tr.trackYUV()
-		created := 0
-		for f := first; f < end; f++ {
-			var s *slot
-			select {
-			case s = <-free:
-			default:
-				if created < nslots {
-					created++
-					s = sc.newSlot()
-				} else {
-					select {
-					case s = <-free:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			sc.prepare(tr, s, f)
-			order <- s // never blocks: at most nslots slots exist
-			jobs <- s
+// trailStage advances the trail frame by frame and hands each prepared
+// frame to the workers and, in order, to the consumer.
+func (p *pipeline) trailStage(ctx context.Context) {
+	defer close(p.order)
+	defer close(p.jobs)
+	defer func() {
+		if r := recover(); r != nil {
+			p.producerErr = fmt.Errorf("render: panic in trail stage: %v\n%s", r, debug.Stack())
 		}
 	}()
-
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
+	tr := p.sc.newTrail()
+	tr.trackYUV()
+	created := 0
+	for f := p.first; f < p.end; f++ {
+		var s *slot
+		select {
+		case s = <-p.free:
+		default:
+			if created < p.nslots {
+				created++
+				s = p.sc.newSlot()
+			} else {
 				select {
+				case s = <-p.free:
 				case <-ctx.Done():
 					return
-				case s, ok := <-jobs:
-					if !ok {
-						return
-					}
-					s.err = sc.finish(s)
-					s.done <- struct{}{}
 				}
 			}
-		}()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.sc.prepare(tr, s, f)
+		p.order <- s // never blocks: at most nslots slots exist
+		p.jobs <- s
 	}
+}
 
+// work draws overlays and converts frames until the jobs run out.
+func (p *pipeline) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s, ok := <-p.jobs:
+			if !ok {
+				return
+			}
+			s.err = p.sc.finish(s)
+			s.done <- struct{}{}
+		}
+	}
+}
+
+// consume emits the finished frames in order on the calling goroutine.
+func (p *pipeline) consume(ctx, parent context.Context, emit func(frame int, yuv []byte) error) error {
 	emitted := 0
-	for s := range order {
+	for s := range p.order {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
@@ -156,12 +170,12 @@ func (sc *scene) run(ctx context.Context, first, end, workers int, emit func(fra
 			return err
 		}
 		emitted++
-		free <- s // never blocks: capacity nslots
+		p.free <- s // never blocks: capacity nslots
 	}
-	if producerErr != nil {
-		return producerErr
+	if p.producerErr != nil {
+		return p.producerErr
 	}
-	if emitted < end-first {
+	if emitted < p.end-p.first {
 		return ctxErr(parent, ctx)
 	}
 	return nil
