@@ -3,11 +3,13 @@ package etcdtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,16 +53,33 @@ func mustURL(s string) url.URL {
 	return *u
 }
 
-// freePort returns a loopback port that was free a moment ago (for etcd
-// members that must know each other's peer URLs before they start).
+// freePort returns a loopback port that is free now, for etcd members that
+// must know each other's URLs before they start. It lies below the kernel's
+// ephemeral range, so that while a cluster member is stopped no other
+// process's connection or listen on port 0 is given its port and its
+// restart finds it taken (seen on a busy machine with port-0 picks).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	const span = 10000
+	for range 100 {
+		port := max(low-span, 1024) + rand.IntN(span)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken: try another
+		}
+		_ = l.Close()
+		return port
+	}
+	t.Fatalf("no free loopback port in the %d below %d", span, low)
+	return 0
 }
 
 // startEtcd starts a one-member etcd in-process on loopback port 0 and
