@@ -192,14 +192,37 @@ func TestShutdownUnderLoad(t *testing.T) {
 					t.Errorf("health Check after the watch saw NOT_SERVING: %v, %v", st, err)
 				}
 			}
-			// New calls are refused, on the open connection and on a new one.
-			if _, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "late"}); status.Code(err) != codes.Unavailable {
-				t.Errorf("AcquireLease on the open connection during shutdown: %v, want Unavailable", err)
+			// New calls are refused, on the open connection and on a new one,
+			// once the graceful stop begins. It follows the drain of the HTTP
+			// front end (service.Server.DrainFirst, quick with no HTTP call
+			// under way), during which the gRPC server still serves: until
+			// then a call may get its usual answer. Each try is a round trip,
+			// which paces the loop.
+			refused := func(what string, call func() error, usual func(error) bool) {
+				t.Helper()
+				for deadline := time.Now().Add(grace); ; {
+					err := call()
+					switch {
+					case status.Code(err) == codes.Unavailable:
+						return
+					case !usual(err):
+						t.Errorf("%s during shutdown: %v, want Unavailable", what, err)
+						return
+					case time.Now().After(deadline):
+						t.Errorf("%s still served %v after SIGTERM, want Unavailable", what, grace)
+						return
+					}
+				}
 			}
+			refused("AcquireLease on the open connection", func() error {
+				_, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "late"})
+				return err
+			}, func(err error) bool { return status.Code(err) == codes.ResourceExhausted }) // all five leases are held
 			fresh := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
-			if _, err := fresh.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{}); status.Code(err) != codes.Unavailable {
-				t.Errorf("GenerateCurve on a new connection during shutdown: %v, want Unavailable", err)
-			}
+			refused("GenerateCurve on a new connection", func() error {
+				_, err := fresh.GenerateCurve(ctx, &whirlv1.GenerateCurveRequest{})
+				return err
+			}, func(err error) bool { return err == nil })
 
 			var exitErr error
 			select {
