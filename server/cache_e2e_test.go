@@ -234,8 +234,10 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0", "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
-	// Long enough for a progress event before the render is half done.
-	const side, frames = 480, 300
+	// Long enough that the render still runs well after the progress event
+	// (sent every 0.5 s) that shows it half done, even on an idle machine,
+	// so the late joiner finds it running rather than cached.
+	const side, frames = 480, 600
 	leases := make([]string, 6)
 	for i := range leases {
 		leases[i] = acquire(t, api)
