@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -45,7 +47,8 @@ func TestDrainFirstRunsBeforeTheGracefulStop(t *testing.T) {
 		if err == nil {
 			s.status = res.GetStatus()
 		}
-		// A call on the open connection still works: no graceful stop yet.
+		// A new call is refused: shutdown has begun, though the graceful
+		// stop has not (health, above, still answers).
 		_, s.callErr = api.GenerateCurve(context.Background(), &whirlv1.GenerateCurveRequest{Seed: 1})
 		drained <- s
 	})
@@ -64,8 +67,8 @@ func TestDrainFirstRunsBeforeTheGracefulStop(t *testing.T) {
 	if s.status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("health during the drain: %v, want NOT_SERVING", s.status)
 	}
-	if s.callErr != nil {
-		t.Errorf("a call during the drain: %v; the gRPC server must still serve", s.callErr)
+	if status.Code(s.callErr) != codes.Unavailable {
+		t.Errorf("a new call during the drain: %v, want UNAVAILABLE", s.callErr)
 	}
 	if !s.hasDeadline || s.graceLeft <= 0 || s.graceLeft > grace {
 		t.Errorf("drain context: deadline %v, %v left; want the grace (%v)", s.hasDeadline, s.graceLeft, grace)

@@ -109,6 +109,7 @@ type Server struct {
 	leaseHealth func(context.Context) error
 	grace       time.Duration
 	drainFirst  []func(ctx context.Context)
+	draining    *draining
 }
 
 // RenderStats reports animations rendering and waiting for a slot.
@@ -136,7 +137,8 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // NewServer builds the gRPC server: the request id outermost so every status,
 // a recovered panic's too, carries it; then recovery so a panic anywhere
-// becomes INTERNAL for that call only, then per-call logging, then limits,
+// becomes INTERNAL for that call only, then per-call logging, then the refusal of new calls once shutdown has
+// begun, then limits,
 // then admin authentication for LeaseAdminService alone. Extra options (TLS
 // credentials, say) are appended.
 func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
@@ -144,7 +146,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	unary, stream := interceptorChains(cfg, logger)
+	drain := &draining{}
+	unary, stream := interceptorChains(cfg, logger, drain)
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -166,7 +169,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	if cfg.GRPCMetrics != nil {
 		cfg.GRPCMetrics.InitializeMetrics(gs)
 	}
-	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace}
+	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace, draining: drain}
 	if h, ok := cfg.Leases.(healthChecker); ok {
 		s.leaseHealth = h.Healthy
 	}
@@ -175,7 +178,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 
 // interceptorChains returns the unary and stream interceptors in the order
 // NewServer documents.
-func interceptorChains(cfg Config, logger *slog.Logger) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -190,11 +193,13 @@ func interceptorChains(cfg Config, logger *slog.Logger) ([]grpc.UnaryServerInter
 		requestIDUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
+		drain.unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		requestIDStream,
 		recovery.StreamServerInterceptor(recoverOpt),
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
+		drain.stream,
 	}
 	if cfg.GRPCMetrics != nil {
 		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
@@ -242,6 +247,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // cuts what is left.
 func (s *Server) stop(grace time.Duration) {
 	s.health.Shutdown()
+	s.draining.on.Store(true)
 	deadline := time.Now().Add(grace)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
