@@ -2,15 +2,11 @@ package service_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -39,9 +35,9 @@ func rawCall(t *testing.T, addr, method string, req proto.Message, md map[string
 	for k, v := range md {
 		hreq.Header.Set(k, v)
 	}
-	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	h2c := &http.Transport{Protocols: &protocols}
 	defer h2c.CloseIdleConnections()
 	resp, err := h2c.RoundTrip(hreq)
 	if err != nil {
