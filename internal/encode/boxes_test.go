@@ -204,7 +204,7 @@ func TestArgsFragDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := strings.Join(args(o), " ")
-	if !strings.Contains(a, "-frag_duration 100000") || !strings.Contains(a, "-g 120") || !strings.Contains(a, "-threads 2") {
+	if !strings.Contains(a, "-frag_duration 100000") || !strings.Contains(a, "-g 150") || !strings.Contains(a, "-threads 2") {
 		t.Errorf("args: %s", a)
 	}
 	o.FragmentDuration = o.FragmentDuration * 100

@@ -29,7 +29,9 @@ import (
 // Defaults, chosen by measurement (MEASUREMENTS.md has the tables and how to
 // reproduce them). Preset and CRF: veryfast CRF 23 is the fastest setting
 // within 1.05× the bytes of libx264 medium CRF 23 that keeps quality near
-// it. GOP: 4 s keeps that byte budget with margin (shorter GOPs cost bytes).
+// it. GOP: 5 s, the longest segment of a segmented encode (Plan): the
+// default 10 s video is two segments, one per core on a 2-CPU machine, and
+// longer GOPs cost fewer bytes (table G).
 // FragmentDuration: 100 ms brings the first fragment to a client soonest
 // for about 1% more bytes than 200 ms. Threads: pinned, because the output
 // bytes depend on x264's thread count; 1 and 2 give the same bytes, and 2 is
@@ -38,7 +40,7 @@ const (
 	DefaultFFmpegPath       = "ffmpeg"
 	DefaultPreset           = "veryfast"
 	DefaultCRF              = 23
-	DefaultGOPSeconds       = 4
+	DefaultGOPSeconds       = 5
 	DefaultFragmentDuration = 100 * time.Millisecond
 	DefaultThreads          = 2
 )

@@ -44,3 +44,11 @@ func (s *Spare) ReadyPIDs(ctx context.Context, n int) ([]int, error) {
 		}
 	}
 }
+
+// Unlent is the number of processes s holds or is starting, not counting
+// those it has lent.
+func (s *Spare) Unlent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ready) + s.starting
+}

@@ -10,26 +10,27 @@ type Span struct {
 	First, Count int
 }
 
-// MinTail is the fewest frames a video's last segment has: a shorter
-// remainder is encoded with the segment before it. libx264 delays
-// presentation by its B-frame reordering (2 frames with the presets'
-// B-pyramid) only once it has 3 frames or more; a 1- or 2-frame segment
-// would be presented 2 frames early against the others. 8 leaves margin
-// and costs at most 7 frames of imbalance between segments.
+// MinTail is the fewest frames a segment has, unless the whole video is
+// shorter: libx264 delays presentation by its B-frame reordering (2 frames
+// with the presets' B-pyramid) only once it has 3 frames or more; a 1- or
+// 2-frame segment would be presented 2 frames early against the others.
+// 8 leaves margin. It matters only for GOPs under 2×MinTail frames.
 const MinTail = 8
 
 // Plan cuts a video of frames frames into the segments a segmented encode
-// runs, each encoded by its own ffmpeg from its own closed GOP: one GOP
-// (o.GOP frames, after defaults) per segment, the last one shorter when
-// frames is not a multiple of it, or longer (with a keyframe inside) when
-// the remainder would be under MinTail frames. The plan depends on the request alone
-// (frames and the options' GOP, itself DefaultGOPSeconds×FPS unless set),
-// never on how many encoders happen to run, so the bytes do not either.
-// A video of 0 frames has no segments.
+// runs, each encoded by its own ffmpeg from its own closed GOP: as few
+// segments as hold at most one GOP each (o.GOP frames, after defaults), of
+// equal length (the first ones a frame longer when frames does not divide
+// evenly), none shorter than MinTail unless the video is (then a segment
+// may span more than a GOP, with a keyframe inside). The plan depends on the
+// request alone (frames and the options' GOP, itself DefaultGOPSeconds×FPS
+// unless set), never on how many encoders happen to run, so the bytes do
+// not either. A video of 0 frames has no segments.
 //
-// One GOP per segment because a segment boundary is a keyframe anyway: a
-// longer segment would only make the work coarser to share out. Why the
-// GOP is 4 s: see DefaultGOPSeconds and MEASUREMENTS.md (table G).
+// Equal lengths because segments run side by side and, given an encoder
+// each, the longest sets the render's time: 200 frames are 100+100, not
+// 150+50. Why the GOP is 5 s: see DefaultGOPSeconds and MEASUREMENTS.md
+// (table G).
 func (o Options) Plan(frames int) ([]Span, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -38,20 +39,22 @@ func (o Options) Plan(frames int) ([]Span, error) {
 	if frames < 0 {
 		return nil, fmt.Errorf("encode: plan for %d frames", frames)
 	}
-	spans := make([]Span, 0, (frames+o.GOP-1)/o.GOP)
-	for first := 0; first < frames; first += o.GOP {
-		if n := len(spans); n > 0 && frames-first < MinTail {
-			spans[n-1].Count += frames - first
-			break
+	n := min((frames+o.GOP-1)/o.GOP, max(frames/MinTail, 1))
+	spans := make([]Span, 0, n)
+	for i, first := 0, 0; i < n; i++ {
+		count := frames / n
+		if i < frames%n {
+			count++
 		}
-		spans = append(spans, Span{First: first, Count: min(o.GOP, frames-first)})
+		spans = append(spans, Span{First: first, Count: count})
+		first += count
 	}
 	return spans, nil
 }
 
 // planVersion names the way Plan cuts a video and Stitcher joins the
 // pieces; it changes whenever either would change the bytes.
-const planVersion = "gop-segments/1"
+const planVersion = "equal-segments/2"
 
 // SegmentThreads is libx264's thread count in each segment's ffmpeg when
 // Options.Threads is 0: one, because a video's segments run side by side

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // stderrTail is how much of ffmpeg's stderr is kept for error messages.
@@ -64,6 +66,7 @@ func startProcess(o Options) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	growPipe(stdinW, i420.Size(o.Width, o.Height))
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
 		_, _ = stdinR.Close(), stdinW.Close()

@@ -19,33 +19,42 @@ import (
 )
 
 func TestPlan(t *testing.T) {
-	o := encode.Options{Width: 64, Height: 64, FPS: 30} // GOP 120
+	o := encode.Options{Width: 64, Height: 64, FPS: 30} // GOP 150
+	small := o
+	small.GOP = 4
 	for _, tc := range []struct {
+		o      encode.Options
 		frames int
 		want   []encode.Span
 	}{
-		{0, []encode.Span{}},
-		{1, []encode.Span{{0, 1}}},
-		{119, []encode.Span{{0, 119}}},
-		{120, []encode.Span{{0, 120}}},
-		{121, []encode.Span{{0, 121}}},
-		{127, []encode.Span{{0, 127}}},
-		{128, []encode.Span{{0, 120}, {120, 8}}},
-		{300, []encode.Span{{0, 120}, {120, 120}, {240, 60}}},
-		{367, []encode.Span{{0, 120}, {120, 120}, {240, 127}}},
+		{o, 0, []encode.Span{}},
+		{o, 1, []encode.Span{{0, 1}}},
+		{o, 149, []encode.Span{{0, 149}}},
+		{o, 150, []encode.Span{{0, 150}}},
+		{o, 151, []encode.Span{{0, 76}, {76, 75}}},
+		{o, 200, []encode.Span{{0, 100}, {100, 100}}},
+		{o, 300, []encode.Span{{0, 150}, {150, 150}}},
+		{o, 301, []encode.Span{{0, 101}, {101, 100}, {201, 100}}},
+		{o, 3600, slices.Collect(func(yield func(encode.Span) bool) {
+			for i := range 24 {
+				if !yield(encode.Span{First: 150 * i, Count: 150}) {
+					return
+				}
+			}
+		})},
+		// segments of at least MinTail frames, even past a short GOP
+		{small, 7, []encode.Span{{0, 7}}},
+		{small, 15, []encode.Span{{0, 15}}},
+		{small, 16, []encode.Span{{0, 8}, {8, 8}}},
+		{small, 17, []encode.Span{{0, 9}, {9, 8}}},
 	} {
-		got, err := o.Plan(tc.frames)
+		got, err := tc.o.Plan(tc.frames)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(got, tc.want) {
-			t.Errorf("Plan(%d) = %v, want %v", tc.frames, got, tc.want)
+			t.Errorf("GOP %d: Plan(%d) = %v, want %v", tc.o.GOP, tc.frames, got, tc.want)
 		}
-	}
-	gop := o
-	gop.GOP = 4
-	if got, _ := gop.Plan(15); !slices.Equal(got, []encode.Span{{0, 4}, {4, 11}}) {
-		t.Errorf("GOP 4: Plan(15) = %v", got)
 	}
 	if _, err := o.Plan(-1); err == nil {
 		t.Error("Plan(-1) accepted")
@@ -175,7 +184,7 @@ func TestEncodeSegments(t *testing.T) {
 // TestEncodeSegmentsMismatch: a segment whose encoder ran with other
 // settings (another SPS) fails the encode loudly, and stops the rest.
 func TestEncodeSegmentsMismatch(t *testing.T) {
-	const w, h, gop = 64, 64, 4
+	const w, h, gop = 64, 64, encode.MinTail
 	fs := frames(t, w, h, 3*gop)
 	o := encode.Options{Width: w, Height: h, FPS: 24, GOP: gop, Frames: len(fs)}
 	var mu sync.Mutex

@@ -6,11 +6,17 @@ import (
 )
 
 // Spare keeps ffmpeg Processes started ahead of need for the most common
-// options: as many as a video's segments may run at once, so every
-// segment encoder of a render, not only the first, skips the start-up. Loading Debian's ffmpeg (over 200 shared libraries) costs ~0.15 s
-// of CPU before it reads its first frame; a render that takes the spare
-// skips that wait, which is most of the time to its first fragment. An idle
-// spare sits blocked reading its stdin and costs memory, not CPU.
+// options: as many as a video's segments may run at once, so every segment
+// encoder of a render, not only the first, skips the start-up. Loading
+// Debian's ffmpeg (over 200 shared libraries) costs ~0.1 s of CPU before it
+// reads its first frame; a render that takes the spare skips that wait,
+// which is most of the time to its first fragment. An idle spare sits
+// blocked reading its stdin and costs memory, not CPU.
+//
+// A spare is replaced only once the process it lent has exited, not when it
+// is taken: the start-up then runs after the encode that took the spare
+// rather than competing with it for the CPU, and the spare's processes,
+// idle and lent, never number more than its size.
 //
 // The spare's output does not depend on when it was started: it is the same
 // process with the same arguments Start would run, and the Encoder around it
@@ -22,6 +28,7 @@ type Spare struct {
 	mu       sync.Mutex
 	ready    []*Process    // started, nothing written to them yet
 	starting int           // being started
+	lent     int           // handed out, not yet exited
 	filled   chan struct{} // closed while ready is not empty; replaced when it empties
 	closed   bool
 	wg       sync.WaitGroup
@@ -37,9 +44,9 @@ func NewSpare(template Options, n int) *Spare {
 }
 
 // Start is like the package's Start, but hands over the spare when o
-// matches the template (any Frames) and one is ready; it then starts the next
-// spare in the background. ctx governs the handed-over encoder exactly as it
-// would one started fresh.
+// matches the template (any Frames) and one is ready; its replacement
+// starts once the handed-over ffmpeg has exited. ctx governs the
+// handed-over encoder exactly as it would one started fresh.
 func (s *Spare) Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, error) {
 	key := o
 	key.Frames = 0
@@ -51,11 +58,19 @@ func (s *Spare) Start(ctx context.Context, o Options, sink func(Segment) error) 
 	if p == nil {
 		return Start(ctx, o, sink)
 	}
-	s.refill()
-	return newEncoder(ctx, valid, p, sink), nil
+	e := newEncoder(ctx, valid, p, sink)
+	go func() {
+		<-e.done
+		s.mu.Lock()
+		s.lent--
+		s.mu.Unlock()
+		s.refill()
+	}()
+	return e, nil
 }
 
-// take removes the oldest ready spare, if any, and returns it.
+// take removes the oldest ready spare, if any, and returns it, counted
+// as lent.
 func (s *Spare) take() *Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,18 +79,19 @@ func (s *Spare) take() *Process {
 	}
 	p := s.ready[0]
 	s.ready = s.ready[1:]
+	s.lent++
 	if len(s.ready) == 0 {
 		s.filled = make(chan struct{})
 	}
 	return p
 }
 
-// refill starts spares in the background until ready and starting make
-// the size, unless s is closed.
+// refill starts spares in the background until ready, starting and lent
+// make the size, unless s is closed.
 func (s *Spare) refill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ; !s.closed && len(s.ready)+s.starting < s.size; s.starting++ {
+	for ; !s.closed && len(s.ready)+s.starting+s.lent < s.size; s.starting++ {
 		s.wg.Go(func() {
 			p, err := StartProcess(s.template)
 			s.mu.Lock()

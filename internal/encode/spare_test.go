@@ -93,6 +93,46 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 	}
 }
 
+// TestSpareRefillsAfterExit: a taken spare is replaced only once its
+// ffmpeg has exited, so the replacement's start-up does not compete with
+// the encode that took it.
+func TestSpareRefillsAfterExit(t *testing.T) {
+	const w, h, n = 64, 64, 5
+	o := encode.Options{Width: w, Height: h, FPS: 24, Threads: 1}
+	fs := frames(t, w, h, n)
+	spare := encode.NewSpare(o, 1)
+	defer spare.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lentPID, err := spare.ReadyPID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out collect
+	e, err := spare.Start(ctx, o, out.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if err := e.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+		if got := spare.Unlent(); got != 0 {
+			t.Fatalf("%d spare processes held or starting while the lent one runs", got)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	refill, err := spare.ReadyPID(ctx)
+	if err != nil {
+		t.Fatalf("no refill after the lent ffmpeg exited: %v", err)
+	}
+	if refill == lentPID {
+		t.Fatalf("the refill is the lent process %d", refill)
+	}
+}
+
 // TestSpareSeveral: a Spare of 3 hands out 3 started ffmpeg processes in a
 // row, one per segment encoder of a render, each giving a fresh encode's
 // bytes; Close reaps the refills.

@@ -41,7 +41,7 @@ func (e renderEnv) renderOnce(t *testing.T, req *whirlv1.RenderAnimationRequest)
 }
 
 // TestSegmentedRenderIdenticalAtAnyParallelism: a video cut into segments
-// (GOP 120 at 30 fps) plays as one file — every frame, timestamps one frame
+// (GOP 150 at 30 fps) plays as one file — every frame, timestamps one frame
 // apart, the right duration — for frame counts on, just before and just
 // after a segment boundary and for one frame, and its bytes are the same
 // whether the server encodes 1, 2 or 4 segments at once, and beside five
@@ -54,7 +54,7 @@ func TestSegmentedRenderIdenticalAtAnyParallelism(t *testing.T) {
 		envs[p] = startRenderer(t, service.Config{Leases: reg, EncodeParallelism: p, RenderSlots: 6, RenderWorkers: 1})
 	}
 	want := map[int32]string{}
-	for _, frames := range []int32{1, 119, 120, 121, 128, 250} {
+	for _, frames := range []int32{1, 149, 150, 151, 301} {
 		t.Run(fmt.Sprintf("frames=%d", frames), func(t *testing.T) {
 			for _, p := range []int{1, 2, 4} {
 				r, err := envs[p].renderOnce(t, smallVideo(11, frames))
@@ -77,7 +77,7 @@ func TestSegmentedRenderIdenticalAtAnyParallelism(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
-			r, err := env.renderOnce(t, smallVideo(11+uint64(i), 250))
+			r, err := env.renderOnce(t, smallVideo(11+uint64(i), 301))
 			if err != nil {
 				t.Error(err)
 				return
@@ -86,8 +86,8 @@ func TestSegmentedRenderIdenticalAtAnyParallelism(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got[0] != want[250] {
-		t.Errorf("beside five other renders: sha %s, alone %s", got[0], want[250])
+	if got[0] != want[301] {
+		t.Errorf("beside five other renders: sha %s, alone %s", got[0], want[301])
 	}
 	if n := len(env.pids.all()); n < 6*3 {
 		t.Errorf("%d encoders started for the renders of 3 segments each, want at least %d", n, 6*3)
@@ -103,7 +103,7 @@ func TestSegmentedCancelStopsEveryEncoder(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req := smallVideo(7, 1200) // 10 segments
+	req := smallVideo(7, 1200) // 8 segments
 	req.LeaseId = leaseID
 	stream, err := env.api.RenderAnimation(ctx, req)
 	if err != nil {
@@ -137,7 +137,7 @@ func TestFFmpegKilledInSegment2(t *testing.T) {
 		return enc
 	})
 	leases := h.acquireN(t, 1)
-	req := smallVideo(5, 400) // segments of 120, 120, 120 and 40 frames
+	req := smallVideo(5, 400) // segments of 134, 133 and 133 frames
 	req.LeaseId = leases[0].token
 	r := collect(t, mustStream(t, h, context.Background(), req), nil)
 	if code := status.Code(r.err); code != codes.Internal || r.trailer != nil {

@@ -161,6 +161,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer b.close()
+	cfg.logf("warm-up render (not counted)")
+	if b.rep.EndToEnd.WarmUp, err = b.srv.EndToEnd(ctx, cfg, nil); err != nil {
+		return nil, fmt.Errorf("warm-up run: %w", err)
+	}
 	if cfg.CPUProfile == "" {
 		err = b.interleaved(ctx)
 	} else {

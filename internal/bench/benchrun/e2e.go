@@ -22,7 +22,12 @@ import (
 
 // EndToEnd is the runs at the gRPC client and their medians.
 type EndToEnd struct {
-	Runs []E2ERun `json:"runs"`
+	// WarmUp is the first render of a fresh server, before the measured
+	// runs and left out of every figure: its spare ffmpeg processes may
+	// still be starting and its caches are cold, which a server that has
+	// been up for more than a second no longer shows.
+	WarmUp E2ERun   `json:"warm_up"`
+	Runs   []E2ERun `json:"runs"`
 	// MedianFPS is frames / (request → trailer), median over the runs.
 	MedianFPS float64 `json:"median_fps"`
 	// MedianFirstFragment is request → first complete media fragment.

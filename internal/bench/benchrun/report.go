@@ -57,9 +57,13 @@ func (r *Report) writeRuns(w io.Writer) {
 	fmt.Fprintln(w, "\nend-to-end runs:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tframes/s\tseconds\theader s\tfirst fragment s\tfragments\tchunks\tserver elapsed\tserver render\tserver encode\tprocess CPU s\tffmpeg CPU s\t")
-	for i, run := range e.Runs {
-		fmt.Fprintf(tw, "#%d\t%.1f\t%.2f\t%.3f\t%.3f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", i+1, run.FPS, run.Seconds, run.Header,
+	row := func(name string, run E2ERun) {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.3f\t%.3f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", name, run.FPS, run.Seconds, run.Header,
 			run.FirstFragment, run.Fragments, run.Chunks, run.ServerElapsed, run.ServerRender, run.ServerEncode, run.ProcCPU, run.ChildCPU)
+	}
+	row("warm-up (not counted)", e.WarmUp)
+	for i, run := range e.Runs {
+		row(fmt.Sprintf("#%d", i+1), run)
 	}
 	tw.Flush()
 
