@@ -63,19 +63,23 @@ func TestMeasureSegments(t *testing.T) {
 	}
 	for round := range 3 {
 		t.Logf("round %d", round+1)
-		r := get("plain ffmpeg, x264 default threads, frames from a file")
-		wall, n := plainFromFile(t, c, 120)
-		r.walls, r.bytes = append(r.walls, wall), n
-		for _, gop := range []int{60, 120} {
+		for _, gop := range []int{120, 150} {
+			r := get(fmt.Sprintf("plain ffmpeg, GOP %d, x264 default threads, frames from a file", gop))
+			wall, n := plainFromFile(t, c, gop)
+			r.walls, r.bytes = append(r.walls, wall), n
 			for _, p := range []int{1, 2, 3} {
 				o := opts("", 0)
 				o.GOP = gop
+				plan, err := o.Plan(mFrames)
+				if err != nil {
+					t.Fatal(err)
+				}
 				var m timing
 				m.start()
 				if _, err := encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(p)}, source, m.sink); err != nil {
 					t.Fatal(err)
 				}
-				m.add(get(fmt.Sprintf("segmented, render+encode, GOP=segment %d, %d encoders", gop, p)))
+				m.add(get(fmt.Sprintf("segmented, render+encode, GOP %d: %d segments, %d encoders", gop, len(plan), p)))
 			}
 		}
 		o := opts("", 0)

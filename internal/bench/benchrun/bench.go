@@ -176,6 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		err = b.cacheRound(ctx, i)
 	}
+	if err == nil && cfg.Concurrent {
+		err = b.measureStartup(ctx)
+	}
 	for i := range cfg.Reps {
 		if err != nil || !cfg.Concurrent {
 			break
