@@ -437,6 +437,10 @@ func (r *Report) judge() {
 		mpl.Limit = 4.5 * r.Matplotlib.FPS
 		mpl.Ratio = e2e.MedianFPS / r.Matplotlib.FPS
 		mpl.Status = status(e2e.MedianFPS >= mpl.Limit)
+		if w := r.encoder("file"); w != nil && w.MedianFPS > 0 {
+			// the encoder alone, with nothing drawn, bounds what a render can do
+			mpl.Note = fmt.Sprintf("encoder floor: one ffmpeg on frames from a file, nothing drawn, is %.2f × matplotlib", w.MedianFPS/r.Matplotlib.FPS)
+		}
 	}
 	r.Targets = append(r.Targets, mpl)
 	r.Targets = append(r.Targets, Target{
