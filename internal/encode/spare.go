@@ -6,8 +6,8 @@ import (
 )
 
 // Spare keeps ffmpeg Processes started ahead of need for the most common
-// options: as many as a video's segments may run at once, so every segment
-// encoder of a render, not only the first, skips the start-up. Loading
+// options, as many as SpareSize says for the server's encoders, so every
+// segment encoder of a render, not only the first, skips the start-up. Loading
 // Debian's ffmpeg (over 200 shared libraries) costs ~0.1 s of CPU before it
 // reads its first frame; a render that takes the spare skips that wait,
 // which is most of the time to its first fragment. An idle spare sits
@@ -33,6 +33,12 @@ type Spare struct {
 	closed   bool
 	wg       sync.WaitGroup
 }
+
+// SpareSize is the number of spares to keep beside a budget of encoders:
+// one per encoder a render can use, and one more, because a spare is only
+// replaced once the process it lent exits: without it, the next render
+// after a busy one would start its first segment cold.
+func SpareSize(encoders int) int { return encoders + 1 }
 
 // NewSpare starts n spares (at least 1) for template (Frames is ignored:
 // the same process serves any length).

@@ -112,7 +112,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		template := cfg.Encode
 		template.Width, template.Height, template.FPS = render.DefaultSize, render.DefaultSize, defaultFPS
 		template.Threads = cmp.Or(template.Threads, encode.SegmentThreads) // as segments run
-		a.spare = encode.NewSpare(template, a.encoders.Size())
+		a.spare = encode.NewSpare(template, encode.SpareSize(a.encoders.Size()))
 		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
 			return a.spare.Start(ctx, o, sink)
 		}

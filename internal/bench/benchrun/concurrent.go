@@ -21,8 +21,8 @@ const concurrentRenders = 5
 // Seed+4), drawn and encoded in this process without gRPC, the way whirl
 // encoded before segments (one ffmpeg per render, libx264 threads 2, fed by
 // render.Frames) and the way it does now (each render's segments under one
-// process-wide budget of NumCPU encoders and as many warm spare ffmpeg
-// processes, as the server runs them). Both at the server's ffmpeg
+// process-wide budget of NumCPU encoders and encode.SpareSize warm spare
+// ffmpeg processes, as the server runs them). Both at the server's ffmpeg
 // niceness. Figures are aggregate frames/s: five
 // renders' frames over the time until the last one ends.
 //
@@ -119,7 +119,7 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 func (b *bench) startSpare() {
 	_, eo := b.videoOptions()
 	eo.Threads = encode.SegmentThreads
-	b.spare = encode.NewSpare(eo, runtime.NumCPU())
+	b.spare = encode.NewSpare(eo, encode.SpareSize(runtime.NumCPU()))
 }
 
 // videoOptions are the renderer's and the encoder's settings for one of the
