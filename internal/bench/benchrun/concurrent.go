@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"runtime"
 	"sync"
 	"time"
@@ -43,36 +42,11 @@ type ConcurrentRuns struct {
 	MedianSingle  float64 `json:"median_single_process_fps"`
 	MedianSegment float64 `json:"median_segmented_fps"`
 	PairedRatio   float64 `json:"median_paired_ratio"`
-	// Segments is how many segments (so ffmpeg processes) each render is
-	// cut into, against one ffmpeg per render before segments.
-	Segments int `json:"segments_per_render"`
-	// StartupCPU is the CPU seconds of one ffmpeg start-up (`ffmpeg
-	// -version`, which loads the same libraries; median of 5), measured in
-	// the same run: the cost each extra process adds.
-	StartupCPU float64 `json:"ffmpeg_startup_cpu_seconds"`
-	// StartupBound is the ratio the extra start-ups alone allow: the
-	// single-process CPU per frame over itself plus (Segments−1) start-ups
+	// StartupBound is the ratio the extra ffmpeg start-ups of segmenting
+	// alone allow (Budget.Segments−1 per render, Budget.StartupCPU each):
+	// the single-process CPU per frame over itself plus those start-ups
 	// spread over a render's frames.
 	StartupBound float64 `json:"startup_bound_ratio"`
-}
-
-// measureStartup fills in Segments and StartupCPU.
-func (b *bench) measureStartup(ctx context.Context) error {
-	_, eo := b.videoOptions()
-	plan, err := eo.Plan(eo.Frames)
-	if err != nil {
-		return err
-	}
-	var cpus []float64
-	for range 5 {
-		cmd := exec.CommandContext(ctx, encode.DefaultFFmpegPath, "-hide_banner", "-version")
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("ffmpeg -version: %w", err)
-		}
-		cpus = append(cpus, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
-	}
-	b.rep.Concurrent.Segments, b.rep.Concurrent.StartupCPU = len(plan), median(cpus)
-	return nil
 }
 
 // concurrentRound runs both pipelines once, single process first.
@@ -158,7 +132,7 @@ func (b *bench) segmented(ctx context.Context, c curve.Curve, budget *encode.Bud
 	return err
 }
 
-func (c *ConcurrentRuns) summarize() {
+func (c *ConcurrentRuns) summarize(b Budget) {
 	c.MedianSingle, c.MedianSegment = median(c.Single), median(c.Segment)
 	var ratios []float64
 	for i := range min(len(c.Single), len(c.Segment)) {
@@ -166,7 +140,7 @@ func (c *ConcurrentRuns) summarize() {
 	}
 	c.PairedRatio = median(ratios)
 	if single := median(c.SingleCPU); single > 0 && c.Frames > 0 {
-		extra := float64(c.Segments-1) * c.StartupCPU * 1000 / float64(c.Frames)
+		extra := float64(b.Segments-1) * b.StartupCPU * 1000 / float64(c.Frames)
 		c.StartupBound = single / (single + extra)
 	}
 }
@@ -182,7 +156,7 @@ func (r *Report) judgeConcurrent() {
 		Name: "five renders at once, aggregate frames/s, segmented / single-process (median of per-round ratios)", Want: "≥ 1",
 		Got: c.PairedRatio, Limit: 1, Ratio: c.PairedRatio, Status: "MISS",
 		Note: fmt.Sprintf("medians %.1f vs %.1f frames/s; %d segments per render: %d ffmpeg start-up(s) more per render at %.3f CPU s each allow at most %.2f", c.MedianSegment, c.MedianSingle,
-			c.Segments, c.Segments-1, c.StartupCPU, c.StartupBound),
+			r.Budget.Segments, r.Budget.Segments-1, r.Budget.StartupCPU, c.StartupBound),
 	}
 	if c.PairedRatio >= 1 {
 		t.Status = "PASS"

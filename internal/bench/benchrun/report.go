@@ -104,6 +104,8 @@ func (r *Report) writeTargets(w io.Writer) {
 	b := r.Budget
 	fmt.Fprintf(w, "\nCPU budget per frame: render %.1f ms (alone) + ffmpeg %.1f ms (whirl settings) = %.1f ms → at most %.1f frames/s on %d CPUs; end-to-end spent %.1f ms/frame\n",
 		b.RenderCPUPerFrameMs, b.EncodeCPUPerFrameMs, b.RenderCPUPerFrameMs+b.EncodeCPUPerFrameMs, b.MaxFPS, s.CPUs, b.E2ECPUPerFrameMs)
+	fmt.Fprintf(w, "end-to-end floor: each run's CPU (this process + ffmpeg) less %d ffmpeg start-ups the spare made before the request (%.3f CPU s each) = %.2f CPU s → at most %.1f frames/s on %d CPUs\n",
+		b.Segments, b.StartupCPU, b.WorkCPU, b.FloorFPS, s.CPUs)
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
