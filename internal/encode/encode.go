@@ -75,8 +75,10 @@ type Options struct {
 	Preset string
 	// CRF is the libx264 constant rate factor, 1–51 (lower: better, bigger).
 	CRF int
-	// GOP is the fixed distance between keyframes in frames (no scene-cut
-	// keyframes). Default: DefaultGOPSeconds×FPS.
+	// GOP is the distance between keyframes in frames (no scene-cut
+	// keyframes); a segmented encode also starts each segment with one, so
+	// its keyframes are at most GOP apart (Plan). Default:
+	// DefaultGOPSeconds×FPS.
 	GOP int
 	// FragmentDuration is the longest media segment; segments are also cut
 	// at every keyframe. Shorter fragments reach a client sooner and cost a

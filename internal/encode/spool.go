@@ -9,7 +9,7 @@ import (
 
 // DefaultSpoolMemory is how many bytes of a waiting segment's output a
 // segmented encode keeps in memory before it spills the rest to a
-// temporary file: a 4 s segment of 720×720 at CRF 23 is ~0.3 MB, a 1080p
+// temporary file: a 5 s segment of 720×720 at CRF 23 is ~0.3 MB, a 1080p
 // one a few MB.
 const DefaultSpoolMemory = 4 << 20
 
