@@ -45,10 +45,10 @@ type Config struct {
 	// StartEncoder overrides how encoders start (tests); nil = encode.Start,
 	// or the spare when SpareEncoder is set.
 	StartEncoder StartEncoder
-	// SpareEncoder keeps EncodeParallelism ffmpeg processes loaded for the
-	// default video size (720×720 at 30 fps), so each segment encoder of
-	// such a render skips ffmpeg's start-up (~0.1 s). Serve stops them when
-	// it returns.
+	// SpareEncoder keeps ffmpeg processes loaded for the default video size
+	// (720×720 at 30 fps), encode.SpareSize(EncodeParallelism) of them, so
+	// each segment encoder of such a render skips ffmpeg's start-up
+	// (~0.1 s). Serve stops them when it returns.
 	SpareEncoder bool
 	// EncodeParallelism bounds the segment encoders (ffmpeg processes)
 	// running at once across all renders (default: number of CPUs; 1
