@@ -22,6 +22,10 @@ func TestPlan(t *testing.T) {
 	o := encode.Options{Width: 64, Height: 64, FPS: 30} // GOP 150
 	small := o
 	small.GOP = 4
+	longest := make([]encode.Span, 24) // 3600 frames, render.MaxFrames
+	for i := range longest {
+		longest[i] = encode.Span{First: 150 * i, Count: 150}
+	}
 	for _, tc := range []struct {
 		o      encode.Options
 		frames int
@@ -35,13 +39,7 @@ func TestPlan(t *testing.T) {
 		{o, 200, []encode.Span{{0, 100}, {100, 100}}},
 		{o, 300, []encode.Span{{0, 150}, {150, 150}}},
 		{o, 301, []encode.Span{{0, 101}, {101, 100}, {201, 100}}},
-		{o, 3600, slices.Collect(func(yield func(encode.Span) bool) {
-			for i := range 24 {
-				if !yield(encode.Span{First: 150 * i, Count: 150}) {
-					return
-				}
-			}
-		})},
+		{o, 3600, longest},
 		// segments of at least MinTail frames, even past a short GOP
 		{small, 7, []encode.Span{{0, 7}}},
 		{small, 15, []encode.Span{{0, 15}}},

@@ -223,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := b.rep
 	rep.EndToEnd.summarize()
 	rep.Cache.summarize()
-	rep.Concurrent.summarize(rep.Budget)
+	rep.Concurrent.summarize(rep.Budget, cfg.Frames)
 	for _, e := range b.encoders {
 		e.summarize()
 		rep.Encoders = append(rep.Encoders, *e)

@@ -31,7 +31,6 @@ const concurrentRenders = 5
 // CPU time per frame (this process plus ffmpeg) is reported beside it.
 type ConcurrentRuns struct {
 	Renders int       `json:"renders"`
-	Frames  int       `json:"frames_per_render"`
 	Single  []float64 `json:"single_process_fps"`
 	Segment []float64 `json:"segmented_fps"`
 	// CPU milliseconds per frame, per round.
@@ -60,7 +59,7 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 		curves[j] = c
 	}
 	r := &b.rep.Concurrent
-	r.Renders, r.Frames = concurrentRenders, b.cfg.Frames
+	r.Renders = concurrentRenders
 	for _, p := range []struct {
 		runs, cpu *[]float64
 		one       func(ctx context.Context, c curve.Curve, budget *encode.Budget) error
@@ -132,15 +131,17 @@ func (b *bench) segmented(ctx context.Context, c curve.Curve, budget *encode.Bud
 	return err
 }
 
-func (c *ConcurrentRuns) summarize(b Budget) {
+// summarize takes the medians, and the start-up bound for videos of frames
+// frames.
+func (c *ConcurrentRuns) summarize(b Budget, frames int) {
 	c.MedianSingle, c.MedianSegment = median(c.Single), median(c.Segment)
 	var ratios []float64
 	for i := range min(len(c.Single), len(c.Segment)) {
 		ratios = append(ratios, c.Segment[i]/c.Single[i])
 	}
 	c.PairedRatio = median(ratios)
-	if single := median(c.SingleCPU); single > 0 && c.Frames > 0 {
-		extra := float64(b.Segments-1) * b.StartupCPU * 1000 / float64(c.Frames)
+	if single := median(c.SingleCPU); single > 0 && frames > 0 {
+		extra := float64(b.Segments-1) * b.StartupCPU * 1000 / float64(frames)
 		c.StartupBound = single / (single + extra)
 	}
 }
