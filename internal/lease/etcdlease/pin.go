@@ -92,7 +92,7 @@ func (r *Registry) Pin(ctx context.Context, token string) (*lease.Pin, error) {
 // fenceMargin is how long before the etcd lease could expire a pin whose
 // keep-alives go unanswered is given up: the time the render needs to
 // stop (its encoders killed and reaped) with room to spare.
-func (r *Registry) fenceMargin() time.Duration { return min(r.ttl/3, time.Second) }
+func (r *Registry) fenceMargin() time.Duration { return min(r.ttl/3, 2*time.Second) }
 
 type pin struct {
 	r    *Registry

@@ -42,7 +42,7 @@ func TestManyReplicasExactCapacity(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			_, err := regs[i%replicas].Acquire(t.Context(), "storm", "", false)
+			_, err := regs[i%replicas].Acquire(t.Context(), lease.AcquireRequest{Holder: "storm"})
 			switch {
 			case err == nil:
 				granted.Add(1)
@@ -146,7 +146,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("Renew after release elsewhere: %v, want ErrNotFound", err)
 		}
 		// Revoke by handle across replicas.
-		l2, err := b.Acquire(ctx, "h2", "", false)
+		l2, err := b.Acquire(ctx, lease.AcquireRequest{Holder: "h2"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestReplicas(t *testing.T) {
 		for i, name := range names {
 			// Non-waiting newcomers on either replica are refused while
 			// anyone waits.
-			if _, err := b.Acquire(ctx, "newcomer", "", false); !errors.Is(err, lease.ErrExhausted) {
+			if _, err := b.Acquire(ctx, lease.AcquireRequest{Holder: "newcomer"}); !errors.Is(err, lease.ErrExhausted) {
 				t.Fatalf("newcomer while waiters queue: %v, want ErrExhausted", err)
 			}
 			if err := []*etcdlease.Registry{b, a}[i%2].Release(ctx, token); err != nil {
