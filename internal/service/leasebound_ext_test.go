@@ -24,7 +24,7 @@ type leaseEnv struct {
 	admin whirlv1.LeaseAdminServiceClient
 }
 
-func startLeaseEnv(t *testing.T, capacity int, cfg service.Config) leaseEnv {
+func startLeaseEnv(t testing.TB, capacity int, cfg service.Config) leaseEnv {
 	t.Helper()
 	reg := lease.NewMemory(lease.Config{Capacity: capacity})
 	t.Cleanup(func() { _ = reg.Close() })
@@ -51,7 +51,7 @@ func (e leaseEnv) acquireLease(t *testing.T) *whirlv1.Lease {
 
 // startLongRender starts a render that lasts seconds under leaseID and
 // returns its stream once the first chunk has arrived.
-func (e leaseEnv) startLongRender(t *testing.T, ctx context.Context, leaseID string, seed uint64) whirlv1.AnimationService_RenderAnimationClient {
+func (e leaseEnv) startLongRender(t testing.TB, ctx context.Context, leaseID string, seed uint64) whirlv1.AnimationService_RenderAnimationClient {
 	t.Helper()
 	req := smallVideo(seed, 1800)
 	req.LeaseId = leaseID
