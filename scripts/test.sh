@@ -16,7 +16,7 @@ gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 scripts/generate.sh "$gen"
 stale=0
-for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl; do
+for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl examples/python/google; do
 	# proto/ also holds what is written by hand: the .proto files and the service config.
 	diff -r -x '*.proto' -x 'service_config.*' -x __pycache__ "$gen/$dir" "$dir" >&2 || stale=1
 done

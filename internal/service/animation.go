@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/curve"
@@ -179,12 +178,12 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 		return err
 	}
 	if s.encoderErr != nil {
-		return status.Errorf(codes.Unavailable, "renderer unavailable: %v", s.encoderErr)
+		return newStatus(codes.Unavailable, whirlv1.ErrorReason_RENDERER_UNAVAILABLE, fmt.Sprintf("renderer unavailable: %v", s.encoderErr))
 	}
 	id, err := s.videoID(vr)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "video id", "err", err)
-		return status.Error(codes.Internal, "cannot name the video")
+		return internalError("cannot name the video")
 	}
 	logVideoID(ctx, id)
 	resume := req.GetResume()

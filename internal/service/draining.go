@@ -8,7 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
+
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // draining refuses new calls once shutdown has begun. grpc-go's graceful
@@ -22,7 +23,7 @@ func (d *draining) refuses(fullMethod string) bool {
 	return d.on.Load() && !strings.HasPrefix(fullMethod, "/"+healthpb.Health_ServiceDesc.ServiceName+"/")
 }
 
-var errDraining = status.Error(codes.Unavailable, "server is shutting down; retry (another replica will answer)")
+var errDraining = newStatus(codes.Unavailable, whirlv1.ErrorReason_SHUTTING_DOWN, "server is shutting down; retry (another replica will answer)")
 
 func (d *draining) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if d.refuses(info.FullMethod) {

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/render"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // pipelineResult is how a render pipeline ended.
@@ -84,7 +84,7 @@ func (s *Animation) pipelineStatus(ctx context.Context, err error) error {
 		return queueStatus(ctx, err, "render", "animations", s.renders.Limits())
 	}
 	s.logger.ErrorContext(ctx, "render failed", "err", err)
-	return status.Error(codes.Internal, "render failed; the video is incomplete")
+	return newStatus(codes.Internal, whirlv1.ErrorReason_RENDER_FAILED, "render failed; the video is incomplete")
 }
 
 // renderVideo is the render behind a video id: it waits for a render slot,

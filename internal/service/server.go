@@ -15,12 +15,10 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
@@ -136,7 +134,8 @@ func (s *Server) DrainFirst(drain func(ctx context.Context)) {
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // NewServer builds the gRPC server: the request id outermost so every status,
-// a recovered panic's too, carries it; then recovery so a panic anywhere
+// a recovered panic's too, carries it; then withReason, so every status
+// carries an ErrorInfo; then recovery so a panic anywhere
 // becomes INTERNAL for that call only, then per-call logging, then the refusal of new calls once shutdown has
 // begun, then limits,
 // then admin authentication for LeaseAdminService alone. Extra options (TLS
@@ -157,6 +156,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		// Detect dead peers so their streams (and render slots) are freed.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Through the interceptors like any call, so its status has a reason.
+		grpc.UnknownServiceHandler(unknownMethod),
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 
@@ -181,7 +182,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error")
+		return internalError("internal error")
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(logFields)}
 	isAdmin := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
@@ -191,12 +192,14 @@ func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc
 
 	unary := []grpc.UnaryServerInterceptor{
 		requestIDUnary,
+		reasonUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 		drain.unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		requestIDStream,
+		reasonStream,
 		recovery.StreamServerInterceptor(recoverOpt),
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 		drain.stream,
