@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/tracing"
 )
 
 func main() {
@@ -62,6 +64,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	tr, err := tracing.Setup(ctx, os.LookupEnv, "whirl-server", moduleVersion())
+	if err != nil {
+		return err
+	}
+	if tr.Enabled() {
+		logger = slog.New(tracing.LogHandler(logger.Handler()))
+		defer func() {
+			// Spans still buffered go out before exit, within a bound.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				logger.Warn("trace export at exit", "err", err)
+			}
+		}()
+	}
 	m := metrics.New()
 	leases, closeLeases, err := openLeaseStore(ctx, cfg, m)
 	if err != nil {
@@ -101,6 +118,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		AcquireRate:       cfg.acquireRate,
 		AcquireBurst:      cfg.acquireBurst,
 		ShutdownGrace:     cfg.shutdownGrace,
+		TracerProvider:    tr.Provider,
+		Propagator:        tr.Propagator,
 	}
 	cfg.limits.apply(&svcCfg)
 	srv := service.NewServer(svcCfg, creds...)
@@ -125,7 +144,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "",
-		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled())
+		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "tracing", tr.Enabled())
 	err = srv.Serve(ctx, lis)
 	cancel()
 	if httpErr := waitHTTP(); err == nil {
@@ -230,4 +249,13 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}
+
+// moduleVersion is the version of the module the binary was built from:
+// a tag for `go install ...@v1.2.3`, "(devel)" for a local build.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

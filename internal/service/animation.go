@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/codes"
 
 	"github.com/whirl-dev/whirl/internal/cache"
@@ -76,6 +78,7 @@ type Animation struct {
 	videos         *cache.Group
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
+	tracer        trace.Tracer // spans.go; a no-op one unless Config.TracerProvider
 }
 
 var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
@@ -100,6 +103,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	if a.observer == nil {
 		a.observer = noObserver{}
 	}
+	a.tracer = cmp.Or[trace.TracerProvider](cfg.TracerProvider, noop.NewTracerProvider()).Tracer(tracerName)
 	store := cfg.Cache
 	if store == nil {
 		store = cache.Open("", 0, logger, nil)
@@ -199,7 +203,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
-	r, source := s.videos.Open(id, resume.GetOffset(), s.renderVideo(vr, id))
+	r, source := s.openVideo(ctx, id, resume.GetOffset(), s.renderVideo(vr, id))
 	defer r.Close()
 	return s.newRenderCall(vr, id, source, r, out).run(ctx)
 }

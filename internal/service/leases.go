@@ -30,7 +30,7 @@ func (s *Animation) AcquireLease(ctx context.Context, req *whirlv1.AcquireLeaseR
 		return nil, err
 	}
 	start := time.Now()
-	l, err := s.leases.Acquire(ctx, req.GetHolder(), req.GetLeaseId(), req.GetWait())
+	l, err := s.acquireLease(ctx, req.GetHolder(), req.GetLeaseId(), req.GetWait())
 	if err != nil {
 		return nil, leaseStatus(ctx, err)
 	}

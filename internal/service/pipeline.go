@@ -49,13 +49,15 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 		return err
 	}
 	start := time.Now()
+	sink, endStitch := s.tracedStitch(ctx, sink)
 	st, err := encode.EncodeSegments(ctx, encode.Segments{
 		Options: s.encodeOptionsFor(vr),
-		Start: func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+		Start: s.tracedStart(func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
 			return s.startEncoder(ctx, o, sink)
-		},
+		}),
 		Budget: s.encoders,
-	}, frames, sink)
+	}, s.tracedFrames(frames), sink)
+	endStitch(err)
 	res.encodeTime = time.Since(start)
 	res.renderTime = st.Drawing
 	res.err = err
@@ -100,9 +102,11 @@ func (s *Animation) renderVideo(vr videoRequest, id string) cache.RenderFunc {
 			}
 		}()
 		queued := time.Now()
-		release, err := s.renders.Acquire(ctx, func(pos int) {
+		queueCtx, queueSpan := s.tracer.Start(ctx, "render.queue")
+		release, err := s.renders.Acquire(queueCtx, func(pos int) {
 			w.SetProgress(cache.Progress{QueuePosition: pos})
 		}, progressEvery)
+		endSpan(queueSpan, err)
 		if err != nil {
 			return timing, err
 		}

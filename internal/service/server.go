@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -14,6 +15,10 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -94,6 +99,11 @@ type Config struct {
 	// ShutdownGrace is how long running calls may go on once Serve's context
 	// ends before they are cut; 0 cuts them at once.
 	ShutdownGrace time.Duration
+	// TracerProvider, if set, traces every call (a span per call, its
+	// parent read from the caller's W3C traceparent by Propagator) and the
+	// work inside (spans.go). nil traces nothing.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Server is whirl's gRPC server with its services, health and reflection
@@ -158,6 +168,13 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Through the interceptors like any call, so its status has a reason.
 		grpc.UnknownServiceHandler(unknownMethod),
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(cfg.TracerProvider),
+			otelgrpc.WithPropagators(cmp.Or[propagation.TextMapPropagator](cfg.Propagator, propagation.TraceContext{})),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's
+		)))
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 
