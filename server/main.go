@@ -19,13 +19,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/whirl-dev/whirl/internal/buildinfo"
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -37,12 +37,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run serves until ctx ends, then shuts down gracefully. It returns the exit
 // code: 0 after a clean shutdown, 2 for bad flags, 1 for anything else.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseConfig(args, os.LookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -50,6 +50,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "whirl-server:", err)
 		return 2
+	}
+	if cfg.version {
+		printVersion(ctx, stdout, cfg.ffmpeg)
+		return 0
 	}
 	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
@@ -64,7 +68,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
-	tr, err := tracing.Setup(ctx, os.LookupEnv, "whirl-server", moduleVersion())
+	build := buildinfo.Read()
+	tr, err := tracing.Setup(ctx, os.LookupEnv, "whirl-server", build.Version)
 	if err != nil {
 		return err
 	}
@@ -78,6 +83,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 				logger.Warn("trace export at exit", "err", err)
 			}
 		}()
+	}
+	token, err := newAdminToken(cfg)
+	if err != nil {
+		return err
 	}
 	m := metrics.New()
 	leases, closeLeases, err := openLeaseStore(ctx, cfg, m)
@@ -99,27 +108,35 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	ffmpegVersion, encoderErr := checkFFmpeg(ctx, cfg.ffmpeg, logger)
+	release := "none"
+	if encoderErr == nil {
+		release = releaseOf(ffmpegVersion)
+	}
+	m.SetBuildInfo(metrics.Build{Version: build.Version, Revision: build.Revision, GoVersion: build.GoVersion, FFmpeg: release})
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
 	svcCfg := service.Config{
-		Cache:             videoCache,
-		FFmpegVersion:     ffmpegVersion,
-		Leases:            leases,
-		AdminToken:        cfg.adminToken,
-		Logger:            logger,
-		Encode:            encode.Options{FFmpegPath: cfg.ffmpeg, Nice: cfg.ffmpegNice},
-		EncoderErr:        encoderErr,
-		SpareEncoder:      encoderErr == nil,
-		RenderSlots:       cfg.renderSlots,
-		RenderWorkers:     cfg.renderWorkers,
-		EncodeParallelism: cfg.encodeParallel,
-		MaxPixelFrames:    cfg.maxPixelFrames,
-		Observer:          m,
-		GRPCMetrics:       m.GRPC,
-		AcquireRate:       cfg.acquireRate,
-		AcquireBurst:      cfg.acquireBurst,
-		ShutdownGrace:     cfg.shutdownGrace,
-		TracerProvider:    tr.Provider,
-		Propagator:        tr.Propagator,
+		Cache:                 videoCache,
+		FFmpegVersion:         ffmpegVersion,
+		Leases:                leases,
+		AdminTokenFunc:        token.get,
+		Logger:                logger,
+		Encode:                encode.Options{FFmpegPath: cfg.ffmpeg, Nice: cfg.ffmpegNice},
+		EncoderErr:            encoderErr,
+		SpareEncoder:          encoderErr == nil,
+		RenderSlots:           cfg.renderSlots,
+		RenderWorkers:         cfg.renderWorkers,
+		EncodeParallelism:     cfg.encodeParallel,
+		MaxPixelFrames:        cfg.maxPixelFrames,
+		Observer:              m,
+		GRPCMetrics:           m.GRPC,
+		AcquireRate:           cfg.acquireRate,
+		AcquireBurst:          cfg.acquireBurst,
+		ShutdownGrace:         cfg.shutdownGrace,
+		TracerProvider:        tr.Provider,
+		Propagator:            tr.Propagator,
+		MaxConnectionAge:      cfg.maxConnAge,
+		MaxConnectionAgeGrace: cfg.maxConnGrace,
+		DisableReflection:     !cfg.reflection,
 	}
 	cfg.limits.apply(&svcCfg)
 	srv := service.NewServer(svcCfg, creds...)
@@ -135,6 +152,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// Either listener failing stops both.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	token.reloadOnHangup(ctx, logger)
 	waitHTTP := func() error { return nil }
 	if cfg.httpAddr != "" {
 		if waitHTTP, err = startHTTP(srv, cancel, cfg, tc, logger); err != nil {
@@ -142,8 +160,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
-		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "",
+	logger.Info("serving", "version", build.Version, "revision", build.Revision, "ffmpeg", release, "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
+		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", token.get() != "",
 		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "tracing", tr.Enabled())
 	err = srv.Serve(ctx, lis)
 	cancel()
@@ -249,13 +267,4 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
-}
-
-// moduleVersion is the version of the module the binary was built from:
-// a tag for `go install ...@v1.2.3`, "(devel)" for a local build.
-func moduleVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

@@ -62,9 +62,11 @@ func (a *Admin) RevokeLease(ctx context.Context, req *whirlv1.RevokeLeaseRequest
 }
 
 // adminAuth checks the `authorization: Bearer <token>` metadata in constant
-// time. With no token configured every admin call is refused.
-func adminAuth(token string) auth.AuthFunc {
+// time against the token current when the call arrives. With no token
+// configured every admin call is refused.
+func adminAuth(current func() string) auth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
+		token := current()
 		if token == "" {
 			return nil, newStatus(codes.PermissionDenied, whirlv1.ErrorReason_ADMIN_DISABLED, "admin RPCs are disabled: the server has no admin token configured")
 		}

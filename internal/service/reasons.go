@@ -49,7 +49,9 @@ func reasonForCode(c codes.Code) whirlv1.ErrorReason {
 		return whirlv1.ErrorReason_UNAUTHENTICATED
 	case codes.Unimplemented:
 		return whirlv1.ErrorReason_UNIMPLEMENTED
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.ResourceExhausted:
+		// grpc-go's RESOURCE_EXHAUSTED is a request message over the
+		// server's size limit: whirl's own refusals carry their reason.
 		return whirlv1.ErrorReason_BAD_REQUEST
 	}
 	return whirlv1.ErrorReason_INTERNAL

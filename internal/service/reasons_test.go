@@ -30,6 +30,7 @@ func TestWithReasonMapsForeignErrors(t *testing.T) {
 		{"deadline", fmt.Errorf("waiting: %w", context.DeadlineExceeded), codes.DeadlineExceeded, whirlv1.ErrorReason_DEADLINE_EXCEEDED},
 		{"plain error", errors.New("disk on fire"), codes.Internal, whirlv1.ErrorReason_INTERNAL},
 		{"grpc-go's canceled", status.Error(codes.Canceled, "context canceled"), codes.Canceled, whirlv1.ErrorReason_CANCELED},
+		{"grpc-go's oversized message", status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), codes.ResourceExhausted, whirlv1.ErrorReason_BAD_REQUEST},
 		{"grpc-go's unavailable", status.Error(codes.Unavailable, "transport is closing"), codes.Unavailable, whirlv1.ErrorReason_INTERNAL},
 		{"whirl's own", errDraining, codes.Unavailable, whirlv1.ErrorReason_SHUTTING_DOWN},
 	} {

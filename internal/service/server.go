@@ -39,7 +39,11 @@ type Config struct {
 	Leases Leases
 	// AdminToken guards LeaseAdminService; empty refuses every admin call.
 	AdminToken string
-	Logger     *slog.Logger
+	// AdminTokenFunc, if set, is asked for the admin token on every admin
+	// call instead of AdminToken, so the token can change while the server
+	// runs (re-read from a file on SIGHUP).
+	AdminTokenFunc func() string
+	Logger         *slog.Logger
 	// Encode holds the ffmpeg settings; size, rate and length are per request.
 	Encode encode.Options
 	// EncoderErr, if set, is why ffmpeg cannot be used: renders are refused
@@ -99,6 +103,13 @@ type Config struct {
 	// ShutdownGrace is how long running calls may go on once Serve's context
 	// ends before they are cut; 0 cuts them at once.
 	ShutdownGrace time.Duration
+	// MaxConnectionAge closes each client connection this long after it
+	// opened (GOAWAY, then the client reconnects, possibly to a replica
+	// added since); calls still running then have MaxConnectionAgeGrace
+	// more to finish. 0 keeps connections open for ever.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
+	// DisableReflection leaves the gRPC reflection service out.
+	DisableReflection bool
 	// TracerProvider, if set, traces every call (a span per call, its
 	// parent read from the caller's W3C traceparent by Propagator) and the
 	// work inside (spans.go). nil traces nothing.
@@ -164,7 +175,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.MaxConcurrentStreams(64),
 		// Detect dead peers so their streams (and render slots) are freed.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Through the interceptors like any call, so its status has a reason.
 		grpc.UnknownServiceHandler(unknownMethod),
@@ -183,7 +195,9 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	whirlv1.RegisterLeaseAdminServiceServer(gs, &Admin{leases: cfg.Leases})
 	hs := newHealth(cfg.EncoderErr)
 	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
+	if !cfg.DisableReflection {
+		reflection.Register(gs)
+	}
 	if cfg.GRPCMetrics != nil {
 		cfg.GRPCMetrics.InitializeMetrics(gs)
 	}
@@ -205,7 +219,11 @@ func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc
 	isAdmin := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service == whirlv1.LeaseAdminService_ServiceDesc.ServiceName
 	})
-	authFn := adminAuth(cfg.AdminToken)
+	token := cfg.AdminTokenFunc
+	if token == nil {
+		token = func() string { return cfg.AdminToken }
+	}
+	authFn := adminAuth(token)
 
 	unary := []grpc.UnaryServerInterceptor{
 		requestIDUnary,

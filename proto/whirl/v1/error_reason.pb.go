@@ -89,6 +89,8 @@ const (
 	// UNAVAILABLE: the server is shutting down; another replica will answer.
 	ErrorReason_SHUTTING_DOWN ErrorReason = 20
 	// INVALID_ARGUMENT: the request is malformed; BadRequest lists every field.
+	// Also RESOURCE_EXHAUSTED without RetryInfo: a streamed request message
+	// over the server's size limit (1 MiB).
 	ErrorReason_BAD_REQUEST ErrorReason = 21
 	// PERMISSION_DENIED: admin calls are disabled (no admin token configured).
 	ErrorReason_ADMIN_DISABLED ErrorReason = 22

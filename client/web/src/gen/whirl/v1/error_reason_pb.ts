@@ -187,6 +187,8 @@ export enum ErrorReason {
 
   /**
    * INVALID_ARGUMENT: the request is malformed; BadRequest lists every field.
+   * Also RESOURCE_EXHAUSTED without RetryInfo: a streamed request message
+   * over the server's size limit (1 MiB).
    *
    * @generated from enum value: BAD_REQUEST = 21;
    */
