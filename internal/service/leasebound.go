@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/lease"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // A render ends with its lease. Every RenderAnimation reader holds a pin on
@@ -161,15 +161,11 @@ func (s *Animation) pinFor(ctx context.Context, token, id string) (pin *lease.Pi
 
 // leaseEndedStatus is how a render ends when its lease ended under it.
 func leaseEndedStatus(err error) error {
-	reason, msg := "LEASE_LOST", "the render's lease could no longer be kept alive; acquire a new lease and resume"
 	switch {
 	case errors.Is(err, lease.ErrReleased):
-		reason, msg = "LEASE_RELEASED", "the render's lease was released; the render has stopped"
+		return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_RELEASED, "the render's lease was released; the render has stopped")
 	case errors.Is(err, lease.ErrRevoked):
-		reason, msg = "LEASE_REVOKED", "the render's lease was revoked by an operator; the render has stopped"
+		return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_REVOKED, "the render's lease was revoked by an operator; the render has stopped")
 	}
-	return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+	return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_LOST, "the render's lease could no longer be kept alive; acquire a new lease and resume")
 }
-
-// errorDomain is the domain of whirl's google.rpc.ErrorInfo reasons.
-const errorDomain = "whirl.v1"

@@ -101,3 +101,13 @@ func TestTokenNotSentInPlaintext(t *testing.T) {
 		t.Errorf("with --insecure: exit %d, %q; want the call to reach the server", r.code, r.stderr)
 	}
 }
+
+// TestVersion: `whirl version` and `whirl --version` print the build.
+func TestVersion(t *testing.T) {
+	want := regexp.MustCompile(`^whirl \S+\nrevision: \S+ \(\S+\)\ngo: go\S+ \S+/\S+\n$`)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if out := whirl(t, nil, args...).ok(t).stdout; !want.MatchString(out) {
+			t.Errorf("whirl %s: %q", args[0], out)
+		}
+	}
+}
