@@ -111,3 +111,16 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpNeverShowsTheToken: a token in WHIRL_TOKEN is the --token flag's
+// value, and no help output prints it.
+func TestHelpNeverShowsTheToken(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	env := []string{"WHIRL_TOKEN=" + secret}
+	for _, args := range [][]string{{"help"}, {"--help"}, {"leases", "-h"}, {"revoke", "-h"}} {
+		r := whirl(t, env, args...)
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("whirl %s printed the admin token", strings.Join(args, " "))
+		}
+	}
+}
