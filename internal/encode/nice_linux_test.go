@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
@@ -57,7 +58,7 @@ func TestNice(t *testing.T) {
 		t.Run(strconv.Itoa(nice), func(t *testing.T) {
 			var data []byte
 			e, err := encode.Start(context.Background(), encode.Options{Width: w, Height: h, FPS: 30, Nice: nice},
-				func(s encode.Segment) error { data = append(data, s.Data...); return nil })
+				func(s fmp4.Segment) error { data = append(data, s.Data...); return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
