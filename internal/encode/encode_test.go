@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/encode"
@@ -22,7 +24,6 @@ import (
 	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/i420"
-	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 func TestMain(m *testing.M) {
@@ -220,7 +221,10 @@ func TestDeterministic(t *testing.T) {
 }
 
 // gone reports whether pid has left the process table (a zombie has not).
-func gone(pid int) bool { return !procfs.Exists(pid) }
+func gone(pid int) bool {
+	_, err := procfs.NewProc(pid)
+	return errors.Is(err, fs.ErrNotExist)
+}
 
 // waitFor waits for an event the code under test has no channel for:
 // until pending returns "" (while it does not, it says what is missing).

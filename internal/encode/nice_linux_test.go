@@ -3,15 +3,18 @@ package encode_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/fmp4"
-	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 // threadNiceness returns the niceness of every thread of process pid
@@ -25,13 +28,20 @@ func threadNiceness(t *testing.T, pid string) map[string]int {
 			t.Fatal(err)
 		}
 	}
-	threads, err := procfs.ReadThreadStats(n)
+	threads, err := procfs.AllThreads(n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make(map[string]int, len(threads))
-	for tid, st := range threads {
-		out[strconv.Itoa(tid)] = st.Nice
+	for _, th := range threads {
+		st, err := th.Stat()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread ended meanwhile
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strconv.Itoa(th.PID)] = st.Nice
 	}
 	return out
 }
