@@ -59,11 +59,13 @@ func TestEncodeSpansStartPanic(t *testing.T) {
 // spans that may run at once, at least one each.
 func TestSpanWorkers(t *testing.T) {
 	for _, tc := range []struct{ workers, spans, budget, want int }{
-		{8, 2, 8, 4},  // a 10 s video on 8 CPUs: two spans of 4
-		{8, 12, 8, 1}, // a long video: eight spans at once, one each
+		{8, 2, 8, 4},   // a 10 s video on 8 CPUs: two spans of 4
+		{8, 12, 8, 2},  // a long video: eight spans at once, two each at least
+		{16, 12, 8, 2}, //
+		{64, 12, 64, 5},
 		{8, 12, 2, 4},
-		{2, 2, 2, 1}, // 2 CPUs
-		{1, 3, 3, 1},
+		{2, 2, 2, 2}, // 2 CPUs
+		{1, 3, 3, 1}, // asked for one: one
 		{0, 1, 4, 1},
 		{16, 1, 4, 16}, // one span takes them all
 	} {
@@ -78,7 +80,7 @@ func TestSpanWorkers(t *testing.T) {
 // draw with more than the video's workers together. Before, every span was
 // drawn with all of them.
 func TestEncodeSpansWorkers(t *testing.T) {
-	const w, h, gop, spans, workers = 64, 64, 10, 4, 4
+	const w, h, gop, spans, workers = 64, 64, 10, 4, 8
 	fs := frames(t, w, h, gop*spans)
 	o := encode.Options{Width: w, Height: h, FPS: 30, GOP: gop, Frames: len(fs)}
 	for _, budget := range []int{1, 2, 4} {
