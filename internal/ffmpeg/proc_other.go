@@ -9,6 +9,3 @@ func setProcAttr(*exec.Cmd) {}
 // signalGroup does nothing: there are no process groups; Kill signals the
 // child through its handle.
 func signalGroup(int) {}
-
-// waitExited does nothing: Kill signals only through the process handle.
-func waitExited(int) {}

@@ -194,16 +194,25 @@ func (p *Process) Wait() error {
 		// The child is left a zombie: its pid and group id stay its own
 		// until cmd.Wait reaps it below, and from here on Kill sends
 		// nothing to the group.
-		waitExited(p.cmd.Process.Pid)
-		p.mu.Lock()
-		p.reaped = true
-		p.mu.Unlock()
+		exited := waitExited(p.cmd.Process.Pid)
+		if exited {
+			p.setReaped()
+		}
 		p.exitErr = p.cmd.Wait()
+		if !exited {
+			p.setReaped()
+		}
 		if p.onReaped != nil {
 			p.onReaped()
 		}
 	})
 	return p.exitErr
+}
+
+func (p *Process) setReaped() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reaped = true
 }
 
 // StderrNote is "; ffmpeg stderr: …" with the tail of ffmpeg's stderr, or

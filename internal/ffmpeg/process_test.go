@@ -2,6 +2,7 @@ package ffmpeg
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -75,6 +76,9 @@ func TestEnv(t *testing.T) {
 // onReaped puts the Kill right behind the reap; before, Wait set reaped
 // only after cmd.Wait had returned, and such a Kill signalled.
 func TestKillAfterExit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux waits for an exit without reaping (waitid WNOWAIT) here")
+	}
 	for _, kill := range []string{"right after the reap", "after Wait"} {
 		t.Run(kill, func(t *testing.T) {
 			p, err := Start(Command{Path: "true"})
