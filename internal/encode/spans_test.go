@@ -41,7 +41,7 @@ func TestPlan(t *testing.T) {
 		{o, 300, []encode.Span{{0, 150}, {150, 150}}},
 		{o, 301, []encode.Span{{0, 101}, {101, 100}, {201, 100}}},
 		{o, 3600, longest},
-		// segments of at least MinTail frames, even past a short GOP
+		// spans of at least MinTail frames, even past a short GOP
 		{small, 7, []encode.Span{{0, 7}}},
 		{small, 15, []encode.Span{{0, 15}}},
 		{small, 16, []encode.Span{{0, 8}, {8, 8}}},
@@ -132,7 +132,7 @@ func (c *collect) sink(s fmp4.Segment) error {
 	return nil
 }
 
-func segmented(t *testing.T, cfg encode.SpanConfig, fs [][]byte) ([]byte, encode.SpanStats) {
+func planned(t *testing.T, cfg encode.SpanConfig, fs [][]byte) ([]byte, encode.SpanStats) {
 	t.Helper()
 	var c collect
 	st, err := encode.EncodeSpans(context.Background(), cfg, sliceSource(fs), c.sink)
@@ -142,9 +142,9 @@ func segmented(t *testing.T, cfg encode.SpanConfig, fs [][]byte) ([]byte, encode
 	return c.data, st
 }
 
-// TestEncodeSpans: a segmented video plays as one file (every frame,
+// TestEncodeSpans: a video encoded in spans plays as one file (every frame,
 // timestamps one frame apart, the right duration) whether it ends on, just
-// after or just before a segment boundary, or has one frame; its bytes are
+// after or just before a span boundary, or has one frame; its bytes are
 // the same whatever the parallelism and when waiting output spills to disk.
 func TestEncodeSpans(t *testing.T) {
 	const w, h, fps, gop = 96, 64, 24, 12
@@ -153,7 +153,7 @@ func TestEncodeSpans(t *testing.T) {
 		t.Run(fmt.Sprintf("frames=%d", n), func(t *testing.T) {
 			fs := all[:n]
 			o := encode.Options{Width: w, Height: h, FPS: fps, GOP: gop, Frames: n}
-			want, st := segmented(t, encode.SpanConfig{Options: o}, fs)
+			want, st := planned(t, encode.SpanConfig{Options: o}, fs)
 			plan, _ := o.Plan(n)
 			if st.Spans != len(plan) || st.MaxEncoders != 1 {
 				t.Errorf("one at a time: %+v", st)
@@ -164,7 +164,7 @@ func TestEncodeSpans(t *testing.T) {
 			}
 			var got []byte
 			for _, p := range []int{2, 4} {
-				got, st = segmented(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(p)}, fs)
+				got, st = planned(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(p)}, fs)
 				if !bytes.Equal(got, want) {
 					t.Errorf("parallelism %d: %d bytes differ from one at a time (%d)", p, len(got), len(want))
 				}
@@ -172,7 +172,7 @@ func TestEncodeSpans(t *testing.T) {
 					t.Errorf("parallelism %d: %d encoders at once", p, st.MaxEncoders)
 				}
 			}
-			got, _ = segmented(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(4), SpoolMemory: 1, SpoolDir: t.TempDir()}, fs)
+			got, _ = planned(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(4), SpoolMemory: 1, SpoolDir: t.TempDir()}, fs)
 			if !bytes.Equal(got, want) {
 				t.Errorf("spilling: %d bytes differ from one at a time (%d)", len(got), len(want))
 			}
@@ -180,7 +180,7 @@ func TestEncodeSpans(t *testing.T) {
 	}
 }
 
-// TestEncodeSpansMismatch: a segment whose encoder ran with other
+// TestEncodeSpansMismatch: a span whose encoder ran with other
 // settings (another SPS) fails the encode loudly, and stops the rest.
 func TestEncodeSpansMismatch(t *testing.T) {
 	const w, h, gop = 64, 64, encode.MinTail
@@ -243,10 +243,10 @@ func (p *pidStarter) pidList() []int {
 	return slices.Clone(p.all)
 }
 
-// TestEncodeSpansCancel: cancelling while every segment's encoder runs
+// TestEncodeSpansCancel: cancelling while every span's encoder runs
 // stops them all at once; no ffmpeg and no goroutine is left.
 func TestEncodeSpansCancel(t *testing.T) {
-	// Segments start once segment 0 has sent a fragment: it must be given
+	// Spans start once span 0 has sent a fragment: it must be given
 	// more frames than x264 holds back (16) for that.
 	const w, h, gop, segs = 160, 120, 40, 3
 	fs := frames(t, w, h, gop*segs)
@@ -258,7 +258,7 @@ func TestEncodeSpansCancel(t *testing.T) {
 		running sync.WaitGroup
 	)
 	running.Add(segs)
-	// Each segment writes 3/4 of its frames, then waits for cancellation.
+	// Each span writes 3/4 of its frames, then waits for cancellation.
 	src := func(ctx context.Context, s encode.Span, _ int, write func([]byte) error) error {
 		for _, f := range fs[s.First : s.First+s.Count*3/4] {
 			if err := write(f); err != nil {
@@ -285,7 +285,7 @@ func TestEncodeSpansCancel(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	for _, pid := range pids { // reaped before EncodeSegments returned
+	for _, pid := range pids { // reaped before EncodeSpans returned
 		if !gone(pid) {
 			t.Errorf("ffmpeg %d outlived the cancelled encode", pid)
 		}
@@ -327,8 +327,8 @@ func (c countingWriter) WriteFrame(yuv []byte) error {
 	return c.FrameWriter.WriteFrame(yuv)
 }
 
-// TestEncodeSpansHeadStart: with encoders to spare, the other segments
-// start only once segment 0 has sent a fragment, which x264 does after 15
+// TestEncodeSpansHeadStart: with encoders to spare, the other spans
+// start only once span 0 has sent a fragment, which x264 does after 15
 // frames in, so they do not compete with it on its way to the client.
 func TestEncodeSpansHeadStart(t *testing.T) {
 	const w, h, gop = 96, 64, 40
@@ -336,7 +336,7 @@ func TestEncodeSpansHeadStart(t *testing.T) {
 	o := encode.Options{Width: w, Height: h, FPS: 30, GOP: gop, Frames: len(fs)}
 	var (
 		mu      sync.Mutex
-		first   atomic.Int64 // frames written to segment 0's encoder
+		first   atomic.Int64 // frames written to span 0's encoder
 		started []int64      // first's count when each encoder started
 	)
 	start := func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
@@ -361,8 +361,8 @@ func TestEncodeSpansHeadStart(t *testing.T) {
 	}
 	for i, n := range started[1:] {
 		if n < 15 {
-			t.Errorf("encoder %d started after %d frames of segment 0, before its first fragment could exist", i+2, n)
+			t.Errorf("encoder %d started after %d frames of span 0, before its first fragment could exist", i+2, n)
 		}
 	}
-	t.Logf("frames into segment 0 when each encoder started: %v", started)
+	t.Logf("frames into span 0 when each encoder started: %v", started)
 }
