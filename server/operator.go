@@ -14,6 +14,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/buildinfo"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
 )
 
 // printVersion writes what --version shows: the build, and the ffmpeg at
@@ -35,7 +36,7 @@ func ffmpegRelease(ctx context.Context, path string) (string, error) {
 	if err := encode.Check(ctx, path); err != nil {
 		return "", err
 	}
-	v, err := encode.Version(ctx, path)
+	v, err := ffmpeg.Version(ctx, path)
 	if err != nil {
 		return "", err
 	}
