@@ -197,10 +197,11 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil && resume.GetVideoId() != id {
 		return videoChanged(resume.GetVideoId(), id)
 	}
-	pin, adopted, err := s.pinFor(ctx, req.GetLeaseId(), id)
+	pin, adopted, done, err := s.pinFor(ctx, req.GetLeaseId(), id)
 	if err != nil {
 		return leaseStatus(ctx, err)
 	}
+	defer done()
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
