@@ -50,9 +50,9 @@ type orphans struct {
 	byLease map[[sha256.Size]byte]*orphan
 	// calls are the RenderAnimation calls holding a pin, by lease: a resume
 	// that finds its lease busy waits for the call it replaces to end.
-	calls   map[[sha256.Size]byte]*call
-	closed  bool
-	wg      sync.WaitGroup
+	calls  map[[sha256.Size]byte]*call
+	closed bool
+	wg     sync.WaitGroup
 }
 
 type orphan struct {
