@@ -75,6 +75,7 @@ type Animation struct {
 	spare          *encode.Spare  // nil unless Config.SpareEncoder
 	encoders       *encode.Budget // segment encoders running at once, all renders
 	videos         *cache.Group
+	store          *cache.Store // the finished videos of videos, for GetVideo
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
 }
@@ -106,6 +107,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		store = cache.Open("", 0, logger, nil)
 	}
 	a.videos = cache.NewGroup(context.Background(), store)
+	a.store = store
 	switch {
 	case a.startEncoder != nil:
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
@@ -200,6 +202,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
+	s.describe(id, vr)
 	r, source := s.videos.Open(id, resume.GetOffset(), s.renderVideo(vr, id))
 	defer r.Close()
 	return s.newRenderCall(vr, id, source, r, out).run(ctx)

@@ -169,6 +169,7 @@ func newClientLimits(cfg Config) *clientLimits {
 		whirlv1.AnimationService_AcquireLease_FullMethodName:  {"acquire", "AcquireLease calls", ClientLimits{Rate: cfg.AcquireRate, Burst: cfg.AcquireBurst}},
 		whirlv1.AnimationService_RenderStill_FullMethodName:   {"still", "RenderStill calls", cfg.StillLimits},
 		whirlv1.AnimationService_GenerateCurve_FullMethodName: {"curve", "GenerateCurve calls", cfg.CurveLimits},
+		whirlv1.AnimationService_GetVideo_FullMethodName:      {"video", "GetVideo calls", cfg.VideoLimits},
 	} {
 		if c.limits.any() {
 			l.byMethod[method] = newCallLimit(c.quota, c.what, c.limits, maxTrackedClients)
@@ -195,6 +196,26 @@ func (l *clientLimits) unary(ctx context.Context, req any, info *grpc.UnaryServe
 	}
 	defer func() { c.done(key, s, time.Since(now)) }()
 	return handler(ctx, req)
+}
+
+// stream is unary's twin for streaming calls (GetVideo): a call counts in
+// flight until its stream ends.
+func (l *clientLimits) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c := l.byMethod[info.FullMethod]
+	if c == nil {
+		return handler(srv, ss)
+	}
+	ctx := ss.Context()
+	key, now := l.key(ctx), time.Now()
+	s, wait, full := c.take(key, now)
+	switch {
+	case full:
+		return c.inFlightRefusal(ctx)
+	case wait > 0:
+		return c.rateRefusal(ctx, wait)
+	}
+	defer func() { c.done(key, s, time.Since(now)) }()
+	return handler(srv, ss)
 }
 
 // peerIP keys a call by the address it came from, without the port.

@@ -79,6 +79,9 @@ type Config struct {
 	// StillLimits and CurveLimits bound each client's RenderStill and
 	// GenerateCurve calls (zero: no limit).
 	StillLimits, CurveLimits ClientLimits
+	// VideoLimits bound each client's GetVideo calls (zero: no limit): a
+	// finished video costs a disk or object-store read, not a render.
+	VideoLimits ClientLimits
 	// ClientHeader, if set, names the request header whose value is the
 	// client for the per-client limits (a trusted proxy sets it); empty
 	// keys clients on their IP address.
@@ -207,6 +210,7 @@ func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc
 	}
 	if limits := newClientLimits(cfg); limits != nil {
 		unary = append(unary, limits.unary)
+		stream = append(stream, limits.stream)
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))
