@@ -37,10 +37,10 @@ func (s *Animation) describe(id string, vr videoRequest) {
 	}
 }
 
-// VideoFacts is what the server recorded about a finished video: the
+// recordedFacts is what the server recorded about a finished video: the
 // curve, with its summary, and the video's size, rate, length and style.
 // The zero value (nil Curve) means nothing is known.
-type VideoFacts struct {
+type recordedFacts struct {
 	Curve                      *whirlv1.Curve
 	Width, Height, FPS, Frames int32
 	Style                      whirlv1.Style
@@ -48,25 +48,30 @@ type VideoFacts struct {
 
 // videoFacts decodes what describe stored; unknown or unreadable facts are
 // the zero value.
-func videoFacts(info json.RawMessage) VideoFacts {
+func videoFacts(info json.RawMessage) recordedFacts {
 	var vi videoInfo
 	if len(info) == 0 || json.Unmarshal(info, &vi) != nil || len(vi.Curve.Wheels) == 0 {
-		return VideoFacts{}
+		return recordedFacts{}
 	}
-	return VideoFacts{
+	return recordedFacts{
 		Curve: curveProto(vi.Curve), Width: int32(vi.Width), Height: int32(vi.Height),
 		FPS: int32(vi.FPS), Frames: int32(vi.Frames), Style: styleProto(vi.Style),
 	}
 }
 
-// FinishedVideo looks up a finished video in the server's cache tiers (the
-// HTTP front end serves it as a file). ok is false when no tier holds it.
-func (s *Server) FinishedVideo(id string) (f cache.File, facts VideoFacts, ok bool) {
+// FinishedVideo looks up a finished video in the server's cache tiers, for
+// front ends that serve it as a file (HTTP); ok is false when no tier holds
+// it. facts is a RenderHeader with what the server recorded about it (curve
+// and video facts, unset when unknown) and its id; no MIME type.
+func (s *Server) FinishedVideo(id string) (f cache.File, facts *whirlv1.RenderHeader, ok bool) {
 	f, ok = s.animation.store.File(id)
-	if ok {
-		facts = videoFacts(f.Info)
+	if !ok {
+		return f, nil, false
 	}
-	return f, facts, ok
+	vf := videoFacts(f.Info)
+	return f, &whirlv1.RenderHeader{
+		Curve: vf.Curve, Width: vf.Width, Height: vf.Height, Fps: vf.FPS, Frames: vf.Frames, Style: vf.Style, VideoId: id,
+	}, true
 }
 
 // GetVideo streams a finished video by id from the cache's tiers: no
