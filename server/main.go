@@ -83,6 +83,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	ffmpegVersion, encoderErr := checkFFmpeg(ctx, cfg.ffmpeg, logger)
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
+	closeShared, err := openSharedCache(ctx, cfg.sharedCache, videoCache, cfg.shutdownGrace, logger, m)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	defer closeShared()
 	svcCfg := service.Config{
 		Cache:             videoCache,
 		FFmpegVersion:     ffmpegVersion,
@@ -125,7 +131,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "",
-		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled())
+		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "shared_cache", cfg.sharedCache.url != "")
 	err = srv.Serve(ctx, lis)
 	cancel()
 	if httpErr := waitHTTP(); err == nil {

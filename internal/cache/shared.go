@@ -58,6 +58,10 @@ type SharedTierOptions struct {
 	Backoff  time.Duration
 	// ReadTimeout bounds one fetch from the tier (default 30 s).
 	ReadTimeout time.Duration
+	// Cooldown is how long local misses skip the tier after a fetch from
+	// it failed (default 10 s): a bucket that is down must not add its
+	// timeouts to every render.
+	Cooldown time.Duration
 	Logger      *slog.Logger
 	Events      SharedEvents
 }
@@ -78,6 +82,9 @@ type SharedTier struct {
 	sem    chan struct{}
 	queued atomic.Int64
 	wg     sync.WaitGroup
+	// downUntil (Unix nanoseconds) is when fetches may be tried again
+	// after one failed.
+	downUntil atomic.Int64
 
 	mu       sync.Mutex
 	fetching map[string]chan struct{} // id → closed when its fetch ends
@@ -100,6 +107,7 @@ func NewSharedTier(bucket *blob.Bucket, o SharedTierOptions) *SharedTier {
 	o.Attempts = cmp.Or(o.Attempts, 5)
 	o.Backoff = cmp.Or(o.Backoff, time.Second)
 	o.ReadTimeout = cmp.Or(o.ReadTimeout, 30*time.Second)
+	o.Cooldown = cmp.Or(o.Cooldown, 10*time.Second)
 	o.Logger = cmp.Or(o.Logger, slog.Default())
 	if o.Events == nil {
 		o.Events = noSharedEvents{}
@@ -198,8 +206,8 @@ func (sh *SharedTier) uploadRetrying(id string, f *os.File, m meta) {
 func (sh *SharedTier) put(id string, f *os.File, m meta) (int64, error) {
 	ctx, cancel := context.WithTimeout(sh.ctx, sh.o.ReadTimeout)
 	defer cancel()
-	if sh.holds(ctx, id, m) {
-		return 0, nil
+	if held, err := sh.holds(ctx, id, m); held || err != nil {
+		return 0, err
 	}
 	err := sh.bucket.Upload(ctx, dataKey(id), io.NewSectionReader(f, 0, m.Size), &blob.WriterOptions{
 		ContentType:  "video/mp4",
@@ -220,14 +228,20 @@ func (sh *SharedTier) put(id string, f *os.File, m meta) (int64, error) {
 }
 
 // holds reports whether the bucket already has id's video with m's
-// digest (another server uploaded it first).
-func (sh *SharedTier) holds(ctx context.Context, id string, m meta) bool {
+// digest (another server uploaded it first); an error is a bucket that
+// cannot answer.
+func (sh *SharedTier) holds(ctx context.Context, id string, m meta) (bool, error) {
 	got, err := sh.readMeta(ctx, id)
-	if err != nil || got.SHA256 != m.SHA256 || got.Size != m.Size {
-		return false
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound, errors.Is(err, errCorrupt):
+		return false, nil
+	case err != nil:
+		return false, err
+	case got.SHA256 != m.SHA256 || got.Size != m.Size:
+		return false, nil
 	}
 	a, err := sh.bucket.Attributes(ctx, dataKey(id))
-	return err == nil && a.Size == m.Size && a.Metadata["sha256"] == m.SHA256
+	return err == nil && a.Size == m.Size && a.Metadata["sha256"] == m.SHA256, nil
 }
 
 func (sh *SharedTier) readMeta(ctx context.Context, id string) (meta, error) {
@@ -259,6 +273,9 @@ func (sh *SharedTier) failed(op, id string, err error) {
 // others asking meanwhile wait for it and then look locally.
 func (s *Store) fetchShared(id string) (*Entry, bool) {
 	sh := s.shared
+	if time.Now().UnixNano() < sh.downUntil.Load() {
+		return nil, false
+	}
 	sh.mu.Lock()
 	running, busy := sh.fetching[id]
 	if !busy {
@@ -290,6 +307,7 @@ func (s *Store) fetchShared(id string) (*Entry, bool) {
 		return nil, false
 	case err != nil:
 		sh.failed("download", id, err)
+		sh.downUntil.Store(time.Now().Add(sh.o.Cooldown).UnixNano())
 		return nil, false
 	}
 	sh.o.Events.SharedHit()
