@@ -62,8 +62,8 @@ type SharedTierOptions struct {
 	// it failed (default 10 s): a bucket that is down must not add its
 	// timeouts to every render.
 	Cooldown time.Duration
-	Logger      *slog.Logger
-	Events      SharedEvents
+	Logger   *slog.Logger
+	Events   SharedEvents
 }
 
 // SharedTier is the second tier of a Store: finished videos in a bucket that
