@@ -94,6 +94,8 @@ type Store struct {
 	// pending holds Describe's facts for videos not stored yet; commit
 	// takes them.
 	pending map[string]json.RawMessage
+	// verified is when each entry's bytes were last hashed, for File.
+	verified map[string]time.Time
 
 	// shared is the second tier (nil: none); see SetShared.
 	shared *SharedTier
@@ -114,7 +116,7 @@ func Open(dir string, maxBytes int64, logger *slog.Logger, events Events) *Store
 	s := &Store{
 		dir: dir, maxBytes: maxBytes, logger: cmp.Or(logger, slog.Default()), events: events,
 		entries: map[string]*list.Element{}, lru: list.New(), off: maxBytes <= 0 || dir == "",
-		pending: map[string]json.RawMessage{},
+		pending: map[string]json.RawMessage{}, verified: map[string]time.Time{},
 	}
 	if s.events == nil {
 		s.events = noEvents{}
@@ -371,6 +373,7 @@ func (s *Store) evictLocked() {
 	for s.bytes > s.maxBytes && s.lru.Len() > 0 {
 		in := s.lru.Remove(s.lru.Back()).(*indexed)
 		delete(s.entries, in.id)
+		delete(s.verified, in.id)
 		s.bytes -= in.size
 		s.remove(in.id)
 		s.events.CacheEvicted()
@@ -385,6 +388,7 @@ func (s *Store) drop(id string) {
 		s.lru.Remove(el)
 		delete(s.entries, id)
 	}
+	delete(s.verified, id)
 	n := s.bytes
 	s.mu.Unlock()
 	s.remove(id)

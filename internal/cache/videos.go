@@ -2,8 +2,10 @@ package cache
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // maxPending bounds the facts Describe keeps for videos not stored yet
@@ -91,20 +93,68 @@ func (s *Store) Video(id string, offset int64) (Video, bool) {
 // File is a verified finished video as a file, for serving it whole or in
 // ranges.
 type File struct {
-	// File is open for reading; the caller must Close it. It stays
-	// readable if the entry is evicted meanwhile.
+	// File is open for reading at its start; the caller must Close it. It
+	// stays readable if the entry is evicted meanwhile.
 	*os.File
 	Size   int64
 	SHA256 string
 	Info   json.RawMessage
 }
 
-// File opens the finished video id as File does Video: from the local
-// tier, or from the shared one through it.
+// reverifyAfter is how long File trusts an entry it hashed: a player
+// seeking through a video asks for many ranges in a row, and hashing the
+// whole file for each would cost far more than sending the range.
+const reverifyAfter = 30 * time.Second
+
+// File opens the finished video id as Video does: from the local tier, or
+// from the shared one through it. An entry hashed less than reverifyAfter
+// ago is opened without hashing it again, its length still checked.
 func (s *Store) File(id string) (File, bool) {
+	if f, ok := s.recentFile(id); ok {
+		return f, true
+	}
 	e, ok := s.Lookup(id)
 	if !ok {
 		return File{}, false
 	}
+	// Hashing read it to the end.
+	if _, err := e.file.Seek(0, io.SeekStart); err != nil {
+		_ = e.file.Close()
+		return File{}, false
+	}
+	s.mu.Lock()
+	if _, indexed := s.entries[id]; indexed {
+		s.verified[id] = time.Now()
+	}
+	s.mu.Unlock()
 	return File{File: e.file, Size: e.size, SHA256: e.sum, Info: e.info}, true
+}
+
+// recentFile opens id's entry if File hashed it recently.
+func (s *Store) recentFile(id string) (File, bool) {
+	s.mu.Lock()
+	at, ok := s.verified[id]
+	if el, indexed := s.entries[id]; ok && indexed && time.Since(at) < reverifyAfter {
+		s.lru.MoveToFront(el)
+	} else {
+		ok = false
+	}
+	s.mu.Unlock()
+	if !ok {
+		return File{}, false
+	}
+	m, err := s.readMeta(id)
+	if err != nil {
+		return File{}, false
+	}
+	f, err := os.Open(s.dataPath(id))
+	if err != nil {
+		return File{}, false
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != m.Size {
+		_ = f.Close()
+		return File{}, false
+	}
+	s.events.CacheHit()
+	return File{File: f, Size: m.Size, SHA256: m.SHA256, Info: m.Info}, true
 }

@@ -45,7 +45,8 @@ func StartS3(t testing.TB) *S3 {
 	addr := freeLoopbackAddr(t)
 	const access, secret = "whirl-test-access", "whirl-test-secret-key"
 	cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "posix", root)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Its access log (a line per request) would drown the test's output.
+	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
