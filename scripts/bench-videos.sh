@@ -24,6 +24,7 @@ go build -o "$work/whirl" ./client/cmd/whirl
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port) http_port=$(free_port) nginx_port=$(free_port)
 "$work/whirl-server" --addr "127.0.0.1:$grpc_port" --http-addr "127.0.0.1:$http_port" --cache-dir "$work/cache" \
+	--video-rate 0 --video-inflight 0 \
 	--log-format json 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$http_port/" && break; sleep 0.1; done

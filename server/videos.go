@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -23,6 +25,20 @@ func (v videoFiles) OpenVideo(id string) (browser.Video, bool) {
 		return browser.Video{}, false
 	}
 	return browser.Video{File: f.File, SHA256: f.SHA256, Facts: facts}, true
+}
+
+// Admit applies the server's GetVideo limits to an HTTP read, keyed as
+// the gRPC calls are: the client's address, or the trusted header.
+func (v videoFiles) Admit(r *http.Request) (func(), time.Duration, bool) {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	var header string
+	if name := v.srv.ClientHeader(); name != "" {
+		header = r.Header.Get(name)
+	}
+	return v.srv.AdmitVideoRead(ip, header)
 }
 
 // sharedCacheFlags configure the shared tier of the video cache.

@@ -175,3 +175,35 @@ func TestVideosOverHTTPRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestVideosOverHTTPLimit: HTTP reads of videos share the GetVideo budget
+// of their client; past it the answer is 429 with Retry-After.
+func TestVideosOverHTTPLimit(t *testing.T) {
+	p := startServer(t, "--video-rate", "0.01", "--video-burst", "2")
+	_, id := renderOn(t, p, 72)
+	c, err := client.Dial(t.Context(), p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.GetVideo(t.Context(), id, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + p.httpAddr + "/v1/videos/" + id + ".mp4"
+	for i, want := range []int{200, 429} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("HTTP read %d after one GetVideo: status %d, want %d", i+1, resp.StatusCode, want)
+		}
+		if want == 429 {
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+				t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
+			}
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package browser
 
 import (
+	"math"
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,10 @@ type Videos interface {
 	// OpenVideo opens the finished video id, verified, from whichever
 	// cache tier holds it; ok is false when none does.
 	OpenVideo(id string) (v Video, ok bool)
+	// Admit counts r against its client's limits on reading videos: ok
+	// with done to call when the response is written, or refused with
+	// how long the client should wait (zero: unknown).
+	Admit(r *http.Request) (done func(), retry time.Duration, ok bool)
 }
 
 // Video is an open finished video.
@@ -52,6 +58,13 @@ func videosHandler(videos Videos) http.Handler {
 			http.Error(w, "not a video: the path must be "+VideosPath+"ID.mp4 or ID.json, ID the 64 lowercase hex digits of a video_id", http.StatusBadRequest)
 			return
 		}
+		done, retry, ok := videos.Admit(r)
+		if !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
+			http.Error(w, "too many video requests from this client; retry later", http.StatusTooManyRequests)
+			return
+		}
+		defer done()
 		v, ok := videos.OpenVideo(id)
 		if !ok {
 			w.Header().Set("Cache-Control", "no-store")

@@ -236,14 +236,32 @@ func peerIP(ctx context.Context) string {
 func headerKey(name string) clientKey {
 	return func(ctx context.Context) string {
 		md, _ := metadata.FromIncomingContext(ctx)
-		v := md.Get(name)
-		if len(v) == 0 || v[0] == "" {
-			return "ip:" + peerIP(ctx)
+		var v string
+		if vs := md.Get(name); len(vs) > 0 {
+			v = vs[0]
 		}
-		if len(v[0]) > maxClientKey {
-			sum := sha256.Sum256([]byte(v[0]))
-			return "h#:" + hex.EncodeToString(sum[:])
-		}
-		return "h:" + v[0]
+		return headerValueKey(v, peerIP(ctx))
 	}
+}
+
+// headerValueKey is the key of a client whose trusted header has value v
+// (empty: absent) and whose address is ip.
+func headerValueKey(v, ip string) string {
+	switch {
+	case v == "":
+		return "ip:" + ip
+	case len(v) > maxClientKey:
+		sum := sha256.Sum256([]byte(v))
+		return "h#:" + hex.EncodeToString(sum[:])
+	}
+	return "h:" + v
+}
+
+// forMethod is the limit on a method, nil when there is none (or no
+// limits at all).
+func (l *clientLimits) forMethod(fullMethod string) *callLimit {
+	if l == nil {
+		return nil
+	}
+	return l.byMethod[fullMethod]
 }

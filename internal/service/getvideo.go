@@ -153,3 +153,32 @@ func (s *Animation) sendVideo(ctx context.Context, id string, video cache.Video,
 		Source: whirlv1.VideoSource_VIDEO_SOURCE_CACHED,
 	}}})
 }
+
+// ClientHeader is the request header that names a client for the
+// per-client limits (Config.ClientHeader), empty when clients are their
+// addresses.
+func (s *Server) ClientHeader() string { return s.clientHeader }
+
+// AdmitVideoRead applies GetVideo's per-client limits to a read of a
+// finished video through another front end (HTTP), so that a client has
+// one budget whichever way it asks. ip is the client's address without
+// the port; header the value of ClientHeader's header ("" if absent or
+// not configured). Admitted, the caller must call done when the read
+// ends; refused, retry says when the client may come back (zero when it
+// is at its in-flight cap).
+func (s *Server) AdmitVideoRead(ip, header string) (done func(), retry time.Duration, ok bool) {
+	c := s.limits.forMethod(whirlv1.AnimationService_GetVideo_FullMethodName)
+	if c == nil {
+		return func() {}, 0, true
+	}
+	key := ip
+	if s.clientHeader != "" {
+		key = headerValueKey(header, ip)
+	}
+	now := time.Now()
+	st, wait, full := c.take(key, now)
+	if full || wait > 0 {
+		return nil, wait, false
+	}
+	return func() { c.done(key, st, time.Since(now)) }, 0, true
+}

@@ -113,6 +113,11 @@ type Server struct {
 	grace       time.Duration
 	drainFirst  []func(ctx context.Context)
 	draining    *draining
+	// limits are the per-client limits (nil: none), which front ends
+	// other than gRPC apply through AdmitVideoRead; clientHeader is
+	// Config.ClientHeader.
+	limits       *clientLimits
+	clientHeader string
 }
 
 // RenderStats reports animations rendering and waiting for a slot.
@@ -150,7 +155,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		logger = slog.Default()
 	}
 	drain := &draining{}
-	unary, stream := interceptorChains(cfg, logger, drain)
+	limits := newClientLimits(cfg)
+	unary, stream := interceptorChains(cfg, logger, drain, limits)
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -172,7 +178,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	if cfg.GRPCMetrics != nil {
 		cfg.GRPCMetrics.InitializeMetrics(gs)
 	}
-	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace, draining: drain}
+	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace, draining: drain,
+		limits: limits, clientHeader: cfg.ClientHeader}
 	if h, ok := cfg.Leases.(healthChecker); ok {
 		s.leaseHealth = h.Healthy
 	}
@@ -181,7 +188,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 
 // interceptorChains returns the unary and stream interceptors in the order
 // NewServer documents.
-func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+func interceptorChains(cfg Config, logger *slog.Logger, drain *draining, limits *clientLimits) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -208,7 +215,7 @@ func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc
 		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
 		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
 	}
-	if limits := newClientLimits(cfg); limits != nil {
+	if limits != nil {
 		unary = append(unary, limits.unary)
 		stream = append(stream, limits.stream)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/whirl-dev/whirl/internal/browser"
 	"github.com/whirl-dev/whirl/internal/cache"
@@ -31,6 +32,10 @@ type videoFiles struct{ srv *testserver.Server }
 func (v videoFiles) OpenVideo(id string) (browser.Video, bool) {
 	f, facts, ok := v.srv.FinishedVideo(id)
 	return browser.Video{File: f.File, SHA256: f.SHA256, Facts: facts}, ok
+}
+
+func (v videoFiles) Admit(r *http.Request) (func(), time.Duration, bool) {
+	return v.srv.AdmitVideoRead(r.RemoteAddr, "")
 }
 
 func startSharedReplica(t *testing.T, bucketURL string) sharedReplica {
