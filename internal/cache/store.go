@@ -94,8 +94,9 @@ type Store struct {
 	// pending holds Describe's facts for videos not stored yet; commit
 	// takes them.
 	pending map[string]json.RawMessage
-	// verified is when each entry's bytes were last hashed, for File.
-	verified map[string]time.Time
+	// verified holds, for File, the entries hashed lately: when, and
+	// their metadata.
+	verified map[string]verifiedEntry
 
 	// shared is the second tier (nil: none); see SetShared.
 	shared *SharedTier
@@ -116,7 +117,7 @@ func Open(dir string, maxBytes int64, logger *slog.Logger, events Events) *Store
 	s := &Store{
 		dir: dir, maxBytes: maxBytes, logger: cmp.Or(logger, slog.Default()), events: events,
 		entries: map[string]*list.Element{}, lru: list.New(), off: maxBytes <= 0 || dir == "",
-		pending: map[string]json.RawMessage{}, verified: map[string]time.Time{},
+		pending: map[string]json.RawMessage{}, verified: map[string]verifiedEntry{},
 	}
 	if s.events == nil {
 		s.events = noEvents{}

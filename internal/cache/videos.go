@@ -40,6 +40,9 @@ func (s *Store) Describe(id string, info []byte) {
 	}
 	m.Info = json.RawMessage(info)
 	s.writeMeta(id, m)
+	s.mu.Lock()
+	delete(s.verified, id) // it holds the metadata without the facts
+	s.mu.Unlock()
 }
 
 // takePending removes and returns the facts Describe kept for id.
@@ -124,17 +127,23 @@ func (s *Store) File(id string) (File, bool) {
 	}
 	s.mu.Lock()
 	if _, indexed := s.entries[id]; indexed {
-		s.verified[id] = time.Now()
+		s.verified[id] = verifiedEntry{at: time.Now(), m: meta{Size: e.size, SHA256: e.sum, Info: e.info}}
 	}
 	s.mu.Unlock()
 	return File{File: e.file, Size: e.size, SHA256: e.sum, Info: e.info}, true
 }
 
+// verifiedEntry is an entry File hashed at at, with its metadata.
+type verifiedEntry struct {
+	at time.Time
+	m  meta
+}
+
 // recentFile opens id's entry if File hashed it recently.
 func (s *Store) recentFile(id string) (File, bool) {
 	s.mu.Lock()
-	at, ok := s.verified[id]
-	if el, indexed := s.entries[id]; ok && indexed && time.Since(at) < reverifyAfter {
+	v, ok := s.verified[id]
+	if el, indexed := s.entries[id]; ok && indexed && time.Since(v.at) < reverifyAfter {
 		s.lru.MoveToFront(el)
 	} else {
 		ok = false
@@ -143,10 +152,7 @@ func (s *Store) recentFile(id string) (File, bool) {
 	if !ok {
 		return File{}, false
 	}
-	m, err := s.readMeta(id)
-	if err != nil {
-		return File{}, false
-	}
+	m := v.m
 	f, err := os.Open(s.dataPath(id))
 	if err != nil {
 		return File{}, false
