@@ -1,0 +1,210 @@
+package robustness_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/robustness"
+	"github.com/whirl-dev/whirl/internal/serverproc"
+	"github.com/whirl-dev/whirl/internal/testetcd"
+	"github.com/whirl-dev/whirl/internal/testserver"
+)
+
+// serverBin is the server binary, built once.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "whirl-robustness")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		serverBin, err = serverproc.Build(context.Background(), dir, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+const (
+	capacity   = 3
+	adminToken = "robustness"
+	clients    = 8
+)
+
+var video = robustness.Video{Width: 64, Height: 64, FPS: 30, MinFrames: 60, MaxFrames: 150}
+
+// settings reads the run's length and seed from the environment.
+func settings(t *testing.T) (time.Duration, uint64) {
+	t.Helper()
+	d := 45 * time.Second
+	if v := os.Getenv("WHIRL_ROBUSTNESS_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			t.Fatalf("WHIRL_ROBUSTNESS_DURATION=%q: want a positive duration (%v)", v, err)
+		}
+	}
+	seed := rand.Uint64() >> 1
+	if v := os.Getenv("WHIRL_ROBUSTNESS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("WHIRL_ROBUSTNESS_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("seed %d (replay with WHIRL_ROBUSTNESS_SEED=%d), %v of traffic", seed, seed, d)
+	return d, seed
+}
+
+// needFFmpeg skips without ffmpeg, unless WHIRL_REQUIRE_ETCD asks for the
+// whole end-to-end set.
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("WHIRL_REQUIRE_ETCD") != "" {
+			t.Fatalf("ffmpeg not found (install with: apt-get install -y ffmpeg): %v", err)
+		}
+		t.Skip("ffmpeg not on PATH; scripts/test.sh installs it")
+	}
+}
+
+// serverArgs are every replica's flags: a small pool with short leases, more
+// render slots and encoders than leases so only the pool bounds renders.
+func serverArgs(t *testing.T, p robustness.Params) []string {
+	return []string{
+		"--capacity", strconv.Itoa(p.Capacity), "--lease-ttl", p.TTL.String(), "--lease-max-age", p.MaxAge.String(),
+		"--acquire-rate", "0", "--admin-token", adminToken, "--cache-dir", t.TempDir(),
+		"--render-slots", "8", "--encode-parallelism", strconv.Itoa(p.Capacity + 1), "--render-workers", "1",
+		"--shutdown-grace", "1s", "--log-level", "info",
+	}
+}
+
+// startReplicas starts n replicas with args plus each one's extra, logging
+// to files; it returns them and their log files by name.
+func startReplicas(t *testing.T, args []string, extra [][]string) ([]*robustness.Replica, map[string]string) {
+	t.Helper()
+	var replicas []*robustness.Replica
+	logs := make(map[string]string)
+	for i, ex := range extra {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("replica%d.log", i))
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		r, err := robustness.StartReplica(t.Context(), i, serverBin, append(append([]string{}, args...), ex...), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		replicas = append(replicas, r)
+		logs[filepath.Base(path)] = path
+	}
+	return replicas, logs
+}
+
+// finish fails the test with the run's findings and writes the results
+// folder it names.
+func finish(t *testing.T, name string, p robustness.Params, rep *robustness.Report, logs map[string]string) {
+	t.Helper()
+	counts := make(map[robustness.Kind]int)
+	for _, op := range rep.History {
+		counts[op.Input.Kind]++
+	}
+	t.Logf("%d operations %v, %d samples, faults %d, linearizability %s, gauge %s seen: %v",
+		len(rep.History), counts, len(rep.Samples), len(rep.Faults), rep.Check, robustness.GaugeName, rep.GaugeSeen)
+	for _, f := range rep.Faults {
+		t.Logf("fault %s at %.1fs-%.1fs: %s %s", f.Name, float64(f.Start)/1e9, float64(f.End)/1e9, f.Detail, f.Err)
+	}
+	if len(rep.Violations) == 0 {
+		return
+	}
+	dir := os.Getenv("WHIRL_ROBUSTNESS_RESULTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	out, err := robustness.WriteResults(dir, name, p, rep, logs)
+	if err != nil {
+		t.Errorf("writing the results: %v", err)
+	}
+	t.Fatalf("seed %d: %d violations (results in %s; replay with WHIRL_ROBUSTNESS_SEED=%d):\n%s",
+		rep.Seed, len(rep.Violations), out, rep.Seed, strings.Join(rep.Violations, "\n"))
+}
+
+// TestRobustnessMemory: one replica on the memory store, SIGKILLed and
+// restarted, its encoders killed, under random traffic.
+func TestRobustnessMemory(t *testing.T) {
+	needFFmpeg(t)
+	duration, seed := settings(t)
+	p := robustness.Params{
+		Capacity: capacity, TTL: 2 * time.Second, MaxAge: 8 * time.Second,
+		Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Memory: true,
+	}
+	rec := robustness.NewRecorder()
+	replicas, logs := startReplicas(t, serverArgs(t, p), [][]string{{"--lease-store", "memory"}})
+	rep := robustness.Run(t.Context(), robustness.Scenario{
+		Name: "memory", Seed: seed, Duration: duration, Clients: clients, Params: p,
+		Replicas: replicas, Rec: rec, Token: adminToken, Video: video,
+		Faults: []robustness.Fault{
+			robustness.KillReplica(replicas, rec, clients),
+			robustness.KillFFmpeg(replicas, "64x64"),
+		},
+		FaultInterval: 8 * time.Second, StopWithin: time.Second, CheckTimeout: 2 * time.Minute,
+	})
+	finish(t, "memory", p, rep, logs)
+}
+
+// TestRobustnessEtcd: two replicas on a three-member etcd cluster; faults
+// kill a replica, kill an etcd member, cut a replica off from etcd and kill
+// encoders.
+func TestRobustnessEtcd(t *testing.T) {
+	needFFmpeg(t)
+	cluster := testetcd.Start(t, 3)
+	duration, seed := settings(t)
+	p := robustness.Params{
+		Capacity: capacity, TTL: 3 * time.Second, MaxAge: 12 * time.Second,
+		// etcd ends leases late: its expiry loop, and a new leader restarts
+		// every countdown with the whole TTL plus the election timeout.
+		Tolerance: 500 * time.Millisecond, Late: 5 * time.Second,
+	}
+	rec := robustness.NewRecorder()
+	// Each replica reaches each member through a proxy, so that a fault can
+	// cut one replica off from etcd.
+	proxies := make([][]*testserver.CutProxy, 2)
+	extra := make([][]string, 2)
+	for i := range proxies {
+		var eps []string
+		for _, ep := range cluster.Endpoints() {
+			px := testserver.StartCutProxy(t, strings.TrimPrefix(ep, "http://"), -1)
+			proxies[i] = append(proxies[i], px)
+			eps = append(eps, "http://"+px.Addr())
+		}
+		extra[i] = []string{"--lease-store", "etcd", "--etcd-endpoints", strings.Join(eps, ","),
+			"--etcd-prefix", "/whirl-robustness", "--etcd-timeout", "1s"}
+	}
+	replicas, logs := startReplicas(t, serverArgs(t, p), extra)
+	rep := robustness.Run(t.Context(), robustness.Scenario{
+		Name: "etcd", Seed: seed, Duration: duration, Clients: clients, Params: p,
+		Replicas: replicas, Rec: rec, Token: adminToken, Video: video,
+		Faults: []robustness.Fault{
+			robustness.KillReplica(replicas, rec, clients),
+			robustness.KillEtcdMember(cluster),
+			robustness.CutEtcd(proxies, p.TTL),
+			robustness.KillFFmpeg(replicas, "64x64"),
+		},
+		FaultInterval: 6 * time.Second, StopWithin: time.Second, CheckTimeout: 2 * time.Minute,
+	})
+	finish(t, "etcd", p, rep, logs)
+}

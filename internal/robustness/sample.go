@@ -1,0 +1,138 @@
+package robustness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/procfs"
+)
+
+// GaugeName is the gauge of renders drawing or encoding each replica
+// exports.
+const GaugeName = "whirl_renders_running"
+
+// Sample is what every replica was running at one instant.
+type Sample struct {
+	T int64 `json:"t"`
+	// Encoders counts each replica's ffmpeg children encoding the suite's
+	// video size (idle spares, started for the default size, are left out).
+	Encoders []int `json:"encoders"`
+	// Gauges is each replica's GaugeName, -1 when it could not be read
+	// (replica down, or a server without the gauge).
+	Gauges []float64 `json:"gauges"`
+}
+
+// Sampler reads the replicas at a fixed rate.
+type Sampler struct {
+	Replicas []*Replica
+	Rec      *Recorder
+	// VideoSize is the -video_size argument that marks a render's ffmpeg.
+	VideoSize string
+	client    http.Client
+}
+
+// Run samples every period until ctx ends and returns the samples.
+func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
+	s.client.Timeout = period
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	var out []Sample
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		out = append(out, s.sample(ctx))
+	}
+}
+
+func (s *Sampler) sample(ctx context.Context) Sample {
+	// /proc first, for every replica back to back, so the counts are of one
+	// instant; then the gauges over HTTP.
+	smp := Sample{T: s.Rec.Now()}
+	for _, r := range s.Replicas {
+		smp.Encoders = append(smp.Encoders, s.encoders(r.PID()))
+	}
+	for _, r := range s.Replicas {
+		smp.Gauges = append(smp.Gauges, s.gauge(ctx, r.MetricsAddr()))
+	}
+	return smp
+}
+
+// encoders counts pid's live ffmpeg children encoding the suite's size.
+func (s *Sampler) encoders(pid int) int {
+	if pid == 0 {
+		return 0
+	}
+	kids, ok := procfs.Children(pid)
+	if !ok {
+		all, err := procfs.Processes(func(st procfs.Stat) bool { return st.PPID == pid })
+		if err != nil {
+			return 0
+		}
+		for _, st := range all {
+			kids = append(kids, st.PID)
+		}
+	}
+	n := 0
+	for _, k := range kids {
+		if isEncoder(k, s.VideoSize) {
+			n++
+		}
+	}
+	return n
+}
+
+// isEncoder reports whether pid is a live ffmpeg whose arguments name size.
+func isEncoder(pid int, size string) bool {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.Zombie() || st.Comm != "ffmpeg" {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && bytes.Contains(cmdline, []byte("\x00"+size+"\x00"))
+}
+
+// gauge reads GaugeName from a replica's /metrics; -1 if it cannot.
+func (s *Sampler) gauge(ctx context.Context, addr string) float64 {
+	if addr == "" {
+		return -1
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	return parseGauge(resp.Body)
+}
+
+// parseGauge finds GaugeName's value in a Prometheus text exposition.
+func parseGauge(r io.Reader) float64 {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || name != GaugeName {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || math.IsNaN(v) {
+			return -1
+		}
+		return v
+	}
+	return -1
+}
