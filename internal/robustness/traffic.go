@@ -22,7 +22,7 @@ type Traffic struct {
 
 // Video is the size of every render: small, so renders are cheap.
 type Video struct {
-	Width, Height, FPS int32
+	Width, Height, FPS   int32
 	MinFrames, MaxFrames int32
 }
 
