@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +19,14 @@ import (
 	"github.com/whirl-dev/whirl/internal/testserver"
 )
 
-// serverBin is the server binary, built once.
-var serverBin string
+// binDir holds the server binary, built by the first scenario that runs.
+var binDir string
+
+// buildServer builds the server binary once, for the scenarios only (the
+// unit tests of the model need none).
+var buildServer = sync.OnceValues(func() (string, error) {
+	return serverproc.Build(context.Background(), binDir, os.Stderr)
+})
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "whirl-robustness")
@@ -27,15 +34,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		serverBin, err = serverproc.Build(context.Background(), dir, os.Stderr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -95,6 +96,10 @@ func serverArgs(t *testing.T, p robustness.Params) []string {
 // to files; it returns them and their log files by name.
 func startReplicas(t *testing.T, args []string, extra [][]string) ([]*robustness.Replica, map[string]string) {
 	t.Helper()
+	serverBin, err := buildServer()
+	if err != nil {
+		t.Fatalf("building the server: %v", err)
+	}
 	var replicas []*robustness.Replica
 	logs := make(map[string]string)
 	for i, ex := range extra {

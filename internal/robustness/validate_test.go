@@ -1,0 +1,76 @@
+package robustness
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckSamples(t *testing.T) {
+	tests := []struct {
+		name    string
+		samples []Sample
+		want    string // a substring of the first violation; empty: none
+	}{
+		{"within capacity", []Sample{{Encoders: []int{1, 2}, Gauges: []float64{1, 2}}}, ""},
+		{"encoders over capacity across replicas", []Sample{{Encoders: []int{2, 2}, Gauges: []float64{-1, -1}}}, "encoders over capacity"},
+		{"gauges over capacity", []Sample{{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}}, "renders over capacity"},
+		{"a gauge under its encoders for long", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun), "gauge under-reports"},
+		{"a gauge under its encoders briefly", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun-1), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := CheckSamples(tt.samples, 3)
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("violations %q, want none", got)
+			case tt.want != "" && (len(got) == 0 || !strings.Contains(got[0], tt.want)):
+				t.Errorf("violations %q, want one about %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func repeat(s Sample, n int) []Sample {
+	out := make([]Sample, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func TestCheckRendersAfterEnd(t *testing.T) {
+	render := func(lastEvent int64) Op {
+		op := onLease(0, KindRender, 0, lastEvent, "A", ResultEnded)
+		op.Output.LastEvent = lastEvent * ms
+		return op
+	}
+	tests := []struct {
+		name string
+		ops  []Op
+		bad  bool
+	}{
+		{"stops within the bound of its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1400)}, false},
+		{"streams on past its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1600)}, true},
+		{"streams on past its revocation", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRevoke, 100, 200, "A", ResultOK), render(3000)}, true},
+		{"a failed release ends nothing", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultUnknown), render(3000)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CheckRendersAfterEnd(tt.ops, time.Second, 200*time.Millisecond)
+			if (len(got) > 0) != tt.bad {
+				t.Errorf("violations %q, want some: %v", got, tt.bad)
+			}
+		})
+	}
+}
+
+func TestParseGauge(t *testing.T) {
+	text := "# HELP whirl_renders_running x\n# TYPE whirl_renders_running gauge\nwhirl_renders_running 2\nwhirl_renders_running_other 7\n"
+	if got := parseGauge(strings.NewReader(text)); got != 2 {
+		t.Errorf("parseGauge = %v, want 2", got)
+	}
+	if got := parseGauge(strings.NewReader("whirl_cache_bytes 5\n")); got != -1 {
+		t.Errorf("parseGauge without the gauge = %v, want -1", got)
+	}
+}
