@@ -27,19 +27,25 @@ type FaultLog struct {
 	Err    string `json:"err,omitempty"`
 }
 
-// injectFaults injects a random fault from faults every interval (less
-// the fault's own time) until ctx ends.
+// injectFaults injects a fault about every interval until ctx ends, going
+// through faults in a random order, round after round, so that a run long
+// enough sees every kind.
 func injectFaults(ctx context.Context, rec *Recorder, faults []Fault, rng *rand.Rand, interval time.Duration) []FaultLog {
 	var logs []FaultLog
 	if len(faults) == 0 {
 		return nil
 	}
+	var order []int
 	for {
 		sleep(ctx, interval/2+time.Duration(rng.Int64N(int64(interval))))
 		if ctx.Err() != nil {
 			return logs
 		}
-		f := faults[rng.IntN(len(faults))]
+		if len(order) == 0 {
+			order = rng.Perm(len(faults))
+		}
+		f := faults[order[0]]
+		order = order[1:]
 		l := FaultLog{Name: f.Name, Start: rec.Now()}
 		detail, err := f.Inject(ctx, rng)
 		l.End, l.Detail = rec.Now(), detail

@@ -142,27 +142,56 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// Porcupine turns a history into porcupine operations; unknown outcomes
-// end after everything else (porcupine's "infinite" end).
-func Porcupine(ops []Op) []porcupine.Operation {
-	var last int64
-	for _, op := range ops {
-		last = max(last, op.Call, op.Output.ErrAt)
-		if op.Return != math.MaxInt64 {
-			last = max(last, op.Return)
-		}
-	}
+// Operations turns a history into porcupine's operations. A call of
+// unknown outcome ends, for porcupine, p.Settle after the client gave up:
+// the server acts on a call only while the call's context lives, which
+// ends with the client's, and the store finishes or abandons an operation
+// within its own timeout. (Porcupine's convention of an infinite end holds
+// every such call open for the rest of the history; with dozens of them
+// around a fault the search is exponential.) Acquires of unknown outcome
+// that no listing ever shows (patched out, as etcd's robustness tests do
+// with writes never observed) are left out: the lease they may have
+// granted only ever made the pool fuller, which the model never needs to
+// explain.
+func (p Params) Operations(ops []Op) []porcupine.Operation {
+	seen := observedHolders(ops)
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
 		ret := op.Return
 		if ret == math.MaxInt64 {
-			ret = last + 1
+			if op.Input.Kind == KindAcquire && !seen[op.Input.Holder] {
+				continue
+			}
+			ret = op.Output.ErrAt + int64(p.Settle)
 		}
 		// The model needs the client's times, which porcupine does not pass
 		// to Step: the whole Op is the input.
 		out = append(out, porcupine.Operation{ClientId: op.Client, Input: op, Call: op.Call, Output: op.Output, Return: ret})
 	}
 	return out
+}
+
+// observedHolders are the holders of leases listings showed that no
+// acquire returned.
+func observedHolders(ops []Op) map[string]bool {
+	granted := make(map[string]bool)
+	for _, op := range ops {
+		if op.Input.Kind == KindAcquire && op.Output.Result == ResultOK {
+			granted[op.Output.Handle] = true
+		}
+	}
+	seen := make(map[string]bool)
+	for _, op := range ops {
+		if op.Input.Kind != KindList {
+			continue
+		}
+		for i, h := range op.Output.Handles {
+			if !granted[h] {
+				seen[op.Output.Holders[i]] = true
+			}
+		}
+	}
+	return seen
 }
 
 // MarshalHistory is the history as indented JSON.

@@ -28,9 +28,29 @@ type Params struct {
 	// OrphanGrace is how long a render goes on, its lease pinned, after its
 	// last reader left.
 	OrphanGrace time.Duration
+	// Settle is how long after a client gave up on a call (transport
+	// error, deadline) the server may still carry it out.
+	Settle time.Duration
 	// Memory: the pool lives in one replica's memory; a crash empties it.
 	Memory bool
 }
+
+// The scenarios' pools: capacity 3, short leases so that expiry and the
+// maximum age happen during a run.
+var (
+	// MemoryParams: the memory store ends leases on time.
+	MemoryParams = Params{
+		Capacity: 3, TTL: 2 * time.Second, MaxAge: 8 * time.Second,
+		Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: time.Second, Memory: true,
+	}
+	// EtcdParams: etcd ends leases late (its expiry loop, and a new leader
+	// restarts every countdown with the whole TTL plus the election
+	// timeout); its TTLs are whole seconds, at least 2.
+	EtcdParams = Params{
+		Capacity: 3, TTL: 3 * time.Second, MaxAge: 12 * time.Second,
+		Tolerance: 500 * time.Millisecond, Late: 5 * time.Second, Settle: 5 * time.Second,
+	}
+)
 
 // leaseState is one lease the model holds live, or a ghost: a lease an
 // acquire of unknown outcome may have granted (ID empty; Handle set once a
@@ -103,7 +123,7 @@ const (
 // or, for an unknown outcome, shortly after the client gave up.
 func (p Params) end(op Op) int64 {
 	if op.Return == math.MaxInt64 {
-		return op.Output.ErrAt + int64(p.Tolerance)
+		return op.Output.ErrAt + int64(p.Settle)
 	}
 	return op.Return
 }

@@ -12,7 +12,7 @@ const ms = int64(time.Millisecond)
 
 var testParams = Params{
 	Capacity: 1, TTL: 2 * time.Second, MaxAge: 10 * time.Second,
-	Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Memory: true,
+	Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: 500 * time.Millisecond, Memory: true,
 }
 
 // Builders of operations; times in milliseconds since the run began.
@@ -100,7 +100,7 @@ func TestModel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := porcupine.CheckOperations(tt.params.Model(), Porcupine(tt.ops))
+			got := porcupine.CheckOperations(tt.params.Model(), tt.params.Operations(tt.ops))
 			if got != tt.legal {
 				t.Errorf("linearizable = %v, want %v", got, tt.legal)
 			}

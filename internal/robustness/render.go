@@ -44,7 +44,7 @@ func (c *client) renderSome(ctx context.Context) {
 	switch w := c.rng.IntN(100); {
 	case w < 35:
 		plan.cancelAfter = time.Duration(50+c.rng.IntN(700)) * time.Millisecond
-	case w < 50:
+	case w < 60:
 		plan.releaseAfter = time.Duration(c.rng.IntN(400)) * time.Millisecond
 	}
 	next, out := c.render(ctx, c.replica(), rp, plan)

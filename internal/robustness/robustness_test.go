@@ -41,7 +41,6 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	capacity   = 3
 	adminToken = "robustness"
 	clients    = 8
 )
@@ -124,12 +123,13 @@ func startReplicas(t *testing.T, args []string, extra [][]string) ([]*robustness
 // folder it names.
 func finish(t *testing.T, name string, p robustness.Params, rep *robustness.Report, logs map[string]string) {
 	t.Helper()
-	counts := make(map[robustness.Kind]int)
+	counts := make(map[string]int)
 	for _, op := range rep.History {
-		counts[op.Input.Kind]++
+		counts[string(op.Input.Kind)+"/"+string(op.Output.Result)]++
 	}
-	t.Logf("%d operations %v, %d samples, faults %d, linearizability %s, gauge %s seen: %v",
-		len(rep.History), counts, len(rep.Samples), len(rep.Faults), rep.Check, robustness.GaugeName, rep.GaugeSeen)
+	t.Logf("%d operations %v", len(rep.History), counts)
+	t.Logf("%d samples, %.1f a second, longest gap %v; linearizability %s; gauge %s seen: %v",
+		len(rep.Samples), rep.SampleRate, rep.LongestGap, rep.Check, robustness.GaugeName, rep.GaugeSeen)
 	for _, f := range rep.Faults {
 		t.Logf("fault %s at %.1fs-%.1fs: %s %s", f.Name, float64(f.Start)/1e9, float64(f.End)/1e9, f.Detail, f.Err)
 	}
@@ -153,10 +153,7 @@ func finish(t *testing.T, name string, p robustness.Params, rep *robustness.Repo
 func TestRobustnessMemory(t *testing.T) {
 	needFFmpeg(t)
 	duration, seed := settings(t)
-	p := robustness.Params{
-		Capacity: capacity, TTL: 2 * time.Second, MaxAge: 8 * time.Second,
-		Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Memory: true,
-	}
+	p := robustness.MemoryParams
 	rec := robustness.NewRecorder()
 	replicas, logs := startReplicas(t, serverArgs(t, p), [][]string{{"--lease-store", "memory"}})
 	rep := robustness.Run(t.Context(), robustness.Scenario{
@@ -178,12 +175,7 @@ func TestRobustnessEtcd(t *testing.T) {
 	needFFmpeg(t)
 	cluster := testetcd.Start(t, 3)
 	duration, seed := settings(t)
-	p := robustness.Params{
-		Capacity: capacity, TTL: 3 * time.Second, MaxAge: 12 * time.Second,
-		// etcd ends leases late: its expiry loop, and a new leader restarts
-		// every countdown with the whole TTL plus the election timeout.
-		Tolerance: 500 * time.Millisecond, Late: 5 * time.Second,
-	}
+	p := robustness.EtcdParams
 	rec := robustness.NewRecorder()
 	// Each replica reaches each member through a proxy, so that a fault can
 	// cut one replica off from etcd.

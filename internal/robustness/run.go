@@ -44,6 +44,22 @@ type Report struct {
 	Check      porcupine.CheckResult
 	Info       porcupine.LinearizationInfo
 	GaugeSeen  bool
+	// SampleRate is the samples taken per second, on average, and
+	// LongestGap the longest time between two samples.
+	SampleRate float64
+	LongestGap time.Duration
+}
+
+// sampleRate measures how often the sampler managed to sample.
+func sampleRate(samples []Sample) (perSecond float64, longest time.Duration) {
+	if len(samples) < 2 {
+		return 0, 0
+	}
+	for i := 1; i < len(samples); i++ {
+		longest = max(longest, time.Duration(samples[i].T-samples[i-1].T))
+	}
+	span := time.Duration(samples[len(samples)-1].T - samples[0].T)
+	return float64(len(samples)-1) / span.Seconds(), longest
 }
 
 // Run drives the traffic and faults for s.Duration, lets the pool drain,
@@ -71,13 +87,14 @@ func Run(ctx context.Context, s Scenario) *Report {
 	bg.Wait()
 
 	rep.History = s.Rec.Ops()
+	rep.SampleRate, rep.LongestGap = sampleRate(rep.Samples)
 	rep.Violations = append(rep.Violations, drained...)
 	sampled, gaugeSeen := CheckSamples(rep.Samples, s.Params.Capacity)
 	rep.GaugeSeen = gaugeSeen
 	rep.Violations = append(rep.Violations, sampled...)
 	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, s.StopWithin, s.Params.Tolerance)...)
 	rep.Violations = append(rep.Violations, CheckAccounted(rep.History)...)
-	rep.Check, rep.Info = porcupine.CheckOperationsVerbose(s.Params.Model(), Porcupine(rep.History), s.CheckTimeout)
+	rep.Check, rep.Info = porcupine.CheckOperationsVerbose(s.Params.Model(), s.Params.Operations(rep.History), s.CheckTimeout)
 	switch rep.Check {
 	case porcupine.Illegal:
 		rep.Violations = append(rep.Violations, "linearizability: the history is not one the lease pool model allows (see porcupine.html)")

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/procfs"
@@ -39,9 +41,33 @@ type Sampler struct {
 	client    http.Client
 }
 
-// Run samples every period until ctx ends and returns the samples.
+// gaugeReading is a replica's gauge and when it was read.
+type gaugeReading struct {
+	v  float64
+	at int64
+}
+
+// maxGaugeAge is how old a gauge reading may be and still count.
+const maxGaugeAge = 250 * time.Millisecond
+
+// Run samples every period until ctx ends and returns the samples. The
+// encoders are counted from /proc at each sample, for every replica back
+// to back (one instant); the gauges are scraped over HTTP by a loop per
+// replica, so a slow scrape never delays a sample, and each sample takes
+// the latest reading (-1 if older than maxGaugeAge).
 func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
-	s.client.Timeout = period
+	s.client.Timeout = maxGaugeAge
+	latest := make([]atomic.Pointer[gaugeReading], len(s.Replicas))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, r := range s.Replicas {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				latest[i].Store(&gaugeReading{v: s.gauge(ctx, r.MetricsAddr()), at: s.Rec.Now()})
+				sleep(ctx, period/2)
+			}
+		})
+	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var out []Sample
@@ -51,21 +77,20 @@ func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
 			return out
 		case <-tick.C:
 		}
-		out = append(out, s.sample(ctx))
+		smp := Sample{T: s.Rec.Now()}
+		for _, r := range s.Replicas {
+			smp.Encoders = append(smp.Encoders, s.encoders(r.PID()))
+		}
+		for i := range s.Replicas {
+			g := latest[i].Load()
+			if g == nil || smp.T-g.at > int64(maxGaugeAge) {
+				smp.Gauges = append(smp.Gauges, -1)
+				continue
+			}
+			smp.Gauges = append(smp.Gauges, g.v)
+		}
+		out = append(out, smp)
 	}
-}
-
-func (s *Sampler) sample(ctx context.Context) Sample {
-	// /proc first, for every replica back to back, so the counts are of one
-	// instant; then the gauges over HTTP.
-	smp := Sample{T: s.Rec.Now()}
-	for _, r := range s.Replicas {
-		smp.Encoders = append(smp.Encoders, s.encoders(r.PID()))
-	}
-	for _, r := range s.Replicas {
-		smp.Gauges = append(smp.Gauges, s.gauge(ctx, r.MetricsAddr()))
-	}
-	return smp
 }
 
 // encoders counts pid's live ffmpeg children encoding the suite's size.

@@ -5,8 +5,6 @@ import (
 	"slices"
 )
 
-const maxTime = math.MaxInt64
-
 // stepAcquire: a grant never takes the pool past capacity; a repeat of a
 // live lease's request_id by its holder gets that lease back.
 func (p Params) stepAcquire(s pool, op Op) []pool {
@@ -52,15 +50,15 @@ func (p Params) acquireUnknown(s pool, op Op) []pool {
 	if in.RequestID != "" {
 		for i, l := range s {
 			if l.Holder == in.Holder && l.RequestID == in.RequestID {
-				next = append(next, s.with(i, p.touched(l, op.Output.ErrAt)))
+				next = append(next, s.with(i, p.touched(l, p.end(op))))
 			}
 		}
 	}
 	g := leaseState{
 		Holder: in.Holder, RequestID: in.RequestID,
 		Lo:     op.Call + int64(p.TTL),
-		Hi:     op.Output.ErrAt + int64(p.Tolerance+p.TTL+p.Late),
-		MaxExp: op.Output.ErrAt + int64(p.Tolerance+p.MaxAge),
+		Hi:     op.Output.ErrAt + int64(p.Settle+p.TTL+p.Late),
+		MaxExp: op.Output.ErrAt + int64(p.Settle+p.MaxAge),
 	}
 	return append(next, p.admit(s, g, op)...)
 }
@@ -131,7 +129,7 @@ func (p Params) stepRenew(s pool, op Op) []pool {
 		return p.notFound(s, op, i)
 	case ResultUnknown:
 		if i >= 0 {
-			return []pool{s.with(i, p.touched(s[i], op.Output.ErrAt))}
+			return []pool{s.with(i, p.touched(s[i], p.end(op)))}
 		}
 	}
 	return []pool{s}
@@ -180,8 +178,10 @@ func (p Params) stepRender(s pool, op Op) []pool {
 			return []pool{s}
 		}
 		at := op.Output.ErrAt
-		if op.Return != maxTime {
+		if op.Return != math.MaxInt64 {
 			at = op.Return
+		} else {
+			at += int64(p.Settle)
 		}
 		return []pool{s.with(i, p.touched(s[i], at+int64(p.OrphanGrace)))}
 	}

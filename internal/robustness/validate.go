@@ -10,6 +10,12 @@ import (
 // an encoder exits a moment after its render stops counting.
 const underReportRun = 10
 
+// overRun is how many samples in a row the gauges must sum past capacity
+// to count: the replicas' gauges are scraped at different instants, so a
+// render that ended on one replica may still be counted while its slot's
+// next render has started on another.
+const overRun = 3
+
 // maxReported bounds the violations of one kind listed one by one.
 const maxReported = 5
 
@@ -48,6 +54,7 @@ func secs(ns int64) string { return fmt.Sprintf("%.3fs", float64(ns)/1e9) }
 func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen bool) {
 	var v violations
 	under := make(map[int]int)
+	over := 0
 	for _, s := range samples {
 		enc, gauge, gauges := 0, 0.0, 0
 		for i, n := range s.Encoders {
@@ -72,8 +79,12 @@ func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen boo
 		if enc > capacity {
 			v.add("encoders over capacity", "at %s %d ffmpeg encoders run (per replica %v), capacity %d", secs(s.T), enc, s.Encoders, capacity)
 		}
-		if gauges > 0 && gauge > float64(capacity) {
-			v.add("renders over capacity", "at %s %s sums to %v (per replica %v), capacity %d", secs(s.T), GaugeName, gauge, s.Gauges, capacity)
+		if gauges == 0 || gauge <= float64(capacity) {
+			over = 0
+			continue
+		}
+		if over++; over == overRun {
+			v.add("renders over capacity", "at %s %s has summed to more than capacity %d for %d samples (now %v, per replica %v)", secs(s.T), GaugeName, capacity, overRun, gauge, s.Gauges)
 		}
 	}
 	return v.all(), gaugeSeen

@@ -14,7 +14,8 @@ func TestCheckSamples(t *testing.T) {
 	}{
 		{"within capacity", []Sample{{Encoders: []int{1, 2}, Gauges: []float64{1, 2}}}, ""},
 		{"encoders over capacity across replicas", []Sample{{Encoders: []int{2, 2}, Gauges: []float64{-1, -1}}}, "encoders over capacity"},
-		{"gauges over capacity", []Sample{{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}}, "renders over capacity"},
+		{"gauges over capacity", repeat(Sample{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}, overRun), "renders over capacity"},
+		{"gauges over capacity for a moment", repeat(Sample{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}, overRun-1), ""},
 		{"a gauge under its encoders for long", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun), "gauge under-reports"},
 		{"a gauge under its encoders briefly", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun-1), ""},
 	}
