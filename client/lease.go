@@ -3,6 +3,8 @@ package client
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -74,6 +76,11 @@ type AcquireOptions struct {
 	LeaseID string
 	// Policy is what to do when every slot is taken.
 	Policy AcquirePolicy
+	// RequestID makes the call idempotent (1-64 of A-Z a-z 0-9 . _ -): a
+	// retry whose first reply was lost gets the same lease, never a second
+	// one. "" means a fresh random id for this call, kept across its own
+	// retries, which is what almost every caller wants.
+	RequestID string
 }
 
 // Acquire asks for a lease. A refusal because every slot is taken is an
@@ -85,9 +92,10 @@ func (c *Client) Acquire(ctx context.Context, o AcquireOptions) (*Lease, error) 
 
 func (c *Client) acquire(ctx context.Context, o AcquireOptions, report func(Progress)) (*Lease, error) {
 	req := &whirlv1.AcquireLeaseRequest{
-		Holder:  cmp.Or(o.Holder, c.opts.holder),
-		LeaseId: o.LeaseID,
-		Wait:    o.Policy == AcquireWait,
+		Holder:    cmp.Or(o.Holder, c.opts.holder),
+		LeaseId:   o.LeaseID,
+		Wait:      o.Policy == AcquireWait,
+		RequestId: cmp.Or(o.RequestID, newRequestID()),
 	}
 	var refused *ExhaustedError // the latest refusal, once there is one
 	for attempt := 1; ; attempt++ {
@@ -262,4 +270,13 @@ func (c *Client) RevokeLease(ctx context.Context, handle string) error {
 		return rpcError(ctx, "revoke lease", err)
 	}
 	return nil
+}
+
+// newRequestID returns a random UUID (version 4) for AcquireLeaseRequest.request_id.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/whirl-dev/whirl/client"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -110,4 +111,30 @@ func TestDialAppliesServiceConfig(t *testing.T) {
 			t.Errorf("%d AcquireLease calls for two Acquires, want 2", n)
 		}
 	})
+}
+
+// TestAcquireRetryAfterLostReplyTakesOneSlot: the reply to the first
+// AcquireLease is lost on the way back (the server granted a lease); the
+// channel's retry (service config, UNAVAILABLE) carries the same request_id
+// and gets the same lease, so the pool holds exactly one.
+func TestAcquireRetryAfterLostReplyTakesOneSlot(t *testing.T) {
+	reg := lease.NewMemory(lease.Config{Capacity: 2})
+	t.Cleanup(func() { _ = reg.Close() })
+	srv := startServer(t, service.Config{Leases: reg})
+	proxy := testserver.StartReplyDropProxy(t, srv.Addr)
+	c := dial(t, proxy.Addr())
+	l, err := c.Acquire(t.Context(), client.AcquireOptions{})
+	if err != nil {
+		t.Fatalf("Acquire through a reply-dropping proxy: %v", err)
+	}
+	if !proxy.Dropped() {
+		t.Fatal("the proxy dropped no reply: the test tested nothing")
+	}
+	s, err := reg.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Leases) != 1 || s.Leases[0].Handle != l.Handle {
+		t.Fatalf("pool after a retried acquire: %+v, want exactly the one lease returned (%s)", s.Leases, l.Handle)
+	}
 }

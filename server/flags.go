@@ -37,6 +37,9 @@ type config struct {
 	pprof          bool
 	acquireRate    float64
 	acquireBurst   int
+	acquireWaiting int
+	leaseQueueMax  int
+	orphanGrace    time.Duration
 	limits         limitFlags
 	tlsCert        string
 	tlsKey         string
@@ -86,6 +89,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
 	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client (see --client-key; 0: unlimited)")
 	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client above --acquire-rate")
+	fs.IntVar(&cfg.acquireWaiting, "acquire-inflight", 8, "AcquireLease calls a client may have under way at once, waiting ones included (0: unlimited)")
+	fs.IntVar(&cfg.leaseQueueMax, "lease-queue-max", lease.DefaultMaxWaiting, "AcquireLease calls that may wait for a slot (with wait set) at once; past it they are refused at once (etcd: across replicas)")
+	fs.DurationVar(&cfg.orphanGrace, "orphan-grace", service.DefaultOrphanGrace, "how long a render goes on after its last reader left, while its lease lives, so a resumed stream joins it (0: cancel at once)")
 	cfg.limits.register(fs)
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate for TLS (with --tls-key; empty: plaintext)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key for TLS")
@@ -152,6 +158,12 @@ func (c config) check() error {
 		return fmt.Errorf("--max-pixel-frames must be at least %d", 64*64)
 	case c.acquireRate < 0 || c.acquireBurst < 1:
 		return fmt.Errorf("--acquire-rate must be >= 0 and --acquire-burst >= 1")
+	case c.acquireWaiting < 0:
+		return fmt.Errorf("--acquire-inflight must be >= 0, got %d", c.acquireWaiting)
+	case c.leaseQueueMax < 1 || c.leaseQueueMax > 100000:
+		return fmt.Errorf("--lease-queue-max must be 1-100000, got %d", c.leaseQueueMax)
+	case c.orphanGrace < 0 || c.orphanGrace > 10*time.Minute:
+		return fmt.Errorf("--orphan-grace must be 0-10m, got %s", c.orphanGrace)
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	case c.tlsClientCA != "" && c.tlsCert == "":

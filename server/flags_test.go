@@ -9,9 +9,12 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite the flag table in README.md")
+// configDoc is the page whose flag table TestFlagTable keeps in step with the code.
+const configDoc = "../docs/CONFIGURATION.md"
 
-// flagTable renders every server flag as the README's markdown table.
+var update = flag.Bool("update", false, "rewrite the flag table in docs/CONFIGURATION.md")
+
+// flagTable renders every server flag as docs/CONFIGURATION.md's markdown table.
 func flagTable() string {
 	var cfg config
 	var b strings.Builder
@@ -33,28 +36,28 @@ func flagTable() string {
 	return b.String()
 }
 
-// TestREADMEFlagTable fails when README.md's flag table and the code
-// disagree; `go test ./server -run TestREADMEFlagTable -update` rewrites it.
-func TestREADMEFlagTable(t *testing.T) {
+// TestFlagTable fails when docs/CONFIGURATION.md's flag table and the code
+// disagree; `go test ./server -run TestFlagTable -update` rewrites it.
+func TestFlagTable(t *testing.T) {
 	const begin, end = "<!-- flags:begin -->\n", "<!-- flags:end -->"
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile(configDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(readme)
+	s := string(doc)
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
+		t.Fatalf("%s lacks the %q ... %q markers", configDoc, begin, end)
 	}
 	want := flagTable()
 	if got := s[i+len(begin) : j]; got != want {
 		if *update {
-			if err := os.WriteFile("../README.md", []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
+			if err := os.WriteFile(configDoc, []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return
 		}
-		t.Fatalf("README.md flag table is stale; run `go test ./server -run TestREADMEFlagTable -update`.\nwant:\n%s\ngot:\n%s", want, got)
+		t.Fatalf("%s flag table is stale; run `go test ./server -run TestFlagTable -update`.\nwant:\n%s\ngot:\n%s", configDoc, want, got)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // openLeaseStore builds the registry --lease-store names, reporting to obs.
 // close releases it and anything it holds (the etcd client).
 func openLeaseStore(ctx context.Context, cfg config, obs lease.Observer) (store lease.Registry, closeFn func(), err error) {
-	lc := lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge, Observer: obs}
+	lc := lease.Config{Capacity: cfg.capacity, TTL: cfg.leaseTTL, MaxAge: cfg.leaseMaxAge, MaxWaiting: cfg.leaseQueueMax, Observer: obs}
 	switch cfg.leaseStore {
 	case "memory":
 		m := lease.NewMemory(lc)

@@ -13,7 +13,7 @@ import (
 
 // TestLimitFlags covers every flag limitFlags registers: a good value reaches
 // the service configuration, a bad one is refused naming the flag, and the
-// flag is in README.md's table. A limit flag added without a case fails.
+// flag is in docs/CONFIGURATION.md's table. A limit flag added without a case fails.
 func TestLimitFlags(t *testing.T) {
 	tests := map[string]struct {
 		good string
@@ -35,7 +35,7 @@ func TestLimitFlags(t *testing.T) {
 		}, "0s"},
 		"render-max-wait": {"0s", func(c service.Config) bool { return c.RenderMaxWait == 0 }, "2h"},
 	}
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile(configDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func TestLimitFlags(t *testing.T) {
 			if !ok {
 				t.Fatalf("limit flag --%s has no case here", f.Name)
 			}
-			if !strings.Contains(string(readme), "| `--"+f.Name+"` |") {
-				t.Errorf("README.md's flag table lacks --%s", f.Name)
+			if !strings.Contains(string(doc), "| `--"+f.Name+"` |") {
+				t.Errorf("%s's flag table lacks --%s", configDoc, f.Name)
 			}
 			cfg, err := parseConfig([]string{"--" + f.Name, tt.good}, noEnv)
 			if err != nil {

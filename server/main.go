@@ -100,7 +100,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		GRPCMetrics:       m.GRPC,
 		AcquireRate:       cfg.acquireRate,
 		AcquireBurst:      cfg.acquireBurst,
+		AcquireInFlight:   cfg.acquireWaiting,
 		ShutdownGrace:     cfg.shutdownGrace,
+		OrphanGrace:       cfg.orphanGrace,
 	}
 	cfg.limits.apply(&svcCfg)
 	srv := service.NewServer(svcCfg, creds...)

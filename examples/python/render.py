@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import pathlib
 import sys
+import uuid
 
 import grpc
 
@@ -39,7 +40,10 @@ def main():
     with grpc.insecure_channel(args.server, options=options) as channel:
         whirl = pb_grpc.AnimationServiceStub(channel)
         try:
-            lease = whirl.AcquireLease(pb.AcquireLeaseRequest(holder="python-example"), timeout=60)
+            # One request id for the call and the channel's retries of it: a
+            # retry whose first reply was lost gets that same lease back.
+            request = pb.AcquireLeaseRequest(holder="python-example", request_id=str(uuid.uuid4()))
+            lease = whirl.AcquireLease(request, timeout=60)
             try:
                 render(whirl, lease.lease_id, args)
             finally:

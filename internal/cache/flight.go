@@ -97,7 +97,7 @@ func (g *Group) joinLocked(id string, offset int64) (*Reader, bool) {
 // start begins a render with one reader; g.mu is held.
 func (g *Group) start(id string, render RenderFunc) *flight {
 	ctx, cancel := context.WithCancel(g.base)
-	f := &flight{group: g, id: id, cancel: cancel, subs: 1, hash: sha256.New(), wake: make(chan struct{})}
+	f := &flight{group: g, id: id, cancel: cancel, subs: 1, hash: sha256.New(), wake: make(chan struct{}), stopped: make(chan struct{})}
 	if file, ok := g.store.create(id); ok {
 		f.entry, f.spill = file, file
 	} else {
@@ -130,6 +130,9 @@ type flight struct {
 	group  *Group
 	id     string
 	cancel context.CancelFunc
+	// stopped is closed once the render function has returned: its
+	// encoders have exited and its outcome is published.
+	stopped chan struct{}
 	// Written by the render goroutine only.
 	hash  hash.Hash
 	entry *os.File // the Store's temporary file, nil when not caching
@@ -171,6 +174,7 @@ func (f *flight) run(ctx context.Context, render RenderFunc) {
 	f.done, f.err, f.timing, f.sum = true, err, timing, m.SHA256
 	f.broadcastLocked()
 	f.mu.Unlock()
+	close(f.stopped)
 
 	g := f.group
 	g.mu.Lock()
@@ -192,8 +196,9 @@ func (f *flight) broadcastLocked() {
 }
 
 // leave drops one reader; the last one to leave an unfinished render
-// cancels it.
-func (f *flight) leave() {
+// cancels it, and gets back the channel closed when the render has stopped
+// (others get a closed channel: nothing they kept running still runs).
+func (f *flight) leave() <-chan struct{} {
 	g := f.group
 	g.mu.Lock()
 	f.subs--
@@ -209,7 +214,16 @@ func (f *flight) leave() {
 	case last:
 		// run closes the files once the render has stopped.
 		f.cancel()
+		return f.stopped
 	}
+	return closedChan()
+}
+
+// closedChan returns a closed channel: nothing to wait for.
+func closedChan() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func (f *flight) closeFiles() {
@@ -262,7 +276,9 @@ func (f *flight) snapshot() state {
 	}
 }
 
-func (f *flight) release() { f.leave() }
+func (f *flight) release() <-chan struct{} { return f.leave() }
+
+func (f *flight) ended() <-chan struct{} { return f.stopped }
 
 // Progress is how far a render in flight has come.
 type Progress struct {

@@ -45,7 +45,8 @@ type state struct {
 // source is what a Reader reads: a cache entry or a render in flight.
 type source interface {
 	snapshot() state
-	release()
+	release() <-chan struct{}
+	ended() <-chan struct{}
 }
 
 // Reader reads one video from a start offset, in chunks that never cross a
@@ -133,11 +134,23 @@ func (r *Reader) Offset() int64 { return r.pos }
 func (r *Reader) Result() Result { return r.result }
 
 // Close releases the reader; closing the last reader of an unfinished render
-// cancels that render.
-func (r *Reader) Close() { r.src.release() }
+// cancels that render. The channel it returns is closed once nothing the
+// reader kept running still runs: at once, unless this was the last reader
+// of an unfinished render, then when that render has stopped (its encoders
+// exited), so a caller can hand on what the render held only then.
+func (r *Reader) Close() <-chan struct{} { return r.src.release() }
+
+// Finished is closed once the video behind the reader is complete or its
+// render has failed: at once for a cached video.
+func (r *Reader) Finished() <-chan struct{} { return r.src.ended() }
 
 func (e *Entry) snapshot() state {
 	return state{spill: e.file, written: e.size, ends: e.segments, done: true, sum: e.sum}
 }
 
-func (e *Entry) release() { _ = e.file.Close() }
+func (e *Entry) release() <-chan struct{} {
+	_ = e.file.Close()
+	return closedChan()
+}
+
+func (e *Entry) ended() <-chan struct{} { return closedChan() }

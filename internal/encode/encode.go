@@ -26,12 +26,12 @@ import (
 	"github.com/whirl-dev/whirl/internal/nice"
 )
 
-// Defaults, chosen by measurement (MEASUREMENTS.md has the tables and how to
-// reproduce them). Preset and CRF: veryfast CRF 23 is the fastest setting
+// Defaults, chosen by measurement (docs/PERFORMANCE.md, "How the defaults
+// were chosen", has the tables and how to reproduce them). Preset and CRF: veryfast CRF 23 is the fastest setting
 // within 1.05× the bytes of libx264 medium CRF 23 that keeps quality near
 // it. GOP: 5 s, the longest segment of a segmented encode (Plan): the
 // default 10 s video is two segments, one per core on a 2-CPU machine, and
-// longer GOPs cost fewer bytes (table G).
+// longer GOPs cost fewer bytes.
 // FragmentDuration: 100 ms brings the first fragment to a client soonest
 // for about 1% more bytes than 200 ms. Threads: pinned, because the output
 // bytes depend on x264's thread count; 1 and 2 give the same bytes, and 2 is
@@ -48,7 +48,7 @@ const (
 // DefaultNice is the niceness the server adds to ffmpeg's (Options.Nice
 // itself defaults to 0). Encoding takes most of the CPU while renders run;
 // at niceness 0 the server's RPC handling waits for a CPU behind it, and
-// its latency shows it (figures in MEASUREMENTS.md, section F).
+// its latency shows it (figures in docs/PERFORMANCE.md, "Niceness").
 const DefaultNice = 19
 
 // MaxNice is the largest Options.Nice, the kernel's lowest priority.

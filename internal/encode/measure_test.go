@@ -2,7 +2,8 @@
 
 package encode_test
 
-// Measurements behind the defaults in encode.go (results: MEASUREMENTS.md).
+// Measurements behind the defaults in encode.go (results: docs/PERFORMANCE.md,
+// "How the defaults were chosen").
 //
 //	go test -run '^$' -bench Presets -benchtime 1x ./internal/encode
 //	WHIRL_MEASURE=1 go test -run TestMeasure -v -timeout 60m ./internal/encode
@@ -223,7 +224,8 @@ func median(ds []time.Duration) time.Duration {
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
-// TestMeasure prints the tables of MEASUREMENTS.md. It takes ~15 minutes;
+// TestMeasure prints the preset, latency and threads tables of
+// docs/PERFORMANCE.md. It takes ~15 minutes;
 // WHIRL_MEASURE=presets, =latency or =threads (or a list) runs only those.
 func TestMeasure(t *testing.T) {
 	if os.Getenv("WHIRL_MEASURE") == "" {

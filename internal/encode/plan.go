@@ -29,8 +29,8 @@ const MinTail = 8
 //
 // Equal lengths because segments run side by side and, given an encoder
 // each, the longest sets the render's time: 200 frames are 100+100, not
-// 150+50. Why the GOP is 5 s: see DefaultGOPSeconds and MEASUREMENTS.md
-// (table G).
+// 150+50. Why the GOP is 5 s: see DefaultGOPSeconds and docs/PERFORMANCE.md
+// ("GOP and segments").
 func (o Options) Plan(frames int) ([]Span, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -59,8 +59,8 @@ const planVersion = "equal-segments/2"
 // SegmentThreads is libx264's thread count in each segment's ffmpeg when
 // Options.Threads is 0: one, because a video's segments run side by side
 // and one thread per encoder wastes no CPU on x264's frame threading, and
-// keeps the first fragment fast (MEASUREMENTS.md, table C: threads 1 and 2
-// give the same bytes).
+// keeps the first fragment fast (docs/PERFORMANCE.md, "Threads": threads 1
+// and 2 give the same bytes).
 const SegmentThreads = 1
 
 // segmented is o with a segment encoder's defaults.

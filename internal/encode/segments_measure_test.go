@@ -2,7 +2,7 @@
 
 package encode_test
 
-// Table G of MEASUREMENTS.md: segment length and parallelism of the
+// docs/PERFORMANCE.md, "GOP and segments": segment length and parallelism of the
 // segmented encode, render included, against plain ffmpeg on the same
 // frames read from a file, all in one interleaved run:
 //

@@ -42,8 +42,14 @@ type Memory struct {
 	// comparing digests leaks nothing useful about a secret, whereas
 	// comparing the secrets themselves could leak a prefix through timing.
 	// No plaintext token is kept at all; methods echo back the caller's.
-	byToken  map[[sha256.Size]byte]*entry
-	byHandle map[string]*entry
+	//
+	// byToken holds every lease that takes a slot, ending ones included
+	// (released or revoked while pinned, kept until their render unpins),
+	// so len(byToken) is the number of slots taken; byHandle and byRequest
+	// hold live leases only.
+	byToken   map[[sha256.Size]byte]*entry
+	byHandle  map[string]*entry
+	byRequest map[string]*entry // by RequestKey, for leases granted with a request id
 	// queue holds *waiter in arrival order; the head is served first.
 	queue list.List
 	// timer wakes the registry at timerAt, the earliest expiry of an
@@ -65,16 +71,23 @@ type entry struct {
 	lease Lease
 	seq   uint64
 	// pin is the id of the current pin, 0 when unpinned, so that a stale
-	// unpin from an earlier pin cannot end a later one.
-	pin uint64
+	// unpin from an earlier pin cannot end a later one; pinned is that pin.
+	pin    uint64
+	pinned *Pin
+	// ending is why a pinned lease ended (ErrReleased, ErrRevoked); it
+	// keeps its slot until its pin is unpinned. nil while live.
+	ending error
+	// requestKey and sealed are set for a lease granted with a request id:
+	// its key in byRequest and its token sealed by SealToken.
+	requestKey, sealed string
 }
 
 // waiter is one blocked Acquire. The fields below ready are written under
 // Memory.mu before ready is closed, and read by the waiter after it.
 type waiter struct {
-	holder string
-	elem   *list.Element
-	ready  chan struct{}
+	req   AcquireRequest
+	elem  *list.Element
+	ready chan struct{}
 
 	done  bool // served (granted or closed) or gone; no longer in the queue
 	token string
@@ -92,20 +105,21 @@ var _ Registry = (*Memory)(nil)
 // defaults.
 func NewMemory(cfg Config) *Memory {
 	return &Memory{
-		cfg:      cfg.WithDefaults(),
-		byToken:  make(map[[sha256.Size]byte]*entry),
-		byHandle: make(map[string]*entry),
+		cfg:       cfg.WithDefaults(),
+		byToken:   make(map[[sha256.Size]byte]*entry),
+		byHandle:  make(map[string]*entry),
+		byRequest: make(map[string]*entry),
 	}
 }
 
 // Acquire implements Registry. A malformed or unknown token is ignored and a
 // new lease is sought, as for an empty one. A done ctx is refused before
 // anything is granted, so an abandoned call cannot take a slot.
-func (m *Memory) Acquire(ctx context.Context, holder, token string, wait bool) (Lease, error) {
+func (m *Memory) Acquire(ctx context.Context, req AcquireRequest) (Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return Lease{}, fmt.Errorf("lease: acquire: %w", err)
 	}
-	l, w, err := m.tryAcquire(holder, token, wait)
+	l, w, err := m.tryAcquire(req)
 	if w == nil {
 		return l, err
 	}
@@ -113,16 +127,26 @@ func (m *Memory) Acquire(ctx context.Context, holder, token string, wait bool) (
 }
 
 // tryAcquire renews, grants or refuses at once, or queues a waiter.
-func (m *Memory) tryAcquire(holder, token string, wait bool) (Lease, *waiter, error) {
+func (m *Memory) tryAcquire(req AcquireRequest) (Lease, *waiter, error) {
 	var t tally
 	now, err := m.lock(&t)
 	defer m.unlock(&t, now)
 	if err != nil {
 		return Lease{}, nil, err
 	}
-	if e := m.lookupLocked(token); e != nil {
+	if e := m.byRequest[requestKeyOf(req)]; e != nil {
+		// A repeat of a granted request: the same lease, renewed when it
+		// can be, never a second slot.
+		l, err := m.renewLocked(e, now)
+		if err != nil {
+			l = e.lease
+		}
+		l.Token = OpenToken(e.sealed, req.Holder, req.RequestID)
+		return l, nil, nil
+	}
+	if e := m.lookupLocked(req.Token); e != nil {
 		if l, err := m.renewLocked(e, now); err == nil {
-			l.Token = token
+			l.Token = req.Token
 			return l, nil, nil
 		}
 		// Too old to renew: end it and compete like a new caller. Serving
@@ -135,17 +159,19 @@ func (m *Memory) tryAcquire(holder, token string, wait bool) (Lease, *waiter, er
 	// it would overtake the waiters (serveLocked keeps the queue empty
 	// whenever a slot is free, so this is just a capacity check).
 	if m.queue.Len() == 0 && len(m.byToken) < m.cfg.Capacity {
-		tok, e := m.grantLocked(holder, now)
+		tok, e := m.grantLocked(req, now)
 		t.granted++
 		l := e.lease
 		l.Token = tok
 		return l, nil, nil
 	}
-	if !wait {
+	if !req.Wait || m.queue.Len() >= m.cfg.MaxWaiting {
 		t.refused++
-		return Lease{}, nil, m.exhaustedLocked(now)
+		e := m.exhaustedLocked(now)
+		e.Queue, e.MaxWaiting = req.Wait, m.cfg.MaxWaiting
+		return Lease{}, nil, e
 	}
-	w := &waiter{holder: holder, ready: make(chan struct{})}
+	w := &waiter{req: req, ready: make(chan struct{})}
 	w.elem = m.queue.PushBack(w)
 	return Lease{}, w, nil
 }
@@ -215,7 +241,7 @@ func (m *Memory) Release(_ context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	return m.endLocked(m.lookupLocked(token), &t, now)
+	return m.endLocked(m.lookupLocked(token), ErrReleased, &t, now)
 }
 
 // Revoke implements Registry.
@@ -226,57 +252,71 @@ func (m *Memory) Revoke(_ context.Context, handle string) error {
 	if err != nil {
 		return err
 	}
-	return m.endLocked(m.byHandle[handle], &t, now)
+	return m.endLocked(m.byHandle[handle], ErrRevoked, &t, now)
 }
 
-// endLocked ends e (nil: no such live lease) and hands its slot on.
-func (m *Memory) endLocked(e *entry, t *tally, now time.Time) error {
+// endLocked ends e (nil: no such live lease) and hands its slot on; a
+// pinned lease is told why through its pin and keeps its slot until unpinned.
+func (m *Memory) endLocked(e *entry, reason error, t *tally, now time.Time) error {
 	if e == nil {
 		return ErrNotFound
 	}
-	m.removeLocked(e)
 	t.released++
+	if e.pinned != nil {
+		e.ending = reason
+		delete(m.byHandle, e.lease.Handle)
+		m.forgetRequestLocked(e)
+		e.pinned.Lose(reason)
+		return nil
+	}
+	m.removeLocked(e)
 	m.serveLocked(now)
 	return nil
 }
 
 // Pin implements Registry. On error the returned unpin is a no-op rather than
 // nil, so a caller that defers it before checking err does not panic.
-func (m *Memory) Pin(_ context.Context, token string) (Lease, func(), error) {
+func (m *Memory) Pin(_ context.Context, token string) (*Pin, error) {
 	var t tally
 	now, err := m.lock(&t)
 	defer m.unlock(&t, now)
 	if err != nil {
-		return Lease{}, func() {}, err
+		return nil, err
 	}
 	e := m.lookupLocked(token)
 	if e == nil {
-		return Lease{}, func() {}, ErrNotFound
+		return nil, ErrNotFound
 	}
 	if e.lease.Pinned {
-		return Lease{}, func() {}, ErrBusy
+		return nil, ErrBusy
 	}
 	m.seq++
 	id := m.seq
 	e.pin = id
 	e.lease.Pinned = true
-	var once sync.Once
-	unpin := func() { once.Do(func() { m.unpin(e, id) }) }
 	l := e.lease
 	l.Token = token
-	return l, unpin, nil
+	e.pinned = NewPin(l, func() { m.unpin(e, id) })
+	return e.pinned, nil
 }
 
-// unpin ends pin id on e, if e is still live and still under that pin.
+// unpin ends pin id on e, if e still takes a slot under that pin. An ending
+// lease gives its slot up here.
 func (m *Memory) unpin(e *entry, id uint64) {
 	var t tally
 	now, err := m.lock(&t)
 	defer m.unlock(&t, now)
-	if err != nil || e.pin != id || m.byHandle[e.lease.Handle] != e {
+	if err != nil || e.pin != id || m.byToken[e.key] != e {
 		return
 	}
 	e.pin = 0
+	e.pinned = nil
 	e.lease.Pinned = false
+	if e.ending != nil {
+		m.removeLocked(e)
+		m.serveLocked(now)
+		return
+	}
 	e.lease.ExpiresAt = minTime(now.Add(e.lease.TTL), e.lease.MaxExpiresAt)
 	// Past its maximum age the lease ends here, as an expiry.
 	m.expireLocked(now, &t)
@@ -291,7 +331,12 @@ func (m *Memory) List(context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	es := make([]*entry, 0, len(m.byToken))
+	ending := 0
 	for _, e := range m.byToken {
+		if e.ending != nil {
+			ending++
+			continue
+		}
 		es = append(es, e)
 	}
 	slices.SortFunc(es, func(a, b *entry) int {
@@ -300,7 +345,7 @@ func (m *Memory) List(context.Context) (Snapshot, error) {
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	s := Snapshot{Capacity: m.cfg.Capacity, Leases: make([]Lease, len(es)), Waiting: m.queue.Len()}
+	s := Snapshot{Capacity: m.cfg.Capacity, Leases: make([]Lease, len(es)), Waiting: m.queue.Len(), Ending: ending}
 	for i, e := range es {
 		s.Leases[i] = e.lease
 	}
@@ -374,7 +419,25 @@ func (m *Memory) lookupLocked(token string) *entry {
 	if !ValidToken(token) {
 		return nil
 	}
-	return m.byToken[sha256.Sum256([]byte(token))]
+	if e := m.byToken[sha256.Sum256([]byte(token))]; e != nil && e.ending == nil {
+		return e
+	}
+	return nil
+}
+
+// requestKeyOf is req's key in byRequest; "" (never a key) without a
+// request id.
+func requestKeyOf(req AcquireRequest) string {
+	if req.RequestID == "" {
+		return ""
+	}
+	return RequestKey(req.Holder, req.RequestID)
+}
+
+func (m *Memory) forgetRequestLocked(e *entry) {
+	if e.requestKey != "" && m.byRequest[e.requestKey] == e {
+		delete(m.byRequest, e.requestKey)
+	}
 }
 
 // renewLocked pushes e's expiry to now+TTL unless that passes its maximum
@@ -390,7 +453,7 @@ func (m *Memory) renewLocked(e *entry, now time.Time) (Lease, error) {
 
 // grantLocked creates a lease for holder and returns it with its token. The
 // caller has checked capacity.
-func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
+func (m *Memory) grantLocked(req AcquireRequest, now time.Time) (string, *entry) {
 	// Collisions are astronomically unlikely at 128 and 64 bits, but a
 	// duplicate would silently merge two leases, so it costs one lookup to
 	// rule them out.
@@ -417,7 +480,7 @@ func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
 		seq: m.seq,
 		lease: Lease{
 			Handle:       handle,
-			Holder:       holder,
+			Holder:       req.Holder,
 			AcquiredAt:   now,
 			ExpiresAt:    minTime(now.Add(m.cfg.TTL), maxExp),
 			MaxExpiresAt: maxExp,
@@ -426,13 +489,20 @@ func (m *Memory) grantLocked(holder string, now time.Time) (string, *entry) {
 	}
 	m.byToken[key] = e
 	m.byHandle[handle] = e
+	if k := requestKeyOf(req); k != "" {
+		e.requestKey, e.sealed = k, SealToken(token, req.Holder, req.RequestID)
+		m.byRequest[k] = e
+	}
 	return token, e
 }
 
 // removeLocked forgets e. A pin on it becomes stale: its unpin does nothing.
 func (m *Memory) removeLocked(e *entry) {
 	delete(m.byToken, e.key)
-	delete(m.byHandle, e.lease.Handle)
+	if m.byHandle[e.lease.Handle] == e {
+		delete(m.byHandle, e.lease.Handle)
+	}
+	m.forgetRequestLocked(e)
 }
 
 // serveLocked grants free slots to waiters, head first. It runs after every
@@ -441,7 +511,7 @@ func (m *Memory) removeLocked(e *entry) {
 func (m *Memory) serveLocked(now time.Time) {
 	for m.queue.Len() > 0 && len(m.byToken) < m.cfg.Capacity {
 		w := m.queue.Remove(m.queue.Front()).(*waiter)
-		w.token, w.e = m.grantLocked(w.holder, now)
+		w.token, w.e = m.grantLocked(w.req, now)
 		w.done = true
 		close(w.ready)
 	}

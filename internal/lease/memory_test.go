@@ -104,7 +104,7 @@ func TestMemoryTiming(t *testing.T) {
 			a := f.acquire(t, "a")
 			w := f.wait(t, "w", 1)
 			f.advance(5 * time.Second)
-			b, err := f.m.Acquire(f.ctx, "a", a.Token, false)
+			b, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "a", Token: a.Token})
 			if err != nil {
 				t.Fatalf("re-acquire on a full pool with a waiter: %v", err)
 			}
@@ -120,7 +120,7 @@ func TestMemoryTiming(t *testing.T) {
 			a := f.acquire(t, "a")
 			w := f.wait(t, "w", 1)
 			f.advance(5 * time.Second) // 5+10 > 12
-			_, err := f.m.Acquire(f.ctx, "a", a.Token, false)
+			_, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "a", Token: a.Token})
 			// The old lease ends and its slot goes to the waiter queued before;
 			// the waiter's new lease expires one TTL from now.
 			var e *lease.ExhaustedError
@@ -134,7 +134,7 @@ func TestMemoryTiming(t *testing.T) {
 		{"ReacquireTooOldGetsNewLease", lease.Config{Capacity: 1, TTL: ttl, MaxAge: 12 * time.Second}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
 			f.advance(5 * time.Second)
-			b, err := f.m.Acquire(f.ctx, "a", a.Token, false)
+			b, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "a", Token: a.Token})
 			if err != nil {
 				t.Fatalf("too-old re-acquire: %v", err)
 			}
@@ -202,7 +202,7 @@ func TestMemoryTiming(t *testing.T) {
 				t.Fatalf("pinned lease past TTL: %+v", s.Leases)
 			}
 			f.refused(t, ttl) // nothing unpinned to wait for: one TTL
-			if _, _, err := f.m.Pin(f.ctx, a.Token); !errors.Is(err, lease.ErrBusy) {
+			if _, err := f.m.Pin(f.ctx, a.Token); !errors.Is(err, lease.ErrBusy) {
 				t.Errorf("second Pin: %v, want ErrBusy", err)
 			}
 			f.obs.want(t, 1, 1, 0, 0)
@@ -257,18 +257,23 @@ func TestMemoryTiming(t *testing.T) {
 			if err := f.m.Revoke(f.ctx, a.Handle); err != nil {
 				t.Fatalf("Revoke of a pinned lease: %v", err)
 			}
+			// The slot stays with the render until it unpins.
+			f.refused(t, ttl)
+			if s := f.list(t); len(s.Leases) != 0 || s.Ending != 1 {
+				t.Fatalf("revoked lease under its render: %+v, want none listed and one ending", s)
+			}
+			unpin()
 			b := f.acquire(t, "b")
-			unpin() // the render under the revoked lease ends: no effect on b
 			if s := f.list(t); len(s.Leases) != 1 || s.Leases[0].Handle != b.Handle || s.Leases[0].Pinned {
 				t.Fatalf("after unpinning a revoked lease: %+v", s.Leases)
 			}
-			f.obs.want(t, 2, 0, 0, 1)
+			f.obs.want(t, 2, 1, 0, 1)
 		}},
 		{"ObserverCounts", lease.Config{Capacity: 2, TTL: ttl}, func(t *testing.T, f *fixture) {
 			a := f.acquire(t, "a")
 			b := f.acquire(t, "b")
 			f.refused(t, ttl)
-			if _, err := f.m.Acquire(f.ctx, "a", a.Token, false); err != nil { // renewal
+			if _, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "a", Token: a.Token}); err != nil { // renewal
 				t.Fatal(err)
 			}
 			if err := f.m.Release(f.ctx, a.Token); err != nil {
@@ -307,7 +312,7 @@ func TestMemoryTiming(t *testing.T) {
 		{"AcquireWithDoneContext", lease.Config{Capacity: 1, TTL: ttl}, func(t *testing.T, f *fixture) {
 			ctx, cancel := context.WithCancel(f.ctx)
 			cancel()
-			if _, err := f.m.Acquire(ctx, "a", "", false); !errors.Is(err, context.Canceled) {
+			if _, err := f.m.Acquire(ctx, lease.AcquireRequest{Holder: "a"}); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Acquire with a canceled context: %v", err)
 			}
 			f.wantLeases(t, 0)
@@ -325,7 +330,7 @@ func TestMemoryTiming(t *testing.T) {
 			if _, err := f.m.Renew(f.ctx, a.Token); !errors.Is(err, lease.ErrClosed) {
 				t.Errorf("Renew after Close: %v, want ErrClosed", err)
 			}
-			if _, err := f.m.Acquire(f.ctx, "b", "", true); !errors.Is(err, lease.ErrClosed) {
+			if _, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "b", Wait: true}); !errors.Is(err, lease.ErrClosed) {
 				t.Errorf("Acquire after Close: %v, want ErrClosed", err)
 			}
 			if err := f.m.Close(); err != nil {
@@ -361,7 +366,7 @@ func TestAbandonedWaitersDoNotLeakSlots(t *testing.T) {
 		wg.Go(func() {
 			for range 50 {
 				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(rand.IntN(300))*time.Microsecond)
-				l, err := m.Acquire(ctx, "h", "", true)
+				l, err := m.Acquire(ctx, lease.AcquireRequest{Holder: "h", Wait: true})
 				cancel()
 				if err != nil {
 					if !errors.Is(err, context.DeadlineExceeded) {
@@ -405,7 +410,7 @@ func TestValidToken(t *testing.T) {
 	}
 	m := lease.NewMemory(lease.Config{})
 	defer m.Close()
-	l, err := m.Acquire(t.Context(), "h", "", false)
+	l, err := m.Acquire(t.Context(), lease.AcquireRequest{Holder: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +424,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	defer m.Close()
 	ctx := context.Background()
 	for b.Loop() {
-		l, err := m.Acquire(ctx, "bench", "", false)
+		l, err := m.Acquire(ctx, lease.AcquireRequest{Holder: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -435,7 +440,7 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			l, err := m.Acquire(ctx, "bench", "", false)
+			l, err := m.Acquire(ctx, lease.AcquireRequest{Holder: "bench"})
 			if err != nil {
 				b.Error(err)
 				return
@@ -473,7 +478,7 @@ type result struct {
 
 func (f *fixture) acquire(t *testing.T, holder string) lease.Lease {
 	t.Helper()
-	l, err := f.m.Acquire(f.ctx, holder, "", false)
+	l, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: holder})
 	if err != nil {
 		t.Fatalf("Acquire(%q): %v", holder, err)
 	}
@@ -493,7 +498,7 @@ func (f *fixture) waitCtx(t *testing.T, ctx context.Context, holder string, n in
 	t.Helper()
 	ch := make(chan result, 1)
 	go func() {
-		l, err := f.m.Acquire(ctx, holder, "", true)
+		l, err := f.m.Acquire(ctx, lease.AcquireRequest{Holder: holder, Wait: true})
 		ch <- result{l, err}
 	}()
 	synctest.Wait() // the goroutine has queued, or returned
@@ -548,16 +553,16 @@ func (f *fixture) renew(t *testing.T, token string, wantExpiry time.Time) {
 
 func (f *fixture) pin(t *testing.T, token string) (lease.Lease, func()) {
 	t.Helper()
-	l, unpin, err := f.m.Pin(f.ctx, token)
+	p, err := f.m.Pin(f.ctx, token)
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
-	return l, unpin
+	return p.Lease(), p.Unpin
 }
 
 func (f *fixture) refused(t *testing.T, retry time.Duration) {
 	t.Helper()
-	_, err := f.m.Acquire(f.ctx, "newcomer", "", false)
+	_, err := f.m.Acquire(f.ctx, lease.AcquireRequest{Holder: "newcomer"})
 	var e *lease.ExhaustedError
 	if !errors.As(err, &e) {
 		t.Fatalf("Acquire on a full pool: %v, want *ExhaustedError", err)

@@ -129,7 +129,7 @@ func TestExpiryCounted(t *testing.T) {
 				return len(snap.Leases), snap.Capacity, snap.Waiting
 			},
 		}, false)
-		if _, err := reg.Acquire(t.Context(), "expiring", "", false); err != nil {
+		if _, err := reg.Acquire(t.Context(), lease.AcquireRequest{Holder: "expiring"}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(ttl - time.Nanosecond)

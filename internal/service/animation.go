@@ -75,6 +75,7 @@ type Animation struct {
 	spare          *encode.Spare  // nil unless Config.SpareEncoder
 	encoders       *encode.Budget // segment encoders running at once, all renders
 	videos         *cache.Group
+	orphans        *orphans
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
 }
@@ -97,6 +98,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		observer:       cfg.Observer,
 		ffmpegVersion:  cfg.FFmpegVersion,
 		encoders:       encode.NewBudget(cmp.Or(cfg.EncodeParallelism, cpus)),
+		orphans:        newOrphans(cfg.OrphanGrace),
 	}
 	if a.observer == nil {
 		a.observer = noObserver{}
@@ -191,18 +193,27 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil && resume.GetVideoId() != id {
 		return videoChanged(resume.GetVideoId(), id)
 	}
-	_, unpin, err := s.leases.Pin(ctx, req.GetLeaseId())
+	pin, adopted, err := s.pinFor(ctx, req.GetLeaseId(), id)
 	if err != nil {
 		return leaseStatus(ctx, err)
 	}
-	// unpin renews the lease: a finished render restarts its TTL.
-	defer unpin()
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
 	r, source := s.videos.Open(id, resume.GetOffset(), s.renderVideo(vr, id))
-	defer r.Close()
-	return s.newRenderCall(vr, id, source, r, out).run(ctx)
+	if adopted != nil {
+		adopted()
+	}
+	own := ownership{pin: pin, r: r}
+	err = s.newRenderCall(vr, id, source, r, pin, out).run(ctx)
+	if ctx.Err() != nil {
+		// The client went away: keep an unfinished render for a resume.
+		// (Unpinning renews the lease: a finished render restarts its TTL.)
+		s.orphans.keep(req.GetLeaseId(), id, own)
+	} else {
+		own.release()
+	}
+	return err
 }
 
 func progressEvent(p *whirlv1.Progress) *whirlv1.RenderAnimationResponse {

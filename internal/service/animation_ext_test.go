@@ -108,7 +108,20 @@ type result struct {
 // contiguous offsets; the trailer comes last.
 func collect(t *testing.T, stream whirlv1.AnimationService_RenderAnimationClient, onChunk func(*whirlv1.MediaChunk)) result {
 	t.Helper()
-	var r result
+	return collectOnto(t, stream, result{}, onChunk)
+}
+
+// collectAfter is collect for a stream resumed after the bytes of prefix,
+// which the result's video starts with.
+func collectAfter(t *testing.T, stream whirlv1.AnimationService_RenderAnimationClient, prefix []byte, onChunk func(*whirlv1.MediaChunk)) result {
+	t.Helper()
+	return collectOnto(t, stream, result{video: append([]byte(nil), prefix...)}, onChunk)
+}
+
+// collectOnto is collect continuing from what r already holds (events the
+// caller read itself).
+func collectOnto(t *testing.T, stream whirlv1.AnimationService_RenderAnimationClient, r result, onChunk func(*whirlv1.MediaChunk)) result {
+	t.Helper()
 	for {
 		ev, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

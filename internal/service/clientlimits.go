@@ -166,7 +166,7 @@ func newClientLimits(cfg Config) *clientLimits {
 		quota, what string
 		limits      ClientLimits
 	}{
-		whirlv1.AnimationService_AcquireLease_FullMethodName:  {"acquire", "AcquireLease calls", ClientLimits{Rate: cfg.AcquireRate, Burst: cfg.AcquireBurst}},
+		whirlv1.AnimationService_AcquireLease_FullMethodName:  {"acquire", "AcquireLease calls", ClientLimits{Rate: cfg.AcquireRate, Burst: cfg.AcquireBurst, InFlight: cfg.AcquireInFlight}},
 		whirlv1.AnimationService_RenderStill_FullMethodName:   {"still", "RenderStill calls", cfg.StillLimits},
 		whirlv1.AnimationService_GenerateCurve_FullMethodName: {"curve", "GenerateCurve calls", cfg.CurveLimits},
 	} {

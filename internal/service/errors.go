@@ -32,6 +32,9 @@ const maxRetryHint = 5 * time.Second
 func leaseStatus(ctx context.Context, err error) error {
 	var exhausted *lease.ExhaustedError
 	switch {
+	case errors.As(err, &exhausted) && exhausted.Queue:
+		full := fmt.Sprintf("all %d leases are in use and %d callers already wait for one", exhausted.Capacity, exhausted.MaxWaiting)
+		return refusal(ctx, full, min(exhausted.RetryAfter, maxRetryHint), "lease_queue", fmt.Sprintf("at most %d callers wait for a lease", exhausted.MaxWaiting))
 	case errors.As(err, &exhausted):
 		// Not err's own text: it names the registry's uncapped hint, which
 		// would contradict the RetryInfo sent beside it.

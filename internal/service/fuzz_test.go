@@ -32,7 +32,7 @@ import (
 // at Pin with NOT_FOUND, before any rendering.
 type noLeases struct{}
 
-func (noLeases) Acquire(context.Context, string, string, bool) (lease.Lease, error) {
+func (noLeases) Acquire(context.Context, lease.AcquireRequest) (lease.Lease, error) {
 	return lease.Lease{}, lease.ErrNotFound
 }
 func (noLeases) Renew(context.Context, string) (lease.Lease, error) {
@@ -40,8 +40,8 @@ func (noLeases) Renew(context.Context, string) (lease.Lease, error) {
 }
 func (noLeases) Release(context.Context, string) error { return lease.ErrNotFound }
 func (noLeases) Revoke(context.Context, string) error  { return lease.ErrNotFound }
-func (noLeases) Pin(context.Context, string) (lease.Lease, func(), error) {
-	return lease.Lease{}, func() {}, lease.ErrNotFound
+func (noLeases) Pin(context.Context, string) (*lease.Pin, error) {
+	return nil, lease.ErrNotFound
 }
 func (noLeases) List(context.Context) (lease.Snapshot, error) { return lease.Snapshot{}, nil }
 

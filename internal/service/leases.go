@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -13,11 +14,11 @@ import (
 
 // Leases is the lease registry as the service uses it.
 type Leases interface {
-	Acquire(ctx context.Context, holder, token string, wait bool) (lease.Lease, error)
+	Acquire(ctx context.Context, req lease.AcquireRequest) (lease.Lease, error)
 	Renew(ctx context.Context, token string) (lease.Lease, error)
 	Release(ctx context.Context, token string) error
 	Revoke(ctx context.Context, handle string) error
-	Pin(ctx context.Context, token string) (lease.Lease, func(), error)
+	Pin(ctx context.Context, token string) (*lease.Pin, error)
 	List(ctx context.Context) (lease.Snapshot, error)
 }
 
@@ -26,11 +27,16 @@ func (s *Animation) AcquireLease(ctx context.Context, req *whirlv1.AcquireLeaseR
 	var v violations
 	v.holder("holder", req.GetHolder())
 	v.leaseID("lease_id", req.GetLeaseId(), false)
+	if id := req.GetRequestId(); id != "" && !lease.ValidRequestID(id) {
+		v.add("request_id", fmt.Sprintf("must be 1-%d of A-Z, a-z, 0-9, '.', '_' and '-' (a UUID, say)", lease.MaxRequestIDBytes))
+	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := s.leases.Acquire(ctx, req.GetHolder(), req.GetLeaseId(), req.GetWait())
+	l, err := s.leases.Acquire(ctx, lease.AcquireRequest{
+		Holder: req.GetHolder(), Token: req.GetLeaseId(), Wait: req.GetWait(), RequestID: req.GetRequestId(),
+	})
 	if err != nil {
 		return nil, leaseStatus(ctx, err)
 	}

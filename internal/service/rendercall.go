@@ -12,6 +12,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/lease"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -26,6 +27,8 @@ type renderCall struct {
 	id     string
 	source cache.Source
 	r      *cache.Reader
+	// pin is the call's hold on its lease: when it is lost the call ends.
+	pin    *lease.Pin
 	out    whirlv1.AnimationService_RenderAnimationServer
 	start  time.Time
 	ticker *time.Ticker
@@ -33,8 +36,8 @@ type renderCall struct {
 	queuePos int
 }
 
-func (s *Animation) newRenderCall(vr videoRequest, id string, source cache.Source, r *cache.Reader, out whirlv1.AnimationService_RenderAnimationServer) *renderCall {
-	return &renderCall{a: s, vr: vr, id: id, source: source, r: r, out: out, start: time.Now()}
+func (s *Animation) newRenderCall(vr videoRequest, id string, source cache.Source, r *cache.Reader, pin *lease.Pin, out whirlv1.AnimationService_RenderAnimationServer) *renderCall {
+	return &renderCall{a: s, vr: vr, id: id, source: source, r: r, pin: pin, out: out, start: time.Now()}
 }
 
 // run sends the header, the chunks from the reader's offset on, progress
@@ -66,6 +69,8 @@ func (c *renderCall) run(ctx context.Context) error {
 			return err
 		}
 		select {
+		case <-c.pin.Lost():
+			return leaseEndedStatus(c.pin.Err())
 		case <-c.ticker.C:
 			if err := c.progress(); err != nil {
 				return err
@@ -86,6 +91,8 @@ func (c *renderCall) wait(ctx context.Context, wake <-chan struct{}) error {
 		return nil
 	case <-c.ticker.C:
 		return c.progress()
+	case <-c.pin.Lost():
+		return leaseEndedStatus(c.pin.Err())
 	case <-ctx.Done():
 		return errorStatus(ctx.Err())
 	}

@@ -96,6 +96,13 @@ type Config struct {
 	// ShutdownGrace is how long running calls may go on once Serve's context
 	// ends before they are cut; 0 cuts them at once.
 	ShutdownGrace time.Duration
+	// OrphanGrace is how long a render goes on after its last reader left,
+	// while its lease lives, so a resuming client joins it (0: none; the
+	// server's flag defaults to DefaultOrphanGrace).
+	OrphanGrace time.Duration
+	// AcquireInFlight caps each client's AcquireLease calls under way,
+	// waiting ones included (0: no cap).
+	AcquireInFlight int
 }
 
 // Server is whirl's gRPC server with its services, health and reflection
@@ -247,7 +254,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // cuts what is left.
 func (s *Server) stop(grace time.Duration) {
 	s.health.Shutdown()
-	s.draining.on.Store(true)
+	idle := s.draining.begin()
 	deadline := time.Now().Add(grace)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -256,6 +263,13 @@ func (s *Server) stop(grace time.Duration) {
 		wg.Go(func() { drain(ctx) })
 	}
 	wg.Wait()
+	// Lease calls go on being served until the work calls have ended.
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
+	// Renders kept for a resume have no reader left to wait for.
+	s.animation.orphans.close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

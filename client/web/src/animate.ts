@@ -44,9 +44,12 @@ export async function animate(client: Animation, req: RenderRequest, video: HTML
 // server's RetryInfo says each time the pool is full.
 async function acquire(client: Animation, view: View, signal: AbortSignal): Promise<string> {
   view.status("Asking for a render slot…");
+  // One id for every attempt of this acquire: a retry whose reply was lost
+  // gets the same lease back instead of a second slot.
+  const requestId = crypto.randomUUID();
   for (;;) {
     try {
-      const lease = await client.acquireLease({ holder: "web page" }, { signal });
+      const lease = await client.acquireLease({ holder: "web page", requestId }, { signal });
       mark("lease");
       return lease.leaseId;
     } catch (err) {

@@ -7,7 +7,7 @@
 // the lease.
 //
 //   npm start -- --server localhost:50051 --seed 42 -o curve.mp4
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { once } from "node:events";
@@ -66,9 +66,12 @@ try {
 async function acquireLease(whirl: Whirl, policy: RetryPolicy): Promise<string> {
   const retryable = new Set(policy.retryableStatusCodes.map((name) => codeFromString(name.toLowerCase())));
   let backoffMs = parseFloat(policy.initialBackoff) * 1000;
+  // One request id for every attempt: a retry whose first reply was lost
+  // gets that same lease back, never a second slot.
+  const requestId = randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
-      const lease = await whirl.acquireLease({ holder: "node-example" }, { timeoutMs: 10_000 });
+      const lease = await whirl.acquireLease({ holder: "node-example", requestId }, { timeoutMs: 10_000 });
       return lease.leaseId;
     } catch (err) {
       const e = ConnectError.from(err);

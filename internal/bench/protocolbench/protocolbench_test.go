@@ -14,10 +14,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// full runs the README's measurement instead of the quick one:
+// full runs the measurement docs/PERFORMANCE.md quotes instead of the quick one:
 //
 //	go test -run TestMeasure -v ./internal/bench/protocolbench -args -full
-var full = flag.Bool("full", false, "measure the bench's default video over 3 rounds (the README's figures)")
+var full = flag.Bool("full", false, "measure the bench's default video over 3 rounds (the figures of docs/PERFORMANCE.md)")
 
 // TestMeasure renders the same video over every protocol: each run checks
 // its stream, the bytes are identical across protocols, and the figures are

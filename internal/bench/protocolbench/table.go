@@ -5,7 +5,8 @@ import (
 	"io"
 )
 
-// WriteTable writes the report as the Markdown table the README quotes.
+// WriteTable writes the report as a Markdown table, the form
+// docs/PERFORMANCE.md quotes.
 func (rep *Report) WriteTable(w io.Writer) {
 	c := rep.Config
 	fmt.Fprintf(w, "%d×%d, %d frames at %d fps, %d wheels; medians of %d interleaved rounds\n\n", c.Width, c.Height, c.Frames, c.FPS, c.Wheels, c.Reps)

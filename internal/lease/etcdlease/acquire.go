@@ -30,14 +30,19 @@ type attempt struct {
 }
 
 // Acquire implements lease.Registry.
-func (r *Registry) Acquire(ctx context.Context, holder, token string, wait bool) (lease.Lease, error) {
+func (r *Registry) Acquire(ctx context.Context, req lease.AcquireRequest) (lease.Lease, error) {
 	if r.isClosed() {
 		return lease.Lease{}, lease.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return lease.Lease{}, fmt.Errorf("etcdlease: acquire: %w", err)
 	}
-	if lease.ValidToken(token) {
+	if req.RequestID != "" {
+		if l, ok, err := r.repeated(ctx, req); ok || err != nil {
+			return l, err
+		}
+	}
+	if token := req.Token; lease.ValidToken(token) {
 		l, err := r.renew(ctx, token)
 		switch {
 		case err == nil:
@@ -52,7 +57,7 @@ func (r *Registry) Acquire(ctx context.Context, holder, token string, wait bool)
 			return lease.Lease{}, err
 		}
 	}
-	a, err := r.try(ctx, holder, nil)
+	a, err := r.try(ctx, req, nil)
 	if err != nil {
 		return lease.Lease{}, err
 	}
@@ -60,17 +65,76 @@ func (r *Registry) Acquire(ctx context.Context, holder, token string, wait bool)
 		r.observe(lease.Observer.Granted)
 		return a.lease, nil
 	}
-	if !wait {
-		r.observe(lease.Observer.Refused)
-		return lease.Lease{}, &lease.ExhaustedError{Capacity: r.cfg.Capacity, RetryAfter: r.retryAfter(ctx, a.slots, a.pinned)}
+	full := false
+	if req.Wait {
+		if full, err = r.lineFull(ctx); err != nil {
+			return lease.Lease{}, err
+		}
 	}
-	return r.wait(ctx, holder)
+	if !req.Wait || full {
+		r.observe(lease.Observer.Refused)
+		return lease.Lease{}, &lease.ExhaustedError{Capacity: r.cfg.Capacity, RetryAfter: r.retryAfter(ctx, a.slots, a.pinned),
+			Queue: full, MaxWaiting: r.cfg.MaxWaiting}
+	}
+	return r.wait(ctx, req)
+}
+
+// repeated answers an acquire whose request id already holds a live lease:
+// that lease, renewed when it can be. ok is false when there is none.
+func (r *Registry) repeated(ctx context.Context, req lease.AcquireRequest) (l lease.Lease, ok bool, err error) {
+	octx, cancel := r.opCtx(ctx)
+	resp, err := r.cli.Get(octx, r.requestKey(lease.RequestKey(req.Holder, req.RequestID)))
+	cancel()
+	if err != nil {
+		return l, false, r.fail(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return l, false, nil
+	}
+	token := lease.OpenToken(string(resp.Kvs[0].Value), req.Holder, req.RequestID)
+	l, err = r.renew(ctx, token)
+	switch {
+	case err == nil:
+		return l, true, nil
+	case errors.Is(err, lease.ErrTooOld):
+		// Still live until its current expiry: the same lease, unrenewed.
+		kv, rec, pinned, err := r.lookup(ctx, hashToken(token))
+		if err != nil {
+			return l, false, ignoreNotFound(err)
+		}
+		ttl, err := r.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil {
+			return l, false, r.fail(ctx, err)
+		}
+		return r.toLease(rec, token, time.Now().Add(time.Duration(ttl.TTL)*time.Second), pinned), true, nil
+	}
+	return l, false, ignoreNotFound(err)
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, lease.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// lineFull reports whether MaxWaiting callers already wait, on all
+// replicas. The count is read, not reserved: replicas queueing at the same
+// instant can pass the bound by one each.
+func (r *Registry) lineFull(ctx context.Context) (bool, error) {
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	resp, err := r.cli.Get(octx, r.waitersPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false, r.fail(ctx, err)
+	}
+	return resp.Count >= int64(r.cfg.MaxWaiting), nil
 }
 
 // try makes one attempt at a slot: a read to skip hopeless attempts, then a
 // lease grant and the admission transaction. With w set it only succeeds if
 // w is the oldest waiter; without, only if nobody waits.
-func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, error) {
+func (r *Registry) try(ctx context.Context, req lease.AcquireRequest, w *waiter) (attempt, error) {
 	if r.isClosed() {
 		return attempt{}, lease.ErrClosed
 	}
@@ -80,6 +144,10 @@ func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, 
 	}
 	defer leave()
 	gate := r.gate(w)
+	if req.RequestID != "" {
+		// Two attempts of one request racing: only one may take a slot.
+		gate = append(gate, clientv3.Compare(clientv3.CreateRevision(r.requestKey(lease.RequestKey(req.Holder, req.RequestID))), "=", 0))
+	}
 	v, err := r.precheck(ctx, gate, w)
 	if err != nil {
 		return attempt{}, err
@@ -96,12 +164,17 @@ func (r *Registry) try(ctx context.Context, holder string, w *waiter) (attempt, 
 	token := lease.NewToken()
 	rec := record{
 		Handle:    lease.NewHandle(),
-		Holder:    holder,
+		Holder:    req.Holder,
 		Acquired:  now,
 		MaxExpire: now.Add(r.cfg.MaxAge),
 		TokenHash: hashToken(token),
 	}
-	slot, rev, err := r.admitAny(ctx, gate, order, rec, g.ID, w)
+	var extra []clientv3.Op
+	if req.RequestID != "" {
+		k := r.requestKey(lease.RequestKey(req.Holder, req.RequestID))
+		extra = append(extra, clientv3.OpPut(k, lease.SealToken(token, req.Holder, req.RequestID), clientv3.WithLease(g.ID)))
+	}
+	slot, rev, err := r.admitAny(ctx, gate, order, rec, g.ID, w, extra)
 	if err != nil {
 		r.revokeQuietly(g.ID)
 		return attempt{}, r.fail(ctx, err)
@@ -213,10 +286,10 @@ func (r *Registry) grant(ctx context.Context) (*clientv3.LeaseGrantResponse, err
 // admitAny runs the admission transactions: one round trip tries up to
 // chunk slots of order, each put guarded by CreateRevision(slot) == 0. It
 // returns the slot taken (-1 for none) and the revision of the last answer.
-func (r *Registry) admitAny(ctx context.Context, gate []clientv3.Cmp, order []int, rec record, id clientv3.LeaseID, w *waiter) (slot int, rev int64, err error) {
+func (r *Registry) admitAny(ctx context.Context, gate []clientv3.Cmp, order []int, rec record, id clientv3.LeaseID, w *waiter, extra []clientv3.Op) (slot int, rev int64, err error) {
 	for start := 0; start < len(order); start += chunk {
 		idx := order[start:min(start+chunk, len(order))]
-		slot, resp, err := r.admit(ctx, gate, idx, rec, id, w)
+		slot, resp, err := r.admit(ctx, gate, idx, rec, id, w, extra)
 		if err != nil {
 			return -1, 0, err
 		}
@@ -242,7 +315,7 @@ func (r *Registry) gate(w *waiter) []clientv3.Cmp {
 
 // admit runs one transaction: if gate holds, take the first free slot of idx.
 // It returns the slot taken, or -1.
-func (r *Registry) admit(ctx context.Context, gate []clientv3.Cmp, idx []int, rec record, id clientv3.LeaseID, w *waiter) (int, *clientv3.TxnResponse, error) {
+func (r *Registry) admit(ctx context.Context, gate []clientv3.Cmp, idx []int, rec record, id clientv3.LeaseID, w *waiter, extra []clientv3.Op) (int, *clientv3.TxnResponse, error) {
 	mk := func(i int) []clientv3.Op {
 		rec := rec
 		rec.Slot = i
@@ -254,7 +327,7 @@ func (r *Registry) admit(ctx context.Context, gate []clientv3.Cmp, idx []int, re
 		if w != nil {
 			ops = append(ops, clientv3.OpDelete(w.key))
 		}
-		return ops
+		return append(ops, extra...)
 	}
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()

@@ -2,7 +2,6 @@ package etcdlease
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -12,25 +11,29 @@ import (
 
 // Pin implements lease.Registry. The pin is a marker key on the lease's etcd
 // lease (so a second Pin from any replica fails with lease.ErrBusy) plus a
-// keep-alive loop in this replica every TTL/3 until unpin.
-func (r *Registry) Pin(ctx context.Context, token string) (lease.Lease, func(), error) {
+// loop in this replica that keeps the etcd lease alive every TTL/3 and
+// watches for the lease ending under the pin: an ending marker (Release or
+// Revoke on any replica) or the token key's deletion. If keep-alives go
+// unanswered for the TTL less a safety margin, the pin is lost with
+// lease.ErrFenced before etcd could expire the lease and hand its slot on.
+func (r *Registry) Pin(ctx context.Context, token string) (*lease.Pin, error) {
 	if r.isClosed() {
-		return lease.Lease{}, nil, lease.ErrClosed
+		return nil, lease.ErrClosed
 	}
 	if !lease.ValidToken(token) {
-		return lease.Lease{}, nil, lease.ErrNotFound
+		return nil, lease.ErrNotFound
 	}
 	h := hashToken(token)
 	kv, rec, pinned, err := r.lookup(ctx, h)
 	if err != nil {
-		return lease.Lease{}, nil, err
+		return nil, err
 	}
 	if pinned {
-		return lease.Lease{}, nil, lease.ErrBusy
+		return nil, lease.ErrBusy
 	}
 	now := time.Now()
 	if !now.Before(rec.MaxExpire) {
-		return lease.Lease{}, nil, lease.ErrNotFound
+		return nil, lease.ErrNotFound
 	}
 	id := clientv3.LeaseID(kv.Lease)
 	pinID := lease.NewHandle() // a random name, unique like a handle
@@ -39,6 +42,7 @@ func (r *Registry) Pin(ctx context.Context, token string) (lease.Lease, func(), 
 		If(
 			clientv3.Compare(clientv3.CreateRevision(r.pinKey(h)), "=", 0),
 			clientv3.Compare(clientv3.CreateRevision(r.tokenKey(h)), "=", kv.CreateRevision),
+			clientv3.Compare(clientv3.CreateRevision(r.endingKey(h)), "=", 0),
 		).
 		Then(clientv3.OpPut(r.pinKey(h), pinID, clientv3.WithLease(id))).
 		Else(clientv3.OpGet(r.pinKey(h), clientv3.WithCountOnly())).
@@ -46,107 +50,193 @@ func (r *Registry) Pin(ctx context.Context, token string) (lease.Lease, func(), 
 	cancel()
 	if err != nil {
 		if isLeaseNotFound(err) {
-			return lease.Lease{}, nil, lease.ErrNotFound
+			return nil, lease.ErrNotFound
 		}
-		return lease.Lease{}, nil, r.fail(ctx, err)
+		return nil, r.fail(ctx, err)
 	}
 	if !resp.Succeeded {
 		if resp.Responses[0].GetResponseRange().Count > 0 {
-			return lease.Lease{}, nil, lease.ErrBusy
+			return nil, lease.ErrBusy
 		}
-		return lease.Lease{}, nil, lease.ErrNotFound
+		return nil, lease.ErrNotFound
 	}
-	p := &pin{r: r, id: id, key: r.pinKey(h), val: pinID, rec: rec, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &pin{r: r, id: id, hash: h, val: pinID, rec: rec, rev: resp.Header.Revision, stop: make(chan struct{}), done: make(chan struct{})}
 	// Refresh now so the pin starts with a full TTL.
+	sent := time.Now()
 	octx, cancel = r.opCtx(ctx)
 	ka, err := r.cli.KeepAliveOnce(octx, id)
 	cancel()
 	if err != nil {
 		close(p.done)
-		p.cleanup(false)
+		p.cleanup()
 		if isLeaseNotFound(err) {
-			return lease.Lease{}, nil, lease.ErrNotFound
+			return nil, lease.ErrNotFound
 		}
-		return lease.Lease{}, nil, r.fail(ctx, err)
+		return nil, r.fail(ctx, err)
 	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		close(p.done)
-		p.cleanup(false)
-		return lease.Lease{}, nil, lease.ErrClosed
+		p.cleanup()
+		return nil, lease.ErrClosed
 	}
 	r.wg.Add(1)
 	r.mu.Unlock()
-	go p.loop()
 	l := r.toLease(rec, token, now.Add(time.Duration(ka.TTL)*time.Second), true)
-	return l, p.unpin, nil
+	p.pin = lease.NewPin(l, p.unpin)
+	go p.loop(sent)
+	return p.pin, nil
 }
+
+// fenceMargin is how long before the etcd lease could expire a pin whose
+// keep-alives go unanswered is given up: the time the render needs to
+// stop (its encoders killed and reaped) with room to spare.
+func (r *Registry) fenceMargin() time.Duration { return min(r.ttl/3, 2*time.Second) }
 
 type pin struct {
 	r    *Registry
+	pin  *lease.Pin
 	id   clientv3.LeaseID
-	key  string
+	hash string
 	val  string
 	rec  record
-	once sync.Once
+	rev  int64 // the revision the pin was put at: watches start after it
 	stop chan struct{}
 	done chan struct{}
 }
 
-// loop keeps the etcd lease alive until unpin, Close, or the lease is gone.
-func (p *pin) loop() {
+// loop keeps the etcd lease alive until unpin or Close, and loses the pin
+// when the lease ends under it or cannot be proven alive. lastOK is when the
+// last answered keep-alive was sent: etcd cannot expire the lease before
+// lastOK + TTL.
+func (p *pin) loop(lastOK time.Time) {
 	defer p.r.wg.Done()
 	defer close(p.done)
-	t := time.NewTicker(max(p.r.ttl/3, 500*time.Millisecond))
-	defer t.Stop()
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := p.watchEnd(wctx)
+	tick := time.NewTicker(max(p.r.ttl/3, 500*time.Millisecond))
+	defer tick.Stop()
+	fence := time.NewTimer(time.Until(lastOK.Add(p.r.ttl - p.r.fenceMargin())))
+	defer fence.Stop()
 	for {
 		select {
 		case <-p.r.done:
 			return
 		case <-p.stop:
 			return
-		case <-t.C:
+		case reason := <-ended:
+			p.pin.Lose(reason)
+			return
+		case <-fence.C:
+			p.pin.Lose(lease.ErrFenced)
+			return
+		case <-tick.C:
 		}
-		ctx, cancel := p.r.opCtx(context.Background())
+		sent := time.Now()
+		ctx, cancelKA := p.r.opCtx(wctx)
+		ctx, cancelFence := context.WithDeadline(ctx, lastOK.Add(p.r.ttl-p.r.fenceMargin()))
 		_, err := p.r.cli.KeepAliveOnce(ctx, p.id)
-		cancel()
-		if isLeaseNotFound(err) {
-			return // released or revoked meanwhile
+		cancelFence()
+		cancelKA()
+		switch {
+		case err == nil:
+			lastOK = sent
+			fence.Reset(time.Until(lastOK.Add(p.r.ttl - p.r.fenceMargin())))
+		case isLeaseNotFound(err):
+			p.pin.Lose(p.endReason())
+			return
 		}
-		// Other errors: etcd unreachable; try again next tick.
+		// Other errors: etcd unreachable; the fence timer decides.
 	}
 }
 
-// unpin stops the keep-alive, removes the marker and renews the lease to
-// min(now+TTL, MaxExpiresAt). Errors are ignored: etcd ends the lease one
-// TTL after the last keep-alive anyway.
-func (p *pin) unpin() {
-	p.once.Do(func() {
-		close(p.stop)
-		<-p.done
-		p.cleanup(true)
-	})
+// watchEnd reports, once, why the lease ended under the pin: its ending
+// marker appeared (released or revoked on any replica) or its token key
+// was deleted (the etcd lease is gone).
+func (p *pin) watchEnd(ctx context.Context) <-chan error {
+	out := make(chan error, 1)
+	r := p.r
+	ctx = clientv3.WithRequireLeader(ctx)
+	ending := r.cli.Watch(ctx, r.endingKey(p.hash), clientv3.WithRev(p.rev+1))
+	token := r.cli.Watch(ctx, r.tokenKey(p.hash), clientv3.WithRev(p.rev+1), clientv3.WithFilterPut())
+	go func() {
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case resp, ok = <-ending:
+			case resp, ok = <-token:
+			}
+			if !ok {
+				return // the watch ended with ctx; keep-alives still fence
+			}
+			for _, ev := range resp.Events {
+				reason := lease.ErrReleased
+				switch {
+				case ev.Type == clientv3.EventTypePut && string(ev.Kv.Value) == endRevoked:
+					reason = lease.ErrRevoked
+				case ev.Type == clientv3.EventTypeDelete:
+					reason = p.endReason()
+				}
+				out <- reason
+				return
+			}
+		}
+	}()
+	return out
 }
 
-func (p *pin) cleanup(renew bool) {
+// endReason reads why a lease that vanished under its pin ended: its ending
+// marker if one was written before the etcd lease went, else released.
+func (p *pin) endReason() error {
+	ctx, cancel := p.r.opCtx(context.Background())
+	defer cancel()
+	resp, err := p.r.cli.Get(ctx, p.r.endingKey(p.hash), clientv3.WithRev(0))
+	if err == nil && len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == endRevoked {
+		return lease.ErrRevoked
+	}
+	return lease.ErrReleased
+}
+
+// unpin stops the loop, then ends the pin: a lease that ended under it is
+// revoked now (its slot frees), a live one is renewed to min(now+TTL,
+// MaxExpiresAt). Errors are ignored: etcd ends the lease one TTL after the
+// last keep-alive anyway.
+func (p *pin) unpin() {
+	close(p.stop)
+	<-p.done
+	p.cleanup()
+}
+
+func (p *pin) cleanup() {
 	r := p.r
 	ctx, cancel := r.opCtx(context.Background())
-	_, _ = r.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(p.key), "=", p.val)).
-		Then(clientv3.OpDelete(p.key)).
+	resp, err := r.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(r.pinKey(p.hash)), "=", p.val)).
+		Then(
+			clientv3.OpDelete(r.pinKey(p.hash)),
+			clientv3.OpGet(r.endingKey(p.hash), clientv3.WithCountOnly()),
+		).
 		Commit()
 	cancel()
-	if !renew {
-		return
+	ending := p.pin != nil && p.pin.Err() != nil
+	if err == nil && resp.Succeeded && resp.Responses[1].GetResponseRange().Count > 0 {
+		ending = true
 	}
 	now := time.Now()
-	if !now.Before(p.rec.MaxExpire) {
+	if ending || !now.Before(p.rec.MaxExpire) {
 		r.revokeQuietly(p.id)
 		return
 	}
+	if p.pin == nil {
+		return // Pin failed before the pin was handed out
+	}
 	ctx, cancel = r.opCtx(context.Background())
-	_, err := r.cli.KeepAliveOnce(ctx, p.id)
+	_, err = r.cli.KeepAliveOnce(ctx, p.id)
 	cancel()
 	if err == nil && now.Add(r.ttl).After(p.rec.MaxExpire) {
 		r.revokeAt(p.id, p.rec.MaxExpire)

@@ -20,7 +20,8 @@ type waiter struct {
 
 // wait queues behind older waiters (on any replica) and takes the first slot
 // that frees once it is the oldest.
-func (r *Registry) wait(ctx context.Context, holder string) (lease.Lease, error) {
+func (r *Registry) wait(ctx context.Context, req lease.AcquireRequest) (lease.Lease, error) {
+	holder := req.Holder
 	w, err := r.register(ctx, holder)
 	if err != nil {
 		return lease.Lease{}, err
@@ -38,7 +39,7 @@ func (r *Registry) wait(ctx context.Context, holder string) (lease.Lease, error)
 		r.mu.Unlock()
 	}()
 	for {
-		a, err := r.try(ctx, holder, w)
+		a, err := r.try(ctx, req, w)
 		if err != nil {
 			return lease.Lease{}, err
 		}
@@ -47,13 +48,19 @@ func (r *Registry) wait(ctx context.Context, holder string) (lease.Lease, error)
 			r.observe(lease.Observer.Granted)
 			return a.lease, nil
 		}
+		if req.RequestID != "" {
+			// Another attempt of the same request may have been granted.
+			if l, ok, err := r.repeated(ctx, req); ok || err != nil {
+				return l, err
+			}
+		}
 		if a.lost {
 			if w, err = r.register(ctx, holder); err != nil {
 				return lease.Lease{}, err
 			}
 			continue
 		}
-		if err := r.await(ctx, a.rev); err != nil {
+		if err := r.await(ctx, w, a.rev); err != nil {
 			return lease.Lease{}, err
 		}
 	}
@@ -88,14 +95,29 @@ func (r *Registry) unregister(w *waiter) {
 	cancel()
 }
 
-// await blocks until a slot or waiter key is deleted after revision rev, the
-// poll interval passes, ctx ends or the registry closes.
-func (r *Registry) await(ctx context.Context, rev int64) error {
+// await blocks until w may be served: while an older waiter exists, until
+// the one just ahead of w leaves; once w is the oldest, until a slot is
+// deleted. Each departure so wakes one waiter, not every waiter, so N
+// waiters cost O(N) watch events rather than O(N²). It also returns after
+// the poll interval, when ctx ends or when the registry closes. rev is the
+// revision w's last attempt was decided at.
+func (r *Registry) await(ctx context.Context, w *waiter, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(rev + 1), clientv3.WithFilterPut()}
-	slots := r.cli.Watch(wctx, r.slotsPrefix(), opts...)
-	waiters := r.cli.Watch(wctx, r.waitersPrefix(), opts...)
+	octx, ocancel := r.opCtx(ctx)
+	ahead, err := r.cli.Get(octx, r.waitersPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithMaxCreateRev(w.rev-1), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
+		clientv3.WithLimit(1), clientv3.WithRev(rev))
+	ocancel()
+	var events clientv3.WatchChan
+	switch {
+	case err != nil:
+		// Compacted or unreachable: fall back on the poll interval.
+	case len(ahead.Kvs) == 1:
+		events = r.cli.Watch(wctx, string(ahead.Kvs[0].Key), clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	default:
+		events = r.cli.Watch(wctx, r.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	}
 	t := time.NewTimer(pollInterval)
 	defer t.Stop()
 	select {
@@ -103,8 +125,8 @@ func (r *Registry) await(ctx context.Context, rev int64) error {
 		return ctx.Err()
 	case <-r.done:
 		return lease.ErrClosed
-	case <-slots:
-	case <-waiters:
+	case resp := <-events:
+		r.watchEvents.Add(int64(len(resp.Events)))
 	case <-t.C:
 	}
 	return nil

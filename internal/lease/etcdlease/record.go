@@ -47,19 +47,23 @@ func (r *Registry) toLease(rec record, token string, expires time.Time, pinned b
 	}
 }
 
-// lookup reads a token's record, etcd lease and pin marker in one round trip.
+// lookup reads a token's record, etcd lease and pin marker in one round
+// trip; a lease that is ending counts as not found.
 func (r *Registry) lookup(ctx context.Context, h string) (kv *mvccpb.KeyValue, rec record, pinned bool, err error) {
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
 	resp, err := r.cli.Txn(octx).Then(
 		clientv3.OpGet(r.tokenKey(h)),
 		clientv3.OpGet(r.pinKey(h), clientv3.WithCountOnly()),
+		clientv3.OpGet(r.endingKey(h), clientv3.WithCountOnly()),
 	).Commit()
 	if err != nil {
 		return nil, rec, false, r.fail(ctx, err)
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
+	// A lease released or revoked under its render is gone for every
+	// caller, though its slot stays taken until the render stops.
+	if len(kvs) == 0 || resp.Responses[2].GetResponseRange().Count > 0 {
 		return nil, rec, false, lease.ErrNotFound
 	}
 	rec, ok := decode(kvs[0])

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -66,10 +67,12 @@ type Registry struct {
 	prefix string
 	opt    options
 
-	attempts  chan struct{} // semaphore: in-flight slot attempts
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	attempts chan struct{} // semaphore: in-flight slot attempts
+	// watchEvents counts the watch events that woke waiters.
+	watchEvents atomic.Int64
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool
@@ -160,6 +163,10 @@ func (r *Registry) observe(f func(lease.Observer)) {
 		f(o)
 	}
 }
+
+// WaiterWakeups is the number of watch events that have woken this
+// replica's waiting Acquire calls: the cost of the wait line in etcd.
+func (r *Registry) WaiterWakeups() int64 { return r.watchEvents.Load() }
 
 // TTL is the effective sliding TTL (Config.TTL rounded up to whole seconds,
 // at least MinTTL).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -49,25 +50,11 @@ func (r *Registry) Release(ctx context.Context, token string) error {
 	if !lease.ValidToken(token) {
 		return lease.ErrNotFound
 	}
-	kv, _, _, err := r.lookup(ctx, hashToken(token))
+	kv, rec, _, err := r.lookup(ctx, hashToken(token))
 	if err != nil {
 		return err
 	}
-	return r.revoke(ctx, clientv3.LeaseID(kv.Lease))
-}
-
-func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) error {
-	octx, cancel := r.opCtx(ctx)
-	defer cancel()
-	_, err := r.cli.Revoke(octx, id)
-	if isLeaseNotFound(err) {
-		return lease.ErrNotFound
-	}
-	if err != nil {
-		return r.fail(ctx, err)
-	}
-	r.observe(lease.Observer.Released)
-	return nil
+	return r.end(ctx, kv, rec, endReleased)
 }
 
 // Revoke implements lease.Registry.
@@ -83,10 +70,70 @@ func (r *Registry) Revoke(ctx context.Context, handle string) error {
 	}
 	for _, kv := range resp.Kvs {
 		if rec, ok := decode(kv); ok && rec.Handle == handle {
-			return r.revoke(ctx, clientv3.LeaseID(kv.Lease))
+			tok, _, _, err := r.lookup(ctx, rec.TokenHash)
+			if err != nil {
+				return err
+			}
+			return r.end(ctx, tok, rec, endRevoked)
 		}
 	}
 	return lease.ErrNotFound
+}
+
+// The values of an ending marker: why the lease ended under its render.
+const (
+	endReleased = "released"
+	endRevoked  = "revoked"
+)
+
+// end ends the lease whose token key is kv, in one transaction: an
+// unpinned lease loses its token key (so no Pin can start on it) and then
+// its etcd lease, which frees the slot; a pinned lease gets an ending marker
+// instead, which the pinning replica watches: it stops the render, then
+// revokes the etcd lease itself, so the slot frees only once the render has
+// stopped, on whichever replica it runs.
+func (r *Registry) end(ctx context.Context, kv *mvccpb.KeyValue, rec record, why string) error {
+	id := clientv3.LeaseID(kv.Lease)
+	h := rec.TokenHash
+	octx, cancel := r.opCtx(ctx)
+	resp, err := r.cli.Txn(octx).
+		If(
+			clientv3.Compare(clientv3.CreateRevision(r.tokenKey(h)), "=", kv.CreateRevision),
+			clientv3.Compare(clientv3.CreateRevision(r.endingKey(h)), "=", 0),
+		).
+		Then(clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(r.pinKey(h)), "=", 0)},
+			[]clientv3.Op{clientv3.OpDelete(r.tokenKey(h))},
+			[]clientv3.Op{clientv3.OpPut(r.endingKey(h), why, clientv3.WithLease(id))},
+		)).
+		Commit()
+	cancel()
+	switch {
+	case isLeaseNotFound(err):
+		return lease.ErrNotFound
+	case err != nil:
+		return r.fail(ctx, err)
+	case !resp.Succeeded:
+		return lease.ErrNotFound // gone, or already ending
+	case resp.Responses[0].GetResponseTxn().Succeeded:
+		return r.revoke(ctx, id)
+	}
+	r.observe(lease.Observer.Released)
+	return nil
+}
+
+func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) error {
+	octx, cancel := r.opCtx(ctx)
+	defer cancel()
+	_, err := r.cli.Revoke(octx, id)
+	if isLeaseNotFound(err) {
+		return lease.ErrNotFound
+	}
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	r.observe(lease.Observer.Released)
+	return nil
 }
 
 // revokeQuietly revokes id, ignoring errors (etcd expires it anyway).

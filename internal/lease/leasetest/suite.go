@@ -77,6 +77,10 @@ func run(t *testing.T, newRegistry func(t *testing.T, cfg lease.Config) lease.Re
 		{name: "WaiterCanceled", cfg: lease.Config{Capacity: 1, TTL: longTTL}, run: testWaiterCanceled},
 		{name: "ConcurrentAcquire", cfg: lease.Config{Capacity: 5, TTL: longTTL}, run: testConcurrent},
 		{name: "CloseWakesWaiters", cfg: lease.Config{Capacity: 1, TTL: longTTL}, closes: true, run: testClose},
+		{name: "ReleaseUnderPinHoldsSlotUntilUnpin", cfg: lease.Config{Capacity: 1, TTL: longTTL}, run: testReleasePinned},
+		{name: "RevokeUnderPinHoldsSlotUntilUnpin", cfg: lease.Config{Capacity: 1, TTL: longTTL}, run: testRevokePinned},
+		{name: "RequestIDIdempotent", cfg: lease.Config{Capacity: 2, TTL: longTTL}, run: testRequestID},
+		{name: "WaitLineBounded", cfg: lease.Config{Capacity: 1, TTL: longTTL, MaxWaiting: 2}, run: testWaitLineBounded},
 	}
 	for _, tc := range tests {
 		body := func(t *testing.T) {
@@ -121,7 +125,7 @@ func testCapacity(t *testing.T, r lease.Registry, cfg lease.Config) {
 	mustRelease(t, r, held[0].Token)
 	mustAcquire(t, r, "h")
 	wantRefused(t, r, cfg)
-	if _, err := r.Acquire(ctx, "h", randomToken(), false); !errors.Is(err, lease.ErrExhausted) {
+	if _, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "h", Token: randomToken()}); !errors.Is(err, lease.ErrExhausted) {
 		t.Fatalf("Acquire with an unknown token on a full pool: %v, want ErrExhausted", err)
 	}
 }
@@ -211,10 +215,10 @@ func testRelease(t *testing.T, r lease.Registry, cfg lease.Config) {
 	if _, err := r.Renew(ctx, a.Token); !errors.Is(err, lease.ErrNotFound) {
 		t.Errorf("Renew after Release: %v, want ErrNotFound", err)
 	}
-	if _, unpin, err := r.Pin(ctx, a.Token); !errors.Is(err, lease.ErrNotFound) {
+	if p, err := r.Pin(ctx, a.Token); !errors.Is(err, lease.ErrNotFound) {
 		t.Errorf("Pin after Release: %v, want ErrNotFound", err)
 	} else if err == nil {
-		unpin()
+		p.Unpin()
 	}
 	b := mustAcquire(t, r, "next")
 	if b.Token == a.Token {
@@ -233,10 +237,10 @@ func testUnknown(t *testing.T, r lease.Registry, _ lease.Config) {
 		if err := r.Release(ctx, tok); !errors.Is(err, lease.ErrNotFound) {
 			t.Errorf("Release(%q): %v, want ErrNotFound", tok, err)
 		}
-		if _, unpin, err := r.Pin(ctx, tok); !errors.Is(err, lease.ErrNotFound) {
+		if p, err := r.Pin(ctx, tok); !errors.Is(err, lease.ErrNotFound) {
 			t.Errorf("Pin(%q): %v, want ErrNotFound", tok, err)
 			if err == nil {
-				unpin()
+				p.Unpin()
 			}
 		}
 	}
@@ -257,7 +261,7 @@ func testReacquire(t *testing.T, r lease.Registry, _ lease.Config) {
 	waitForWaiting(t, r, 1)
 	time.Sleep(20 * time.Millisecond)
 	for _, wait := range []bool{false, true} {
-		b, err := r.Acquire(ctx, "h", a.Token, wait)
+		b, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "h", Token: a.Token, Wait: wait})
 		if err != nil {
 			t.Fatalf("Acquire with own live token (wait=%v) on a full pool: %v", wait, err)
 		}
@@ -297,7 +301,7 @@ func testMaxAge(t *testing.T, r lease.Registry, cfg lease.Config) {
 		t.Fatalf("after ErrTooOld the pool is %+v, want the lease still live", s.Leases)
 	}
 	// Re-acquiring with the too-old token replaces it, even on a full pool.
-	b, err := r.Acquire(ctx, "h", a.Token, false)
+	b, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "h", Token: a.Token})
 	if err != nil {
 		t.Fatalf("Acquire with a too-old token: %v, want a new lease", err)
 	}
@@ -331,17 +335,18 @@ func testRevoke(t *testing.T, r lease.Registry, cfg lease.Config) {
 func testPin(t *testing.T, r lease.Registry, cfg lease.Config) {
 	ctx := t.Context()
 	a := mustAcquire(t, r, "h")
-	l, unpin, err := r.Pin(ctx, a.Token)
+	p, err := r.Pin(ctx, a.Token)
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
-	if !l.Pinned || l.Handle != a.Handle {
+	unpin := p.Unpin
+	if l := p.Lease(); !l.Pinned || l.Handle != a.Handle {
 		t.Errorf("Pin returned %+v, want the lease, pinned", l)
 	}
-	if _, unpin2, err := r.Pin(ctx, a.Token); !errors.Is(err, lease.ErrBusy) {
+	if p2, err := r.Pin(ctx, a.Token); !errors.Is(err, lease.ErrBusy) {
 		t.Errorf("second Pin: %v, want ErrBusy", err)
 		if err == nil {
-			unpin2()
+			p2.Unpin()
 		}
 	}
 	time.Sleep(cfg.MaxAge + 200*time.Millisecond)
@@ -367,10 +372,11 @@ func testUnpinRenews(t *testing.T, r lease.Registry, cfg lease.Config) {
 	ctx := t.Context()
 	start := time.Now()
 	a := mustAcquire(t, r, "h")
-	_, unpin, err := r.Pin(ctx, a.Token)
+	p, err := r.Pin(ctx, a.Token)
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
+	unpin := p.Unpin
 	time.Sleep(cfg.TTL * 3 / 4)
 	unpinnedAt := time.Now()
 	unpin()
@@ -389,11 +395,11 @@ func testUnpinRenews(t *testing.T, r lease.Registry, cfg lease.Config) {
 		t.Fatalf("Renew %v after unpin, before TTL %v: %v", time.Since(unpinnedAt), cfg.TTL, err)
 	}
 	// The lease can be pinned again.
-	_, unpin, err = r.Pin(ctx, a.Token)
+	p, err = r.Pin(ctx, a.Token)
 	if err != nil {
 		t.Fatalf("Pin after unpin: %v", err)
 	}
-	unpin()
+	p.Unpin()
 }
 
 func testList(t *testing.T, r lease.Registry, cfg lease.Config) {
@@ -437,7 +443,7 @@ func testFIFO(t *testing.T, r lease.Registry, cfg lease.Config) {
 	results := make(chan result, len(names))
 	for i, name := range names {
 		go func() {
-			l, err := r.Acquire(ctx, name, "", true)
+			l, err := r.Acquire(ctx, lease.AcquireRequest{Holder: name, Wait: true})
 			results <- result{l, err, time.Now()}
 		}()
 		waitForWaiting(t, r, i+1)
@@ -473,7 +479,7 @@ func testWaiterDeadline(t *testing.T, r lease.Registry, cfg lease.Config) {
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	start := time.Now()
-	_, err := r.Acquire(ctx, "waiter", "", true)
+	_, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "waiter", Wait: true})
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiter past its deadline: %v, want context.DeadlineExceeded", err)
@@ -514,7 +520,7 @@ func testConcurrent(t *testing.T, r lease.Registry, cfg lease.Config) {
 	for range callers {
 		wg.Go(func() {
 			<-ready
-			l, err := r.Acquire(t.Context(), "storm", "", false)
+			l, err := r.Acquire(t.Context(), lease.AcquireRequest{Holder: "storm"})
 			switch {
 			case err == nil:
 				granted.Add(1)
@@ -549,7 +555,7 @@ func testClose(t *testing.T, r lease.Registry, _ lease.Config) {
 	case <-time.After(prompt):
 		t.Fatalf("Close did not wake the waiter within %v", prompt)
 	}
-	if _, err := r.Acquire(t.Context(), "late", "", false); err == nil {
+	if _, err := r.Acquire(t.Context(), lease.AcquireRequest{Holder: "late"}); err == nil {
 		t.Errorf("Acquire after Close succeeded")
 	}
 }
@@ -565,7 +571,7 @@ type result struct {
 func acquireAsync(ctx context.Context, r lease.Registry, holder string) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
-		l, err := r.Acquire(ctx, holder, "", true)
+		l, err := r.Acquire(ctx, lease.AcquireRequest{Holder: holder, Wait: true})
 		ch <- result{l, err, time.Now()}
 	}()
 	return ch
@@ -573,7 +579,7 @@ func acquireAsync(ctx context.Context, r lease.Registry, holder string) <-chan r
 
 func mustAcquire(t *testing.T, r lease.Registry, holder string) lease.Lease {
 	t.Helper()
-	l, err := r.Acquire(t.Context(), holder, "", false)
+	l, err := r.Acquire(t.Context(), lease.AcquireRequest{Holder: holder})
 	if err != nil {
 		t.Fatalf("Acquire(%q): %v", holder, err)
 	}
@@ -602,7 +608,7 @@ func mustList(t *testing.T, r lease.Registry) lease.Snapshot {
 // wantRefused checks that a newcomer is refused with a usable retry hint.
 func wantRefused(t *testing.T, r lease.Registry, cfg lease.Config) *lease.ExhaustedError {
 	t.Helper()
-	_, err := r.Acquire(t.Context(), "newcomer", "", false)
+	_, err := r.Acquire(t.Context(), lease.AcquireRequest{Holder: "newcomer"})
 	var e *lease.ExhaustedError
 	if !errors.As(err, &e) || !errors.Is(err, lease.ErrExhausted) {
 		t.Fatalf("Acquire on a full pool: %v, want an *ExhaustedError", err)

@@ -217,7 +217,12 @@ type AcquireLeaseRequest struct {
 	LeaseId string `protobuf:"bytes,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Block until a slot frees (first come, first served) instead of failing
 	// with RESOURCE_EXHAUSTED. Bounded by the call's deadline.
-	Wait          bool `protobuf:"varint,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait bool `protobuf:"varint,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	// Optional: makes the call idempotent (AIP-155). 1-64 of A-Z a-z 0-9 . _ -;
+	// a fresh UUID per logical acquire is typical. While the lease first granted
+	// to this holder and request_id lives, repeating the call returns that same
+	// lease (renewed when it can be) instead of taking another slot.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +276,13 @@ func (x *AcquireLeaseRequest) GetWait() bool {
 		return x.Wait
 	}
 	return false
+}
+
+func (x *AcquireLeaseRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // RenewLeaseRequest names the lease to renew.
@@ -2164,11 +2176,13 @@ var File_whirl_v1_animation_proto protoreflect.FileDescriptor
 
 const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\n" +
-	"\x18whirl/v1/animation.proto\x12\bwhirl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n" +
+	"\x18whirl/v1/animation.proto\x12\bwhirl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n" +
 	"\x13AcquireLeaseRequest\x12\x16\n" +
 	"\x06holder\x18\x01 \x01(\tR\x06holder\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\tR\aleaseId\x12\x12\n" +
-	"\x04wait\x18\x03 \x01(\bR\x04wait\".\n" +
+	"\x04wait\x18\x03 \x01(\bR\x04wait\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\".\n" +
 	"\x11RenewLeaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\"0\n" +
 	"\x13ReleaseLeaseRequest\x12\x19\n" +

@@ -47,14 +47,22 @@ type AnimationServiceClient interface {
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
 	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
 	// set, in which case it blocks in first-come first-served order until a slot
-	// frees or the call's deadline passes (DEADLINE_EXCEEDED).
+	// frees or the call's deadline passes (DEADLINE_EXCEEDED). The wait line is
+	// bounded (the server's --lease-queue-max, and a per-client cap on calls
+	// under way): past it a waiting call fails at once with RESOURCE_EXHAUSTED
+	// and the same details. With `request_id` set the call is idempotent: a
+	// retry whose first reply was lost gets the same lease, never a second slot.
 	AcquireLease(ctx context.Context, in *AcquireLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
 	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
 	// maximum age fails with FAILED_PRECONDITION (the lease stays valid until its
 	// current expiry) and the holder must then acquire a new one.
 	RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*Lease, error)
-	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
+	// ReleaseLease ends a lease at once. Unknown leases fail with NOT_FOUND. If a
+	// render runs under the lease, that render ends too (its stream fails with
+	// ABORTED, reason LEASE_RELEASED) and the slot is handed on once the render
+	// has stopped, within about a second; otherwise the slot frees at once.
+	// Served while the server drains, so capacity is never stranded.
 	ReleaseLease(ctx context.Context, in *ReleaseLeaseRequest, opts ...grpc.CallOption) (*ReleaseLeaseResponse, error)
 	// GenerateCurve returns the curve a seed and constraints describe. It needs
 	// no lease: generating a curve is cheap. Each client (its address, or a
@@ -77,7 +85,12 @@ type AnimationServiceClient interface {
 	// the lease still valid); then one
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
-	// trailer: without a trailer the video is incomplete.
+	// trailer: without a trailer the video is incomplete. A render ends with its
+	// lease: when the lease is released, revoked, or (with several replicas) can
+	// no longer be kept alive, the stream fails with ABORTED and a
+	// google.rpc.ErrorInfo reason LEASE_RELEASED, LEASE_REVOKED or LEASE_LOST.
+	// A stream whose client goes away leaves its render running for the
+	// server's orphan grace while the lease lives, so a resume joins it.
 	//
 	// Output is deterministic, so a video already finished is served from the
 	// server's cache (no render slot, no ffmpeg) and a request for a video
@@ -177,14 +190,22 @@ type AnimationServiceServer interface {
 	// RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
 	// lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
 	// set, in which case it blocks in first-come first-served order until a slot
-	// frees or the call's deadline passes (DEADLINE_EXCEEDED).
+	// frees or the call's deadline passes (DEADLINE_EXCEEDED). The wait line is
+	// bounded (the server's --lease-queue-max, and a per-client cap on calls
+	// under way): past it a waiting call fails at once with RESOURCE_EXHAUSTED
+	// and the same details. With `request_id` set the call is idempotent: a
+	// retry whose first reply was lost gets the same lease, never a second slot.
 	AcquireLease(context.Context, *AcquireLeaseRequest) (*Lease, error)
 	// RenewLease pushes a live lease's expiry out by its TTL. Unknown, expired or
 	// released leases fail with NOT_FOUND; a renewal that would pass the lease's
 	// maximum age fails with FAILED_PRECONDITION (the lease stays valid until its
 	// current expiry) and the holder must then acquire a new one.
 	RenewLease(context.Context, *RenewLeaseRequest) (*Lease, error)
-	// ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
+	// ReleaseLease ends a lease at once. Unknown leases fail with NOT_FOUND. If a
+	// render runs under the lease, that render ends too (its stream fails with
+	// ABORTED, reason LEASE_RELEASED) and the slot is handed on once the render
+	// has stopped, within about a second; otherwise the slot frees at once.
+	// Served while the server drains, so capacity is never stranded.
 	ReleaseLease(context.Context, *ReleaseLeaseRequest) (*ReleaseLeaseResponse, error)
 	// GenerateCurve returns the curve a seed and constraints describe. It needs
 	// no lease: generating a curve is cheap. Each client (its address, or a
@@ -207,7 +228,12 @@ type AnimationServiceServer interface {
 	// the lease still valid); then one
 	// `header`, then `chunk`s in order interleaved with `progress`, then one
 	// `trailer`. A stream that fails part-way ends with an error status and no
-	// trailer: without a trailer the video is incomplete.
+	// trailer: without a trailer the video is incomplete. A render ends with its
+	// lease: when the lease is released, revoked, or (with several replicas) can
+	// no longer be kept alive, the stream fails with ABORTED and a
+	// google.rpc.ErrorInfo reason LEASE_RELEASED, LEASE_REVOKED or LEASE_LOST.
+	// A stream whose client goes away leaves its render running for the
+	// server's orphan grace while the lease lives, so a resume joins it.
 	//
 	// Output is deterministic, so a video already finished is served from the
 	// server's cache (no render slot, no ffmpeg) and a request for a video
@@ -418,7 +444,9 @@ const (
 type LeaseAdminServiceClient interface {
 	// ListLeases describes the lease pool. Lease tokens are never included.
 	ListLeases(ctx context.Context, in *ListLeasesRequest, opts ...grpc.CallOption) (*ListLeasesResponse, error)
-	// RevokeLease ends a lease by its public handle, as if it had expired.
+	// RevokeLease ends a lease by its public handle, as if it had expired; a
+	// render running under it ends as ReleaseLease describes (reason
+	// LEASE_REVOKED).
 	RevokeLease(ctx context.Context, in *RevokeLeaseRequest, opts ...grpc.CallOption) (*RevokeLeaseResponse, error)
 }
 
@@ -460,7 +488,9 @@ func (c *leaseAdminServiceClient) RevokeLease(ctx context.Context, in *RevokeLea
 type LeaseAdminServiceServer interface {
 	// ListLeases describes the lease pool. Lease tokens are never included.
 	ListLeases(context.Context, *ListLeasesRequest) (*ListLeasesResponse, error)
-	// RevokeLease ends a lease by its public handle, as if it had expired.
+	// RevokeLease ends a lease by its public handle, as if it had expired; a
+	// render running under it ends as ReleaseLease describes (reason
+	// LEASE_REVOKED).
 	RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error)
 	mustEmbedUnimplementedLeaseAdminServiceServer()
 }

@@ -22,14 +22,16 @@ VIDEO_SOURCE_SHARED: VideoSource
 VIDEO_SOURCE_UNSPECIFIED: VideoSource
 
 class AcquireLeaseRequest(_message.Message):
-    __slots__ = ["holder", "lease_id", "wait"]
+    __slots__ = ["holder", "lease_id", "request_id", "wait"]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     holder: str
     lease_id: str
+    request_id: str
     wait: bool
-    def __init__(self, holder: _Optional[str] = ..., lease_id: _Optional[str] = ..., wait: bool = ...) -> None: ...
+    def __init__(self, holder: _Optional[str] = ..., lease_id: _Optional[str] = ..., wait: bool = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Appearance(_message.Message):
     __slots__ = ["aliased", "background", "line_width", "pen"]

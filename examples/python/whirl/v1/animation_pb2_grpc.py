@@ -59,7 +59,11 @@ class AnimationServiceServicer(object):
         RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo (time until the earliest
         lease expires, at most 5 s) and google.rpc.QuotaFailure, unless `wait` is
         set, in which case it blocks in first-come first-served order until a slot
-        frees or the call's deadline passes (DEADLINE_EXCEEDED).
+        frees or the call's deadline passes (DEADLINE_EXCEEDED). The wait line is
+        bounded (the server's --lease-queue-max, and a per-client cap on calls
+        under way): past it a waiting call fails at once with RESOURCE_EXHAUSTED
+        and the same details. With `request_id` set the call is idempotent: a
+        retry whose first reply was lost gets the same lease, never a second slot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,7 +80,11 @@ class AnimationServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseLease(self, request, context):
-        """ReleaseLease frees a lease's slot at once. Unknown leases fail with NOT_FOUND.
+        """ReleaseLease ends a lease at once. Unknown leases fail with NOT_FOUND. If a
+        render runs under the lease, that render ends too (its stream fails with
+        ABORTED, reason LEASE_RELEASED) and the slot is handed on once the render
+        has stopped, within about a second; otherwise the slot frees at once.
+        Served while the server drains, so capacity is never stranded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,7 +122,12 @@ class AnimationServiceServicer(object):
         the lease still valid); then one
         `header`, then `chunk`s in order interleaved with `progress`, then one
         `trailer`. A stream that fails part-way ends with an error status and no
-        trailer: without a trailer the video is incomplete.
+        trailer: without a trailer the video is incomplete. A render ends with its
+        lease: when the lease is released, revoked, or (with several replicas) can
+        no longer be kept alive, the stream fails with ABORTED and a
+        google.rpc.ErrorInfo reason LEASE_RELEASED, LEASE_REVOKED or LEASE_LOST.
+        A stream whose client goes away leaves its render running for the
+        server's orphan grace while the lease lives, so a resume joins it.
 
         Output is deterministic, so a video already finished is served from the
         server's cache (no render slot, no ffmpeg) and a request for a video
@@ -311,7 +324,9 @@ class LeaseAdminServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RevokeLease(self, request, context):
-        """RevokeLease ends a lease by its public handle, as if it had expired.
+        """RevokeLease ends a lease by its public handle, as if it had expired; a
+        render running under it ends as ReleaseLease describes (reason
+        LEASE_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -87,7 +87,7 @@ func TestClusterQuorum(t *testing.T) {
 					return
 				default:
 				}
-				l, err := r.Acquire(ctx, "churn", "", false)
+				l, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "churn"})
 				switch {
 				case errors.Is(err, lease.ErrExhausted):
 					refused.Add(1)
@@ -168,7 +168,7 @@ func TestClusterQuorum(t *testing.T) {
 	// Hold two leases, then lose quorum.
 	var tokens []string
 	for range 2 {
-		l, err := r.Acquire(ctx, "kept", "", false)
+		l, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "kept"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,8 +191,8 @@ func TestClusterQuorum(t *testing.T) {
 		}
 	}
 	for range 2 {
-		check("Acquire", func() error { _, err := r.Acquire(ctx, "x", "", false); return err })
-		check("Acquire(wait)", func() error { _, err := r.Acquire(ctx, "x", "", true); return err })
+		check("Acquire", func() error { _, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "x"}); return err })
+		check("Acquire(wait)", func() error { _, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "x", Wait: true}); return err })
 		check("Renew", func() error { _, err := r.Renew(ctx, tokens[0]); return err })
 		check("Release", func() error { return r.Release(ctx, tokens[1]) })
 		check("List", func() error { _, err := r.List(ctx); return err })
@@ -202,7 +202,7 @@ func TestClusterQuorum(t *testing.T) {
 	var burst sync.WaitGroup
 	for range 20 {
 		burst.Go(func() {
-			if _, err := r.Acquire(ctx, "burst", "", false); err == nil {
+			if _, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "burst"}); err == nil {
 				t.Errorf("Acquire without quorum succeeded")
 			}
 		})
@@ -234,7 +234,7 @@ func TestClusterQuorum(t *testing.T) {
 	}
 	more := 0
 	for {
-		_, err := r.Acquire(ctx, "after", "", false)
+		_, err := r.Acquire(ctx, lease.AcquireRequest{Holder: "after"})
 		if errors.Is(err, lease.ErrExhausted) {
 			break
 		}

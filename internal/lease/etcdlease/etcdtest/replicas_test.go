@@ -42,7 +42,7 @@ func TestManyReplicasExactCapacity(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			_, err := regs[i%replicas].Acquire(t.Context(), "storm", "", false)
+			_, err := regs[i%replicas].Acquire(t.Context(), lease.AcquireRequest{Holder: "storm"})
 			switch {
 			case err == nil:
 				granted.Add(1)
@@ -76,7 +76,7 @@ func TestConcurrentAcquiresTwoReplicas(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			_, err := r.Acquire(t.Context(), "storm", "", false)
+			_, err := r.Acquire(t.Context(), lease.AcquireRequest{Holder: "storm"})
 			switch {
 			case err == nil:
 				granted.Add(1)
@@ -109,7 +109,7 @@ func TestReplicas(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
 		a, b, _ := twoReplicas(t, endpoint, lease.Config{Capacity: 2, TTL: time.Minute})
-		l, err := a.Acquire(ctx, "h", "", false)
+		l, err := a.Acquire(ctx, lease.AcquireRequest{Holder: "h"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,27 +118,27 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("Renew on the other replica: %+v, %v", r, err)
 		}
 		// Re-acquire with a live token on the other replica renews it.
-		if r, err = b.Acquire(ctx, "h", l.Token, false); err != nil || r.Handle != l.Handle {
+		if r, err = b.Acquire(ctx, lease.AcquireRequest{Holder: "h", Token: l.Token}); err != nil || r.Handle != l.Handle {
 			t.Fatalf("re-Acquire on the other replica: %+v, %v", r, err)
 		}
 		// A pin on one replica makes a second pin on the other busy.
-		_, unpin, err := a.Pin(ctx, l.Token)
+		p, err := a.Pin(ctx, l.Token)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := b.Pin(ctx, l.Token); !errors.Is(err, lease.ErrBusy) {
+		if _, err := b.Pin(ctx, l.Token); !errors.Is(err, lease.ErrBusy) {
 			t.Fatalf("Pin on the other replica: %v, want ErrBusy", err)
 		}
 		s, err := b.List(ctx)
 		if err != nil || len(s.Leases) != 1 || !s.Leases[0].Pinned || s.Leases[0].Token != "" {
 			t.Fatalf("List on the other replica: %+v, %v", s, err)
 		}
-		unpin()
-		_, unpin, err = b.Pin(ctx, l.Token)
+		p.Unpin()
+		p, err = b.Pin(ctx, l.Token)
 		if err != nil {
 			t.Fatalf("Pin on the other replica after unpin: %v", err)
 		}
-		unpin()
+		p.Unpin()
 		if err := b.Release(ctx, l.Token); err != nil {
 			t.Fatalf("Release on the other replica: %v", err)
 		}
@@ -146,7 +146,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("Renew after release elsewhere: %v, want ErrNotFound", err)
 		}
 		// Revoke by handle across replicas.
-		l2, err := b.Acquire(ctx, "h2", "", false)
+		l2, err := b.Acquire(ctx, lease.AcquireRequest{Holder: "h2"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,8 +164,8 @@ func TestReplicas(t *testing.T) {
 		cfg := lease.Config{Capacity: 2, TTL: time.Minute}
 		prefix := uniquePrefix(t)
 		old := newRegistry(t, newClient(t, endpoint), cfg, prefix)
-		l1, err1 := old.Acquire(ctx, "one", "", false)
-		l2, err2 := old.Acquire(ctx, "two", "", false)
+		l1, err1 := old.Acquire(ctx, lease.AcquireRequest{Holder: "one"})
+		l2, err2 := old.Acquire(ctx, lease.AcquireRequest{Holder: "two"})
 		if err := errors.Join(err1, err2); err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestReplicas(t *testing.T) {
 		if err != nil || len(s.Leases) != 2 || s.Leases[0].Handle != l1.Handle || s.Leases[1].Handle != l2.Handle {
 			t.Fatalf("List after restart: %+v, %v; want both leases, oldest first", s, err)
 		}
-		if _, err := fresh.Acquire(ctx, "three", "", false); !errors.Is(err, lease.ErrExhausted) {
+		if _, err := fresh.Acquire(ctx, lease.AcquireRequest{Holder: "three"}); !errors.Is(err, lease.ErrExhausted) {
 			t.Fatalf("Acquire over capacity after restart: %v, want ErrExhausted", err)
 		}
 		if _, err := fresh.Renew(ctx, l1.Token); err != nil {
@@ -194,7 +194,7 @@ func TestReplicas(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
 		a, b, _ := twoReplicas(t, endpoint, lease.Config{Capacity: 1, TTL: time.Minute})
-		h, err := a.Acquire(ctx, "holder", "", false)
+		h, err := a.Acquire(ctx, lease.AcquireRequest{Holder: "holder"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func TestReplicas(t *testing.T) {
 			r := []*etcdlease.Registry{a, b}[i%2]
 			out[i] = make(chan res, 1)
 			go func() {
-				l, err := r.Acquire(ctx, name, "", true)
+				l, err := r.Acquire(ctx, lease.AcquireRequest{Holder: name, Wait: true})
 				out[i] <- res{l, err}
 			}()
 			// Wait until this waiter is queued before starting the next.
@@ -222,7 +222,7 @@ func TestReplicas(t *testing.T) {
 		for i, name := range names {
 			// Non-waiting newcomers on either replica are refused while
 			// anyone waits.
-			if _, err := b.Acquire(ctx, "newcomer", "", false); !errors.Is(err, lease.ErrExhausted) {
+			if _, err := b.Acquire(ctx, lease.AcquireRequest{Holder: "newcomer"}); !errors.Is(err, lease.ErrExhausted) {
 				t.Fatalf("newcomer while waiters queue: %v, want ErrExhausted", err)
 			}
 			if err := []*etcdlease.Registry{b, a}[i%2].Release(ctx, token); err != nil {
@@ -247,7 +247,7 @@ func TestReplicas(t *testing.T) {
 		cfg := lease.Config{Capacity: 1, TTL: time.Minute}
 		prefix := uniquePrefix(t)
 		live := newRegistry(t, newClient(t, endpoint), cfg, prefix)
-		h, err := live.Acquire(ctx, "holder", "", false)
+		h, err := live.Acquire(ctx, lease.AcquireRequest{Holder: "holder"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +263,10 @@ func TestReplicas(t *testing.T) {
 		}
 		wctx, wcancel := context.WithCancel(ctx)
 		waitDone := make(chan error, 1)
-		go func() { _, err := crashed.Acquire(wctx, "ghost", "", true); waitDone <- err }()
+		go func() {
+			_, err := crashed.Acquire(wctx, lease.AcquireRequest{Holder: "ghost", Wait: true})
+			waitDone <- err
+		}()
 		waitFor(t, 3*time.Second, "the ghost to queue", func() bool {
 			s, err := crashed.List(ctx)
 			return err == nil && s.Waiting == 1
@@ -280,7 +283,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Until the session lease expires the ghost holds the queue...
-		_, err = live.Acquire(ctx, "newcomer", "", false)
+		_, err = live.Acquire(ctx, lease.AcquireRequest{Holder: "newcomer"})
 		if since := time.Since(crashedAt); !errors.Is(err, lease.ErrExhausted) && since < ghostTTL-500*time.Millisecond {
 			t.Fatalf("newcomer %v after the crash, behind a ghost waiter: %v, want ErrExhausted", since, err)
 		} else if err == nil {
@@ -289,7 +292,7 @@ func TestReplicas(t *testing.T) {
 		// ...then its key vanishes and a waiting caller here is served.
 		wc, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, err := live.Acquire(wc, "patient", "", true); err != nil {
+		if _, err := live.Acquire(wc, lease.AcquireRequest{Holder: "patient", Wait: true}); err != nil {
 			t.Fatalf("waiter after the ghost's session expired: %v", err)
 		}
 		t.Logf("ghost waiter held the queue for %v", time.Since(crashedAt))
