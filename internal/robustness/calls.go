@@ -73,10 +73,7 @@ func (c *caller) leaseOutput(out *Output, l *whirlv1.Lease) {
 }
 
 func (c *caller) acquire(ctx context.Context, r *Replica, rid string, wait bool) Output {
-	req := &whirlv1.AcquireLeaseRequest{Holder: c.holder, Wait: wait}
-	if !setRequestID(req, rid) {
-		rid = ""
-	}
+	req := &whirlv1.AcquireLeaseRequest{Holder: c.holder, Wait: wait, RequestId: rid}
 	done := c.rec.Begin(c.id, Input{Kind: KindAcquire, Replica: r.Index, Holder: c.holder, RequestID: rid, Wait: wait})
 	timeout := callTimeout
 	if wait {

@@ -31,6 +31,10 @@ type Params struct {
 	// Settle is how long after a client gave up on a call (transport
 	// error, deadline) the server may still carry it out.
 	Settle time.Duration
+	// StopWithin is how soon after its lease's release or revocation a
+	// render stops; until then the ended lease may still hold its slot
+	// (and be listed), but is never renewed, released or rendered again.
+	StopWithin time.Duration
 	// Memory: the pool lives in one replica's memory; a crash empties it.
 	Memory bool
 }
@@ -41,7 +45,8 @@ var (
 	// MemoryParams: the memory store ends leases on time.
 	MemoryParams = Params{
 		Capacity: 3, TTL: 2 * time.Second, MaxAge: 8 * time.Second,
-		Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: time.Second, Memory: true,
+		Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: time.Second,
+		OrphanGrace: 3 * time.Second, StopWithin: time.Second, Memory: true,
 	}
 	// EtcdParams: etcd ends leases late (its expiry loop, and a new leader
 	// restarts every countdown with the whole TTL plus the election
@@ -49,14 +54,17 @@ var (
 	EtcdParams = Params{
 		Capacity: 3, TTL: 3 * time.Second, MaxAge: 12 * time.Second,
 		Tolerance: 500 * time.Millisecond, Late: 5 * time.Second, Settle: 5 * time.Second,
+		OrphanGrace: 3 * time.Second, StopWithin: time.Second,
 	}
 )
 
 // leaseState is one lease the model holds live, or a ghost: a lease an
 // acquire of unknown outcome may have granted (ID empty; Handle set once a
-// listing showed it).
+// listing showed it), or an ended one: released or revoked, its slot held
+// until its render (if any) stops.
 type leaseState struct {
 	ID, Handle, Holder, RequestID string
+	Ended                         bool
 	// Lo and Hi bound the expiry: live surely before Lo, surely ended
 	// after Hi.
 	Lo, Hi int64
@@ -69,8 +77,18 @@ type pool []leaseState
 
 func comparePool(a, b leaseState) int {
 	return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Holder, b.Holder),
-		strings.Compare(a.RequestID, b.RequestID), strings.Compare(a.Handle, b.Handle),
+		strings.Compare(a.RequestID, b.RequestID), strings.Compare(a.Handle, b.Handle), cmpBool(a.Ended, b.Ended),
 		cmp.Compare(a.Lo, b.Lo), cmp.Compare(a.Hi, b.Hi), cmp.Compare(a.MaxExp, b.MaxExp))
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func (s pool) plus(l leaseState) pool {
@@ -214,7 +232,7 @@ func (p Params) Step(s pool, op Op) []pool {
 func hashPool(state any) uint64 {
 	h := fnv.New64a()
 	for _, l := range state.(pool) {
-		fmt.Fprintf(h, "%s|%s|%s|%s|%d|%d|%d;", l.ID, l.Handle, l.Holder, l.RequestID, l.Lo, l.Hi, l.MaxExp)
+		fmt.Fprintf(h, "%s|%s|%s|%s|%v|%d|%d|%d;", l.ID, l.Handle, l.Holder, l.RequestID, l.Ended, l.Lo, l.Hi, l.MaxExp)
 	}
 	return h.Sum64()
 }
@@ -260,6 +278,9 @@ func describePool(s pool) string {
 		name := short(l.ID)
 		if name == "" {
 			name = "ghost:" + l.Holder
+		}
+		if l.Ended {
+			name += "(ended)"
 		}
 		parts = append(parts, fmt.Sprintf("%s[%.1fs..%.1fs]", name, float64(l.Lo)/1e9, float64(l.Hi)/1e9))
 	}

@@ -12,7 +12,7 @@ const ms = int64(time.Millisecond)
 
 var testParams = Params{
 	Capacity: 1, TTL: 2 * time.Second, MaxAge: 10 * time.Second,
-	Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: 500 * time.Millisecond, Memory: true,
+	Tolerance: 300 * time.Millisecond, Late: 300 * time.Millisecond, Settle: 500 * time.Millisecond, StopWithin: time.Second, Memory: true,
 }
 
 // Builders of operations; times in milliseconds since the run began.
@@ -95,6 +95,14 @@ func TestModel(t *testing.T) {
 			acquireOK(0, 0, 10, "a", "", "A"), crash(100, 200), onLease(0, KindRenew, 300, 310, "A", ResultNotFound)}, false},
 		{"a render keeps its lease alive and renews it at its end", testParams, []Op{
 			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRender, 100, 3500, "A", ResultOK), onLease(0, KindRenew, 4000, 4010, "A", ResultOK)}, true},
+		{"listed while its render stops after its release", testParams, []Op{
+			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRelease, 100, 110, "A", ResultOK), list(1, 500, 510, map[string]string{"h-A": "a"})}, true},
+		{"listed after its release past its expiry", testParams, []Op{
+			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRelease, 100, 110, "A", ResultOK), list(1, 2500, 2510, map[string]string{"h-A": "a"})}, false},
+		{"released twice", testParams, []Op{
+			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRelease, 100, 110, "A", ResultOK), onLease(0, KindRelease, 200, 210, "A", ResultOK)}, false},
+		{"a whole render after its release", testParams, []Op{
+			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRelease, 100, 110, "A", ResultOK), onLease(0, KindRender, 200, 900, "A", ResultOK)}, false},
 		{"renewed after its expiry", testParams, []Op{
 			acquireOK(0, 0, 10, "a", "", "A"), onLease(0, KindRenew, 4000, 4010, "A", ResultOK)}, false},
 	}

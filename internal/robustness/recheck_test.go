@@ -31,7 +31,7 @@ func TestRecheckHistory(t *testing.T) {
 	if os.Getenv("WHIRL_ROBUSTNESS_STORE") == "etcd" {
 		p = EtcdParams
 	}
-	res, info := porcupine.CheckOperationsVerbose(p.Model(), p.Operations(ops), 5*time.Minute)
+	res, info := porcupine.CheckOperationsVerbose(p.Model(), p.Operations(ops), time.Minute)
 	t.Logf("%d operations: %s", len(ops), res)
 	if err := porcupine.VisualizePath(p.Model(), info, path+".html"); err != nil {
 		t.Error(err)

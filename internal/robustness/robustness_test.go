@@ -87,7 +87,7 @@ func serverArgs(t *testing.T, p robustness.Params) []string {
 		"--capacity", strconv.Itoa(p.Capacity), "--lease-ttl", p.TTL.String(), "--lease-max-age", p.MaxAge.String(),
 		"--acquire-rate", "0", "--admin-token", adminToken, "--cache-dir", t.TempDir(),
 		"--render-slots", "8", "--encode-parallelism", strconv.Itoa(p.Capacity + 1), "--render-workers", "1",
-		"--shutdown-grace", "1s", "--log-level", "info",
+		"--shutdown-grace", "1s", "--log-level", "info", "--orphan-grace", p.OrphanGrace.String(), "--lease-queue-max", "4",
 	}
 }
 

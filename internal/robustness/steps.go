@@ -18,7 +18,7 @@ func (p Params) stepAcquire(s pool, op Op) []pool {
 	}
 	if i := s.find(out.LeaseID); i >= 0 {
 		l := s[i]
-		if in.RequestID == "" || l.RequestID != in.RequestID || l.Holder != in.Holder {
+		if l.Ended || in.RequestID == "" || l.RequestID != in.RequestID || l.Holder != in.Holder {
 			return nil // an existing lease handed to a request that did not name it
 		}
 		return []pool{s.with(i, p.reported(l, out.Expire))}
@@ -108,8 +108,8 @@ func subsets(xs []int, k int) [][]int {
 // notFound: the server said lease i (-1: one the model does not hold) is
 // not live, which it may say only if it may have ended.
 func (p Params) notFound(s pool, op Op, i int) []pool {
-	if i < 0 {
-		return []pool{s}
+	if i < 0 || s[i].Ended {
+		return []pool{s} // an ended lease may still be listed a moment
 	}
 	if p.status(s[i], op) == live {
 		return nil
@@ -121,37 +121,48 @@ func (p Params) stepRenew(s pool, op Op) []pool {
 	i := s.find(op.Input.LeaseID)
 	switch op.Output.Result {
 	case ResultOK:
-		if i < 0 {
+		if i < 0 || s[i].Ended {
 			return nil // renewed a lease that had ended
 		}
 		return []pool{s.with(i, p.reported(s[i], op.Output.Expire))}
 	case ResultNotFound:
 		return p.notFound(s, op, i)
 	case ResultUnknown:
-		if i >= 0 {
+		if i >= 0 && !s[i].Ended {
 			return []pool{s.with(i, p.touched(s[i], p.end(op)))}
 		}
 	}
 	return []pool{s}
 }
 
-// stepEnd is a release or revoke of lease i: after it succeeds the lease is
-// gone; a release must find it live.
+// stepEnd is a release or revoke of lease i: it must find the lease live,
+// and after it succeeds the lease is ended: its slot free once its render
+// stops, within StopWithin.
 func (p Params) stepEnd(s pool, op Op, i int) []pool {
 	switch op.Output.Result {
 	case ResultOK:
-		if i < 0 {
+		if i < 0 || s[i].Ended {
 			return nil
 		}
-		return []pool{s.without(i)}
+		return []pool{s.with(i, p.ended(s[i], p.end(op)))}
 	case ResultNotFound:
 		return p.notFound(s, op, i)
 	case ResultUnknown:
-		if i >= 0 {
-			return []pool{s, s.without(i)}
+		if i >= 0 && !s[i].Ended {
+			return []pool{s, s.with(i, p.ended(s[i], p.end(op)))}
 		}
 	}
 	return []pool{s}
+}
+
+// ended is l released or revoked by at: never live again. Its slot may stay
+// taken a while, never counted as surely taken: until its render stops,
+// and, if the store cannot free it then (etcd unreachable), until its
+// expiry.
+func (p Params) ended(l leaseState, at int64) leaseState {
+	l.Ended, l.Lo = true, 0
+	l.Hi = max(l.Hi, at+int64(p.StopWithin+p.Tolerance))
+	return l
 }
 
 // stepRevoke names the lease by handle; an unnamed ghost a listing showed
@@ -167,14 +178,14 @@ func (p Params) stepRender(s pool, op Op) []pool {
 	i := s.find(op.Input.LeaseID)
 	switch op.Output.Result {
 	case ResultOK:
-		if i < 0 {
+		if i < 0 || s[i].Ended {
 			return nil // a whole video streamed under a lease that had ended
 		}
 		return []pool{s.with(i, p.touched(s[i], op.Return))}
 	case ResultNotFound:
 		return p.notFound(s, op, i)
 	case ResultEnded, ResultUnknown:
-		if i < 0 {
+		if i < 0 || s[i].Ended {
 			return []pool{s}
 		}
 		at := op.Output.ErrAt

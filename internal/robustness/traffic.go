@@ -118,7 +118,7 @@ func (c *client) step(ctx context.Context) {
 // an outcome the client cannot know is retried with the same request_id.
 func (c *client) acquireNew(ctx context.Context) {
 	rid := ""
-	if requestIDSupported && c.rng.IntN(100) < 60 {
+	if c.rng.IntN(100) < 60 {
 		c.ridSeq++
 		rid = fmt.Sprintf("c%d-%d", c.id, c.ridSeq)
 	}
