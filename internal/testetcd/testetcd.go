@@ -49,8 +49,9 @@ type Member struct {
 	args     []string
 	bin      string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
 }
 
 // Cluster is a set of members that form one etcd cluster.
@@ -59,10 +60,33 @@ type Cluster struct {
 }
 
 // Start starts an n-member cluster and waits until every member is
-// healthy; it stops with the test.
+// healthy; it stops with the test. The ports are picked free and then
+// released, so another process may take one first: then the whole cluster
+// starts again on new ports (three attempts).
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	bin := Binary(t)
+	var err error
+	for range 3 {
+		c := newCluster(t, bin, n)
+		t.Cleanup(func() {
+			for _, m := range c.Members {
+				m.Stop()
+			}
+		})
+		if err = c.start(); err == nil {
+			return c
+		}
+		for _, m := range c.Members {
+			m.Stop()
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// newCluster describes n members on fresh loopback ports.
+func newCluster(t testing.TB, bin string, n int) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{}
 	var initial []string
@@ -85,23 +109,23 @@ func Start(t testing.TB, n int) *Cluster {
 			"--initial-cluster-token", "whirl-test", "--log-level", "error",
 		}
 	}
-	t.Cleanup(func() {
-		for _, m := range c.Members {
-			m.Stop()
-		}
-	})
-	// Members of a new cluster wait for each other: start all, then wait.
+	return c
+}
+
+// start starts every member, then waits for each: members of a new
+// cluster wait for each other.
+func (c *Cluster) start() error {
 	for _, m := range c.Members {
 		if err := m.spawn(); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	for _, m := range c.Members {
 		if err := m.WaitHealthy(healthTimeout); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	return c
+	return nil
 }
 
 // Endpoints are the members' client URLs.
@@ -125,7 +149,12 @@ func (m *Member) spawn() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start etcd member %s: %w", m.Name, err)
 	}
-	m.cmd = cmd
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	m.cmd, m.exited = cmd, exited
 	return nil
 }
 
@@ -145,13 +174,17 @@ func (m *Member) Stop() {
 	defer m.mu.Unlock()
 	if m.cmd != nil {
 		_ = m.cmd.Process.Kill()
-		_ = m.cmd.Wait()
+		<-m.exited
 		m.cmd = nil
 	}
 }
 
-// WaitHealthy polls the member's /health until it reports true.
+// WaitHealthy polls the member's /health until it reports true; it fails
+// at once if the member has exited (a port taken, say).
 func (m *Member) WaitHealthy(timeout time.Duration) error {
+	m.mu.Lock()
+	exited := m.exited
+	m.mu.Unlock()
 	deadline := time.Now().Add(timeout)
 	client := http.Client{Timeout: time.Second}
 	for {
@@ -167,7 +200,11 @@ func (m *Member) WaitHealthy(timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("etcd member %s at %s not healthy after %v: %w", m.Name, m.Endpoint, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-exited:
+			return fmt.Errorf("etcd member %s at %s exited: %w", m.Name, m.Endpoint, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
