@@ -2,10 +2,12 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -22,7 +24,7 @@ type leaseEnv struct {
 	admin whirlv1.LeaseAdminServiceClient
 }
 
-func startLeaseEnv(t *testing.T, capacity int, cfg service.Config) leaseEnv {
+func startLeaseEnv(t testing.TB, capacity int, cfg service.Config) leaseEnv {
 	t.Helper()
 	reg := lease.NewMemory(lease.Config{Capacity: capacity})
 	t.Cleanup(func() { _ = reg.Close() })
@@ -49,7 +51,7 @@ func (e leaseEnv) acquireLease(t *testing.T) *whirlv1.Lease {
 
 // startLongRender starts a render that lasts seconds under leaseID and
 // returns its stream once the first chunk has arrived.
-func (e leaseEnv) startLongRender(t *testing.T, ctx context.Context, leaseID string, seed uint64) whirlv1.AnimationService_RenderAnimationClient {
+func (e leaseEnv) startLongRender(t testing.TB, ctx context.Context, leaseID string, seed uint64) whirlv1.AnimationService_RenderAnimationClient {
 	t.Helper()
 	req := smallVideo(seed, 1800)
 	req.LeaseId = leaseID
@@ -238,4 +240,51 @@ func TestOrphanGrace(t *testing.T) {
 			t.Fatalf("slot after the orphan ended: %v", err)
 		}
 	})
+}
+
+// TestWaitingBounded: a full wait line, and a client with its cap of
+// acquires under way, are refused at once with the full refusal details.
+func TestWaitingBounded(t *testing.T) {
+	acquireCall := func(wait bool) limitedCall {
+		return func(ctx context.Context, api whirlv1.AnimationServiceClient, opts ...grpc.CallOption) error {
+			_, err := api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "late", Wait: wait}, opts...)
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		maxWaiting int
+		inFlight   int
+		subject    string
+	}{
+		{"line full", 1, 0, "lease_queue"},
+		{"client cap", 64, 2, "acquire_inflight"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := lease.NewMemory(lease.Config{Capacity: 1, MaxWaiting: tc.maxWaiting})
+			t.Cleanup(func() { _ = reg.Close() })
+			srv := testserver.Start(t, service.Config{Leases: reg, AcquireInFlight: tc.inFlight})
+			api := whirlv1.NewAnimationServiceClient(testserver.Dial(t, srv.Addr))
+			if _, err := api.AcquireLease(t.Context(), &whirlv1.AcquireLeaseRequest{Holder: "holder"}); err != nil {
+				t.Fatal(err)
+			}
+			// Fill whichever bound the case is about.
+			waiters := tc.maxWaiting
+			if tc.inFlight > 0 {
+				waiters = tc.inFlight
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			for range waiters {
+				go func() { _ = acquireCall(true)(ctx, api) }()
+			}
+			eventually(t, settle, "the waiters to queue", func() string {
+				if s, _ := reg.List(t.Context()); s.Waiting != waiters {
+					return fmt.Sprintf("%d waiting", s.Waiting)
+				}
+				return ""
+			})
+			checkRefusal(t, acquireCall(true), api, t.Context(), tc.subject)
+		})
+	}
 }

@@ -159,9 +159,11 @@ func (p *pin) watchEnd(ctx context.Context) <-chan error {
 	out := make(chan error, 1)
 	r := p.r
 	ctx = clientv3.WithRequireLeader(ctx)
-	ending := r.cli.Watch(ctx, r.endingKey(p.hash), clientv3.WithRev(p.rev+1))
-	token := r.cli.Watch(ctx, r.tokenKey(p.hash), clientv3.WithRev(p.rev+1), clientv3.WithFilterPut())
+	// Watch blocks while etcd is unreachable, so it is opened here, apart
+	// from the keep-alive loop, which must go on to fence.
 	go func() {
+		ending := r.cli.Watch(ctx, r.endingKey(p.hash), clientv3.WithRev(p.rev+1))
+		token := r.cli.Watch(ctx, r.tokenKey(p.hash), clientv3.WithRev(p.rev+1), clientv3.WithFilterPut())
 		for {
 			var resp clientv3.WatchResponse
 			var ok bool

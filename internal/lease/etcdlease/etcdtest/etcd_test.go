@@ -84,7 +84,7 @@ func freePort(t *testing.T) int {
 
 // startEtcd starts a one-member etcd in-process on loopback port 0 and
 // returns its client URL. It is stopped at the end of the test.
-func startEtcd(t *testing.T) string {
+func startEtcd(t testing.TB) string {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "solo"
@@ -110,7 +110,7 @@ func startEtcd(t *testing.T) string {
 }
 
 // newClient dials endpoints; closed at the end of the test.
-func newClient(t *testing.T, endpoints ...string) *clientv3.Client {
+func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
@@ -127,13 +127,13 @@ func newClient(t *testing.T, endpoints ...string) *clientv3.Client {
 var prefixSeq atomic.Int64
 
 // uniquePrefix gives each registry pool its own keys on a shared etcd.
-func uniquePrefix(t *testing.T) string {
+func uniquePrefix(t testing.TB) string {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	return fmt.Sprintf("/whirl-test/%s-%d", name, prefixSeq.Add(1))
 }
 
 // newRegistry builds a Registry and closes it at the end of the test.
-func newRegistry(t *testing.T, cli *clientv3.Client, cfg lease.Config, prefix string, opts ...etcdlease.Option) *etcdlease.Registry {
+func newRegistry(t testing.TB, cli *clientv3.Client, cfg lease.Config, prefix string, opts ...etcdlease.Option) *etcdlease.Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
