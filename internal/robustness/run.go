@@ -46,6 +46,8 @@ type Report struct {
 	Check      porcupine.CheckResult
 	Info       porcupine.LinearizationInfo
 	GaugeSeen  bool
+	// Gauge is the running-renders gauge the replicas export.
+	Gauge string
 	// SampleRate is the samples taken per second, on average, and
 	// LongestGap the longest time between two samples.
 	SampleRate float64
@@ -96,7 +98,7 @@ func Run(ctx context.Context, s Scenario) *Report {
 	rep.SampleRate, rep.LongestGap, rep.GapAt = sampleRate(rep.Samples)
 	rep.Violations = append(rep.Violations, drained...)
 	sampled, gaugeSeen := CheckSamples(rep.Samples, s.Params.Capacity)
-	rep.GaugeSeen = gaugeSeen
+	rep.GaugeSeen, rep.Gauge = gaugeSeen, sampler.Gauge()
 	rep.Violations = append(rep.Violations, sampled...)
 	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, s.StopWithin, s.Params.Tolerance)...)
 	rep.Violations = append(rep.Violations, CheckAccounted(rep.History)...)

@@ -17,9 +17,13 @@ import (
 	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
-// GaugeName is the gauge of renders drawing or encoding each replica
-// exports.
-const GaugeName = "whirl_renders_running"
+// The gauges of renders running each replica may export, the preferred
+// first: renders drawing or encoding, else renders holding a render slot
+// (servers from before the first).
+const (
+	gaugeRunning  = "whirl_renders_running"
+	gaugeInFlight = "whirl_renders_in_flight"
+)
 
 // Sample is what every replica was running at one instant.
 type Sample struct {
@@ -27,8 +31,8 @@ type Sample struct {
 	// Encoders counts each replica's ffmpeg children encoding the suite's
 	// video size (idle spares, started for the default size, are left out).
 	Encoders []int `json:"encoders"`
-	// Gauges is each replica's GaugeName, -1 when it could not be read
-	// (replica down, or a server without the gauge).
+	// Gauges is each replica's running-renders gauge, -1 when it could not
+	// be read (replica down, or a server without one).
 	Gauges []float64 `json:"gauges"`
 }
 
@@ -39,6 +43,16 @@ type Sampler struct {
 	// VideoSize is the -video_size argument that marks a render's ffmpeg.
 	VideoSize string
 	client    http.Client
+	gauge     atomic.Pointer[string] // the name last read
+}
+
+// Gauge is the name of the running-renders gauge the replicas export, empty
+// if none was read.
+func (s *Sampler) Gauge() string {
+	if p := s.gauge.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // gaugeReading is a replica's gauge and when it was read.
@@ -63,7 +77,7 @@ func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
 	for i, r := range s.Replicas {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				latest[i].Store(&gaugeReading{v: s.gauge(ctx, r.MetricsAddr()), at: s.Rec.Now()})
+				latest[i].Store(&gaugeReading{v: s.readGauge(ctx, r.MetricsAddr()), at: s.Rec.Now()})
 				sleep(ctx, period/2)
 			}
 		})
@@ -127,8 +141,9 @@ func isEncoder(pid int, size string) bool {
 	return err == nil && bytes.Contains(cmdline, []byte("\x00"+size+"\x00"))
 }
 
-// gauge reads GaugeName from a replica's /metrics; -1 if it cannot.
-func (s *Sampler) gauge(ctx context.Context, addr string) float64 {
+// readGauge reads the running-renders gauge from a replica's /metrics; -1
+// if it cannot.
+func (s *Sampler) readGauge(ctx context.Context, addr string) float64 {
 	if addr == "" {
 		return -1
 	}
@@ -141,23 +156,32 @@ func (s *Sampler) gauge(ctx context.Context, addr string) float64 {
 		return -1
 	}
 	defer resp.Body.Close()
-	return parseGauge(resp.Body)
+	v, name := parseGauge(resp.Body)
+	if name != "" {
+		s.gauge.Store(&name)
+	}
+	return v
 }
 
-// parseGauge finds GaugeName's value in a Prometheus text exposition.
-func parseGauge(r io.Reader) float64 {
+// parseGauge finds the preferred running-renders gauge in a Prometheus text
+// exposition: its value and name, or -1 and "".
+func parseGauge(r io.Reader) (float64, string) {
+	found := make(map[string]float64)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || name != GaugeName {
+		if !ok || (name != gaugeRunning && name != gaugeInFlight) {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || math.IsNaN(v) {
-			return -1
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && !math.IsNaN(v) {
+			found[name] = v
 		}
-		return v
 	}
-	return -1
+	for _, name := range []string{gaugeRunning, gaugeInFlight} {
+		if v, ok := found[name]; ok {
+			return v, name
+		}
+	}
+	return -1, ""
 }

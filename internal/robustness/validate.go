@@ -70,7 +70,7 @@ func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen boo
 			if float64(n) > g {
 				under[i]++
 				if under[i] == underReportRun {
-					v.add("gauge under-reports", "at %s replica %d has run %d encoders for %d samples while %s says %v", secs(s.T), i, n, underReportRun, GaugeName, g)
+					v.add("gauge under-reports", "at %s replica %d has run %d encoders for %d samples while its running-renders gauge says %v", secs(s.T), i, n, underReportRun, g)
 				}
 			} else {
 				under[i] = 0
@@ -84,7 +84,7 @@ func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen boo
 			continue
 		}
 		if over++; over == overRun {
-			v.add("renders over capacity", "at %s %s has summed to more than capacity %d for %d samples (now %v, per replica %v)", secs(s.T), GaugeName, capacity, overRun, gauge, s.Gauges)
+			v.add("renders over capacity", "at %s the running-renders gauges have summed to more than capacity %d for %d samples (now %v, per replica %v)", secs(s.T), capacity, overRun, gauge, s.Gauges)
 		}
 	}
 	return v.all(), gaugeSeen

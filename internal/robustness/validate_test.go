@@ -67,11 +67,18 @@ func TestCheckRendersAfterEnd(t *testing.T) {
 }
 
 func TestParseGauge(t *testing.T) {
-	text := "# HELP whirl_renders_running x\n# TYPE whirl_renders_running gauge\nwhirl_renders_running 2\nwhirl_renders_running_other 7\n"
-	if got := parseGauge(strings.NewReader(text)); got != 2 {
-		t.Errorf("parseGauge = %v, want 2", got)
+	tests := []struct {
+		text string
+		v    float64
+		name string
+	}{
+		{"# TYPE whirl_renders_running gauge\nwhirl_renders_in_flight 3\nwhirl_renders_running 2\nwhirl_renders_running_other 7\n", 2, "whirl_renders_running"},
+		{"whirl_renders_in_flight 3\nwhirl_renders_queued 1\n", 3, "whirl_renders_in_flight"},
+		{"whirl_cache_bytes 5\n", -1, ""},
 	}
-	if got := parseGauge(strings.NewReader("whirl_cache_bytes 5\n")); got != -1 {
-		t.Errorf("parseGauge without the gauge = %v, want -1", got)
+	for _, tt := range tests {
+		if v, name := parseGauge(strings.NewReader(tt.text)); v != tt.v || name != tt.name {
+			t.Errorf("parseGauge(%q) = %v, %q; want %v, %q", tt.text, v, name, tt.v, tt.name)
+		}
 	}
 }
