@@ -23,8 +23,12 @@ import (
 var binDir string
 
 // buildServer builds the server binary once, for the scenarios only (the
-// unit tests of the model need none).
+// unit tests of the model need none); WHIRL_ROBUSTNESS_SERVER names a
+// prebuilt one instead (another build, to compare).
 var buildServer = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("WHIRL_ROBUSTNESS_SERVER"); bin != "" {
+		return bin, nil
+	}
 	return serverproc.Build(context.Background(), binDir, os.Stderr)
 })
 
