@@ -132,8 +132,8 @@ func finish(t *testing.T, name string, p robustness.Params, rep *robustness.Repo
 		counts[string(op.Input.Kind)+"/"+string(op.Output.Result)]++
 	}
 	t.Logf("%d operations %v", len(rep.History), counts)
-	t.Logf("%d samples, %.1f a second, longest gap %v (at %.1fs); linearizability %s; running-renders gauge %q",
-		len(rep.Samples), rep.SampleRate, rep.LongestGap, float64(rep.GapAt)/1e9, rep.Check, rep.Gauge)
+	t.Logf("%d samples, %.1f a second, %d gaps over 50 ms, the longest %v (at %.1fs); linearizability %s; running-renders gauge %q",
+		len(rep.Samples), rep.SampleRate, rep.SlowGaps, rep.LongestGap, float64(rep.GapAt)/1e9, rep.Check, rep.Gauge)
 	for _, f := range rep.Faults {
 		t.Logf("fault %s at %.1fs-%.1fs: %s %s", f.Name, float64(f.Start)/1e9, float64(f.End)/1e9, f.Detail, f.Err)
 	}

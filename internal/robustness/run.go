@@ -52,22 +52,28 @@ type Report struct {
 	// LongestGap the longest time between two samples.
 	SampleRate float64
 	LongestGap time.Duration
-	// GapAt is when the longest gap ended.
-	GapAt int64
+	// GapAt is when the longest gap ended; SlowGaps counts the gaps longer
+	// than 50 ms (below 20 Hz).
+	GapAt    int64
+	SlowGaps int
 }
 
 // sampleRate measures how often the sampler managed to sample.
-func sampleRate(samples []Sample) (perSecond float64, longest time.Duration, at int64) {
+func sampleRate(samples []Sample) (perSecond float64, longest time.Duration, at int64, slow int) {
 	if len(samples) < 2 {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	for i := 1; i < len(samples); i++ {
-		if gap := time.Duration(samples[i].T - samples[i-1].T); gap > longest {
+		gap := time.Duration(samples[i].T - samples[i-1].T)
+		if gap > 50*time.Millisecond {
+			slow++
+		}
+		if gap > longest {
 			longest, at = gap, samples[i].T
 		}
 	}
 	span := time.Duration(samples[len(samples)-1].T - samples[0].T)
-	return float64(len(samples)-1) / span.Seconds(), longest, at
+	return float64(len(samples)-1) / span.Seconds(), longest, at, slow
 }
 
 // Run drives the traffic and faults for s.Duration, lets the pool drain,
@@ -95,7 +101,7 @@ func Run(ctx context.Context, s Scenario) *Report {
 	bg.Wait()
 
 	rep.History = s.Rec.Ops()
-	rep.SampleRate, rep.LongestGap, rep.GapAt = sampleRate(rep.Samples)
+	rep.SampleRate, rep.LongestGap, rep.GapAt, rep.SlowGaps = sampleRate(rep.Samples)
 	rep.Violations = append(rep.Violations, drained...)
 	sampled, gaugeSeen := CheckSamples(rep.Samples, s.Params.Capacity)
 	rep.GaugeSeen, rep.Gauge = gaugeSeen, sampler.Gauge()
