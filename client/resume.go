@@ -119,7 +119,13 @@ func backoff(n int) time.Duration {
 // leaseStuck reports a lease another replica still holds pinned, or that
 // is gone.
 func leaseStuck(err error) bool {
-	return status.Code(err) == codes.NotFound || preconditionType(err) == "LEASE_BUSY"
+	switch Reason(err) {
+	case whirlv1.ErrorReason_LEASE_NOT_FOUND, whirlv1.ErrorReason_LEASE_BUSY:
+		return true
+	case whirlv1.ErrorReason_ERROR_REASON_UNSPECIFIED: // a server from before ErrorInfo
+		return status.Code(err) == codes.NotFound || preconditionType(err) == "LEASE_BUSY"
+	}
+	return false
 }
 
 // preconditionType is the type of err's PreconditionFailure violation, if

@@ -10,15 +10,19 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "proto: buf lint; generated code of every language up to date (scripts/generate.sh into a temporary directory)"
 go tool -modfile=tools/go.mod buf lint
+
+step "proto: no breaking change since the contract base (proto/CONTRACT_BASE)"
+scripts/breaking.sh
 need_packages node=nodejs npm=npm
 for dir in client/web examples/node; do (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); done
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 scripts/generate.sh "$gen"
 stale=0
-for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl; do
-	# proto/ also holds what is written by hand: the .proto files and the service config.
-	diff -r -x '*.proto' -x 'service_config.*' -x __pycache__ "$gen/$dir" "$dir" >&2 || stale=1
+for dir in proto client/web/src/gen examples/node/src/gen examples/python/whirl examples/python/google; do
+	# proto/ also holds what is written by hand: the .proto files, the service
+	# config and the contract base.
+	diff -r -x '*.proto' -x 'service_config.*' -x CONTRACT_BASE -x __pycache__ "$gen/$dir" "$dir" >&2 || stale=1
 done
 [ "$stale" = 0 ] || { echo "generated code is stale: run scripts/generate.sh and commit" >&2; exit 1; }
 

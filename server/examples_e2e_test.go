@@ -129,8 +129,32 @@ func TestExamplesRender(t *testing.T) {
 	}
 }
 
-// nodeRetried is the Node example's line when it waits out a refusal.
-var nodeRetried = regexp.MustCompile(`(?m)^ResourceExhausted: .*; asking again in \d+ ms$`)
+// nodeRetried is the Node example's line when it waits out a refusal, which
+// it tells by the refusal's ErrorInfo reason.
+var nodeRetried = regexp.MustCompile(`(?m)^ResourceExhausted \(LEASE_CAPACITY\): .*; asking again in \d+ ms$`)
+
+// TestExamplesReportReason: a request the server refuses (an odd size) ends
+// each example with the status code, the ErrorInfo reason it read, and the
+// advice it gives for that reason.
+func TestExamplesReportReason(t *testing.T) {
+	exs := examples(t)
+	p := startServer(t)
+	for _, e := range exs {
+		t.Run(e.name, func(t *testing.T) {
+			cmd := exec.Command(e.argv[0], append(e.argv[1:], "--server", p.addr, "--size", "161", "-o", filepath.Join(t.TempDir(), "odd.mp4"))...)
+			cmd.Dir = e.dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("%s example rendered an odd size", e.name)
+			}
+			want := regexp.MustCompile(`(?m)^whirl: (INVALID_ARGUMENT|InvalidArgument) \(BAD_REQUEST\): .*\n^whirl: check --size`)
+			if !want.MatchString(stderr.String()) {
+				t.Fatalf("%s example's error does not name the reason and its advice: %q", e.name, &stderr)
+			}
+		})
+	}
+}
 
 // TestExamplesRetryRefusal: with capacity 1 and the only lease held, each
 // client is refused (the server logs the RESOURCE_EXHAUSTED) and gets a

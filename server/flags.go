@@ -24,6 +24,11 @@ type config struct {
 	leaseTTL       time.Duration
 	leaseMaxAge    time.Duration
 	adminToken     string
+	adminTokenFile string
+	maxConnAge     time.Duration
+	maxConnGrace   time.Duration
+	reflection     bool
+	version        bool
 	logLevel       string
 	logFormat      string
 	shutdownGrace  time.Duration
@@ -78,6 +83,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.etcdCert, "etcd-cert", "", "PEM client certificate for etcd (with --etcd-key)")
 	fs.StringVar(&cfg.etcdKey, "etcd-key", "", "PEM client key for etcd")
 	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token for LeaseAdminService (empty: admin RPCs refused)")
+	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", "", "file holding the admin bearer token, instead of --admin-token (kept out of the process list); read at start and again on SIGHUP")
+	fs.DurationVar(&cfg.maxConnAge, "max-connection-age", 5*time.Minute, "close each client connection this long after it opened (GOAWAY; clients reconnect, reaching replicas added since; 0: never)")
+	fs.DurationVar(&cfg.maxConnGrace, "max-connection-age-grace", 10*time.Minute, "how long calls running on a connection past --max-connection-age may take to finish before it is closed")
+	fs.BoolVar(&cfg.reflection, "reflection", true, "serve gRPC server reflection (grpcurl, Postman list the services without the .proto)")
+	fs.BoolVar(&cfg.version, "version", false, "print the build (module version, VCS revision, Go release) and the ffmpeg found, then exit")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running calls may take before they are cut")
@@ -120,6 +130,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	fs.SetOutput(os.Stderr)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return // an action, not a setting
+		}
 		if v, ok := lookupEnv(envName(f.Name)); ok && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
@@ -182,6 +195,10 @@ func (c config) check() error {
 		return fmt.Errorf("--cache-max-bytes must not be negative, got %d", c.cacheMaxBytes)
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative")
+	case c.adminToken != "" && c.adminTokenFile != "":
+		return fmt.Errorf("--admin-token and --admin-token-file are alternatives: give one")
+	case c.maxConnAge < 0 || c.maxConnGrace < 0:
+		return fmt.Errorf("--max-connection-age and --max-connection-age-grace must not be negative")
 	}
 	if err := checkOrigins(c.corsOrigins); err != nil {
 		return err

@@ -31,7 +31,11 @@ func flagTable() string {
 		case def == "":
 			def = "(empty)"
 		}
-		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, envName(f.Name), def, f.Usage)
+		env := "`" + envName(f.Name) + "`"
+		if f.Name == "version" {
+			env = "—"
+		}
+		fmt.Fprintf(&b, "| `--%s` | %s | `%s` | %s |\n", f.Name, env, def, f.Usage)
 	})
 	return b.String()
 }
@@ -76,6 +80,13 @@ func TestParseConfig(t *testing.T) {
 			return c.capacity == 7 && c.leaseTTL == 90*time.Second && c.adminToken == "t"
 		}, ""},
 		{"flag beats env", []string{"--capacity", "3"}, map[string]string{"WHIRL_CAPACITY": "7"}, func(c config) bool { return c.capacity == 3 }, ""},
+		{"operator defaults", nil, nil, func(c config) bool {
+			return c.maxConnAge == 5*time.Minute && c.maxConnGrace == 10*time.Minute && c.reflection && !c.version
+		}, ""},
+		{"no reflection", []string{"--reflection=false"}, nil, func(c config) bool { return !c.reflection }, ""},
+		{"version is not read from the environment", nil, map[string]string{"WHIRL_VERSION": "true"}, func(c config) bool { return !c.version }, ""},
+		{"token and token file", []string{"--admin-token", "t", "--admin-token-file", "/f"}, nil, nil, "--admin-token-file"},
+		{"negative connection age", []string{"--max-connection-age", "-1s"}, nil, nil, "--max-connection-age"},
 		{"bad env value", nil, map[string]string{"WHIRL_LEASE_TTL": "soon"}, nil, "WHIRL_LEASE_TTL"},
 		{"zero capacity", []string{"--capacity", "0"}, nil, nil, "--capacity"},
 		{"max age below ttl", []string{"--lease-ttl", "10m", "--lease-max-age", "5m"}, nil, nil, "--lease-max-age"},

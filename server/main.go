@@ -25,22 +25,24 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/whirl-dev/whirl/internal/buildinfo"
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/tracing"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run serves until ctx ends, then shuts down gracefully. It returns the exit
 // code: 0 after a clean shutdown, 2 for bad flags, 1 for anything else.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseConfig(args, os.LookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "whirl-server:", err)
 		return 2
+	}
+	if cfg.version {
+		printVersion(ctx, stdout, cfg.ffmpeg)
+		return 0
 	}
 	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
@@ -62,6 +68,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	build := buildinfo.Read()
+	tr, err := tracing.Setup(ctx, os.LookupEnv, "whirl-server", build.Version)
+	if err != nil {
+		return err
+	}
+	if tr.Enabled() {
+		logger = slog.New(tracing.LogHandler(logger.Handler()))
+		defer func() {
+			// Spans still buffered go out before exit, within a bound.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				logger.Warn("trace export at exit", "err", err)
+			}
+		}()
+	}
+	token, err := newAdminToken(cfg)
+	if err != nil {
+		return err
+	}
 	m := metrics.New()
 	leases, closeLeases, err := openLeaseStore(ctx, cfg, m)
 	if err != nil {
@@ -82,27 +108,37 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	ffmpegVersion, encoderErr := checkFFmpeg(ctx, cfg.ffmpeg, logger)
+	release := "none"
+	if encoderErr == nil {
+		release = releaseOf(ffmpegVersion)
+	}
+	m.SetBuildInfo(metrics.Build{Version: build.Version, Revision: build.Revision, GoVersion: build.GoVersion, FFmpeg: release})
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
 	svcCfg := service.Config{
-		Cache:             videoCache,
-		FFmpegVersion:     ffmpegVersion,
-		Leases:            leases,
-		AdminToken:        cfg.adminToken,
-		Logger:            logger,
-		Encode:            encode.Options{FFmpegPath: cfg.ffmpeg, Nice: cfg.ffmpegNice},
-		EncoderErr:        encoderErr,
-		SpareEncoder:      encoderErr == nil,
-		RenderSlots:       cfg.renderSlots,
-		RenderWorkers:     cfg.renderWorkers,
-		EncodeParallelism: cfg.encodeParallel,
-		MaxPixelFrames:    cfg.maxPixelFrames,
-		Observer:          m,
-		GRPCMetrics:       m.GRPC,
-		AcquireRate:       cfg.acquireRate,
-		AcquireBurst:      cfg.acquireBurst,
-		AcquireInFlight:   cfg.acquireWaiting,
-		ShutdownGrace:     cfg.shutdownGrace,
-		OrphanGrace:       cfg.orphanGrace,
+		Cache:                 videoCache,
+		FFmpegVersion:         ffmpegVersion,
+		Leases:                leases,
+		AdminTokenFunc:        token.get,
+		Logger:                logger,
+		Encode:                encode.Options{FFmpegPath: cfg.ffmpeg, Nice: cfg.ffmpegNice},
+		EncoderErr:            encoderErr,
+		SpareEncoder:          encoderErr == nil,
+		RenderSlots:           cfg.renderSlots,
+		RenderWorkers:         cfg.renderWorkers,
+		EncodeParallelism:     cfg.encodeParallel,
+		MaxPixelFrames:        cfg.maxPixelFrames,
+		Observer:              m,
+		GRPCMetrics:           m.GRPC,
+		AcquireRate:           cfg.acquireRate,
+		AcquireBurst:          cfg.acquireBurst,
+		AcquireInFlight:       cfg.acquireWaiting,
+		ShutdownGrace:         cfg.shutdownGrace,
+		OrphanGrace:           cfg.orphanGrace,
+		TracerProvider:        tr.Provider,
+		Propagator:            tr.Propagator,
+		MaxConnectionAge:      cfg.maxConnAge,
+		MaxConnectionAgeGrace: cfg.maxConnGrace,
+		DisableReflection:     !cfg.reflection,
 	}
 	cfg.limits.apply(&svcCfg)
 	srv := service.NewServer(svcCfg, creds...)
@@ -118,6 +154,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// Either listener failing stops both.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	token.reloadOnHangup(ctx, logger)
 	waitHTTP := func() error { return nil }
 	if cfg.httpAddr != "" {
 		if waitHTTP, err = startHTTP(srv, cancel, cfg, tc, logger); err != nil {
@@ -125,9 +162,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	logger.Info("serving", "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
-		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", cfg.adminToken != "",
-		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled())
+	logger.Info("serving", "version", build.Version, "revision", build.Revision, "ffmpeg", release, "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
+		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", token.get() != "",
+		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "tracing", tr.Enabled())
 	err = srv.Serve(ctx, lis)
 	cancel()
 	if httpErr := waitHTTP(); err == nil {

@@ -6,7 +6,8 @@ checks the file's length and SHA-256 against the stream's trailer and
 releases the lease. When every lease is taken the server refuses with
 RESOURCE_EXHAUSTED and says when to come back; the channel's service config
 (proto/whirl/v1/service_config.json) retries AcquireLease after that delay,
-so there is no retry loop here.
+so there is no retry loop here. Other failures are told apart by the
+whirl.v1.ErrorReason in the google.rpc.ErrorInfo every whirl status carries.
 
     python3 render.py --server localhost:50051 --seed 42 -o curve.mp4
 """
@@ -19,8 +20,10 @@ import uuid
 
 import grpc
 
+from google.rpc import error_details_pb2, status_pb2
 from whirl.v1 import animation_pb2 as pb
 from whirl.v1 import animation_pb2_grpc as pb_grpc
+from whirl.v1 import error_reason_pb2 as reasons
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -49,8 +52,47 @@ def main():
             finally:
                 whirl.ReleaseLease(pb.ReleaseLeaseRequest(lease_id=lease.lease_id), timeout=10)
         except grpc.RpcError as err:
-            request_id = dict(err.trailing_metadata() or ()).get("x-request-id", "-")
-            sys.exit(f"whirl: {err.code().name}: {err.details()} (request id {request_id})")
+            trailers = dict(err.trailing_metadata() or ())
+            reason = reason_of(trailers)
+            print(f"whirl: {err.code().name} ({reasons.ErrorReason.Name(reason)}): {err.details()} "
+                  f"(request id {trailers.get('x-request-id', '-')})", file=sys.stderr)
+            advice = advice_for(reason)
+            if advice:
+                print(f"whirl: {advice}", file=sys.stderr)
+            sys.exit(1)
+
+
+def reason_of(trailers):
+    """Why whirl refused or ended the call: the reason of the ErrorInfo in
+    whirl's domain among the status details (the grpc-status-details-bin
+    trailer), or ERROR_REASON_UNSPECIFIED when the error is the client's own
+    (no server reached, its deadline) or the reason newer than this file."""
+    raw = trailers.get("grpc-status-details-bin")
+    if raw is None:
+        return reasons.ERROR_REASON_UNSPECIFIED
+    status = status_pb2.Status.FromString(raw)
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.domain == "whirl.v1":
+            return reasons.ErrorReason.Value(info.reason) if info.reason in reasons.ErrorReason.keys() \
+                else reasons.ERROR_REASON_UNSPECIFIED
+    return reasons.ERROR_REASON_UNSPECIFIED
+
+
+def advice_for(reason):
+    """What a user can do about a failure, by its reason."""
+    match reason:
+        case (reasons.LEASE_CAPACITY | reasons.LEASE_QUEUE_FULL | reasons.QUEUE_FULL
+              | reasons.QUEUE_WAIT_EXCEEDED):
+            return "the server is busy; try again later"
+        case (reasons.LEASE_NOT_FOUND | reasons.LEASE_MAX_AGE | reasons.LEASE_RELEASED
+              | reasons.LEASE_REVOKED | reasons.LEASE_LOST):
+            return "the lease is gone; run again for a new one"
+        case reasons.RENDERER_UNAVAILABLE | reasons.SHUTTING_DOWN | reasons.LEASE_STORE_UNAVAILABLE:
+            return "this server cannot render now; try another replica or later"
+        case reasons.BAD_REQUEST:
+            return "check --size (even), --frames and --seed"
+    return None
 
 
 def render(whirl, lease_id, args):

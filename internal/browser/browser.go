@@ -63,7 +63,8 @@ func NewHandler(gs *grpc.Server, o Options) (http.Handler, error) {
 func withCORS(next http.Handler, origins []string) http.Handler {
 	anyOrigin := slices.Contains(origins, "*")
 	methods := strings.Join(cors.AllowedMethods(), ", ")
-	allowed := strings.Join(append(cors.AllowedHeaders(), "Authorization"), ", ")
+	// W3C trace context too, so a traced page's calls join its trace.
+	allowed := strings.Join(append(cors.AllowedHeaders(), "Authorization", "Traceparent", "Tracestate"), ", ")
 	exposed := strings.Join(cors.ExposedHeaders(), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")

@@ -151,7 +151,8 @@ func details[T proto.Message](t *testing.T, err error) []T {
 }
 
 // A full pool refuses browser-protocol callers as it refuses gRPC ones:
-// RESOURCE_EXHAUSTED with RetryInfo and QuotaFailure.
+// RESOURCE_EXHAUSTED with RetryInfo, QuotaFailure and the ErrorInfo
+// naming the reason.
 func TestRefusalCarriesRetryInfo(t *testing.T) {
 	e := start(t, 1)
 	if _, err := e.native.AcquireLease(t.Context(), &whirlv1.AcquireLeaseRequest{Holder: "first"}); err != nil {
@@ -169,6 +170,9 @@ func TestRefusalCarriesRetryInfo(t *testing.T) {
 			}
 			if qf := details[*errdetails.QuotaFailure](t, err); len(qf) != 1 || qf[0].GetViolations()[0].GetSubject() != "leases" {
 				t.Errorf("QuotaFailure %v, want subject leases", qf)
+			}
+			if ei := details[*errdetails.ErrorInfo](t, err); len(ei) != 1 || ei[0].GetReason() != whirlv1.ErrorReason_LEASE_CAPACITY.String() || ei[0].GetDomain() != "whirl.v1" {
+				t.Errorf("ErrorInfo %v, want one with reason LEASE_CAPACITY in whirl.v1", ei)
 			}
 		})
 	}

@@ -110,6 +110,28 @@ func New() *Metrics {
 	return m
 }
 
+// Build names a running build in whirl_build_info.
+type Build struct {
+	Version, Revision, GoVersion string
+	// FFmpeg is ffmpeg's version ("7.1.1"), or "none" when renders are
+	// disabled for want of a usable one.
+	FFmpeg string
+}
+
+// SetBuildInfo publishes whirl_build_info: always 1, its labels naming the
+// build, so dashboards can group and alert by version. Call it once.
+func (m *Metrics) SetBuildInfo(b Build) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "whirl_build_info",
+		Help: "Always 1; the labels name the running build: module version, VCS revision, Go release, ffmpeg version.",
+		ConstLabels: prometheus.Labels{
+			"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion, "ffmpeg": b.FFmpeg,
+		},
+	})
+	g.Set(1)
+	m.registry.MustRegister(g)
+}
+
 // stateCollector reports the live-state gauges, reading each source once
 // per scrape: with etcd leases, reading the pool is a round trip.
 type stateCollector struct {

@@ -170,6 +170,15 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+func TestBuildInfo(t *testing.T) {
+	m := metrics.New()
+	m.SetBuildInfo(metrics.Build{Version: "v1.2.3", Revision: "abc", GoVersion: "go1.26.0", FFmpeg: "7.1.1"})
+	want := `whirl_build_info{ffmpeg="7.1.1",goversion="go1.26.0",revision="abc",version="v1.2.3"} 1`
+	if body := scrape(t, m.Handler(metrics.Gauges{}, false)); !strings.Contains(body, want) {
+		t.Errorf("no %s in:\n%s", want, grepWhirl(body))
+	}
+}
+
 // scrape reads /metrics through h without a socket, which would keep a
 // synctest bubble from ever going idle.
 func scrape(t *testing.T, h http.Handler) string {

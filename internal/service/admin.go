@@ -7,7 +7,6 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/whirl-dev/whirl/internal/lease"
@@ -63,18 +62,20 @@ func (a *Admin) RevokeLease(ctx context.Context, req *whirlv1.RevokeLeaseRequest
 }
 
 // adminAuth checks the `authorization: Bearer <token>` metadata in constant
-// time. With no token configured every admin call is refused.
-func adminAuth(token string) auth.AuthFunc {
+// time against the token current when the call arrives. With no token
+// configured every admin call is refused.
+func adminAuth(current func() string) auth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
+		token := current()
 		if token == "" {
-			return nil, status.Error(codes.PermissionDenied, "admin RPCs are disabled: the server has no admin token configured")
+			return nil, newStatus(codes.PermissionDenied, whirlv1.ErrorReason_ADMIN_DISABLED, "admin RPCs are disabled: the server has no admin token configured")
 		}
 		got, err := auth.AuthFromMD(ctx, "bearer")
 		if err != nil {
-			return nil, err
+			return nil, newStatus(codes.Unauthenticated, whirlv1.ErrorReason_UNAUTHENTICATED, "missing admin token: send authorization: Bearer <token>")
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return nil, status.Error(codes.Unauthenticated, "invalid admin token")
+			return nil, newStatus(codes.Unauthenticated, whirlv1.ErrorReason_UNAUTHENTICATED, "invalid admin token")
 		}
 		return ctx, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/whirl-dev/whirl/internal/queue"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // DefaultStillSlots is how many stills draw at once unless configured: one
@@ -26,8 +27,8 @@ func queueStatus(ctx context.Context, err error, name, what string, l queue.Limi
 	}
 	if re.Full {
 		limit := fmt.Sprintf("%d %s waiting for a slot", l.MaxWaiting, what)
-		return refusal(ctx, "line full: "+limit, re.RetryAfter, name+"_queue", "at most "+limit)
+		return refusal(ctx, whirlv1.ErrorReason_QUEUE_FULL, "line full: "+limit, re.RetryAfter, name+"_queue", "at most "+limit)
 	}
 	limit := fmt.Sprintf("%s wait at most %s for a slot", what, l.MaxWait)
-	return refusal(ctx, "no slot in time: "+limit, re.RetryAfter, name+"_wait", limit)
+	return refusal(ctx, whirlv1.ErrorReason_QUEUE_WAIT_EXCEEDED, "no slot in time: "+limit, re.RetryAfter, name+"_wait", limit)
 }

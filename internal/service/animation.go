@@ -8,8 +8,9 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/curve"
@@ -78,6 +79,7 @@ type Animation struct {
 	orphans        *orphans
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
+	tracer        trace.Tracer // spans.go; a no-op one unless Config.TracerProvider
 }
 
 var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
@@ -103,6 +105,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	if a.observer == nil {
 		a.observer = noObserver{}
 	}
+	a.tracer = cmp.Or[trace.TracerProvider](cfg.TracerProvider, noop.NewTracerProvider()).Tracer(tracerName)
 	store := cfg.Cache
 	if store == nil {
 		store = cache.Open("", 0, logger, nil)
@@ -181,12 +184,12 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 		return err
 	}
 	if s.encoderErr != nil {
-		return status.Errorf(codes.Unavailable, "renderer unavailable: %v", s.encoderErr)
+		return newStatus(codes.Unavailable, whirlv1.ErrorReason_RENDERER_UNAVAILABLE, fmt.Sprintf("renderer unavailable: %v", s.encoderErr))
 	}
 	id, err := s.videoID(vr)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "video id", "err", err)
-		return status.Error(codes.Internal, "cannot name the video")
+		return internalError("cannot name the video")
 	}
 	logVideoID(ctx, id)
 	resume := req.GetResume()
@@ -200,7 +203,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
-	r, source := s.videos.Open(id, resume.GetOffset(), s.renderVideo(vr, id))
+	r, source := s.openVideo(ctx, id, resume.GetOffset(), s.renderVideo(vr, id))
 	if adopted != nil {
 		adopted()
 	}

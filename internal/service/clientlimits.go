@@ -130,7 +130,7 @@ func (l *callLimit) done(key string, s *clientState, d time.Duration) {
 
 // rateRefusal is the RESOURCE_EXHAUSTED status for a client out of tokens.
 func (l *callLimit) rateRefusal(ctx context.Context, wait time.Duration) error {
-	return refusal(ctx, fmt.Sprintf("rate limit of %g %s per second per client", float64(l.limit), l.what), wait, l.quota+"_rate",
+	return refusal(ctx, whirlv1.ErrorReason_CLIENT_RATE_LIMITED, fmt.Sprintf("rate limit of %g %s per second per client", float64(l.limit), l.what), wait, l.quota+"_rate",
 		fmt.Sprintf("at most %g %s per second per client, bursts of %d", float64(l.limit), l.what, l.burst))
 }
 
@@ -141,7 +141,7 @@ func (l *callLimit) inFlightRefusal(ctx context.Context) error {
 	hint := l.meanCall
 	l.mu.Unlock()
 	limit := fmt.Sprintf("%d %s in flight per client", l.maxInFlight, l.what)
-	return refusal(ctx, "limit of "+limit, hint, l.quota+"_inflight", "at most "+limit)
+	return refusal(ctx, whirlv1.ErrorReason_CLIENT_IN_FLIGHT_LIMITED, "limit of "+limit, hint, l.quota+"_inflight", "at most "+limit)
 }
 
 // clientLimits refuses calls to the methods it names once their client has

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -76,7 +75,7 @@ func (d *draining) begin() <-chan struct{} {
 	return idle
 }
 
-var errDraining = status.Error(codes.Unavailable, "server is shutting down; retry (another replica will answer)")
+var errDraining = newStatus(codes.Unavailable, whirlv1.ErrorReason_SHUTTING_DOWN, "server is shutting down; retry (another replica will answer)")
 
 func (d *draining) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ok, work := d.enter(info.FullMethod)

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/lease"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // A render ends with its lease. Every RenderAnimation reader holds a pin on
@@ -66,7 +66,7 @@ func newOrphans(grace time.Duration) *orphans {
 
 // keep holds own for the grace if its render is unfinished and its lease
 // lives; otherwise (or with no grace) it releases own at once.
-func (os *orphans) keep(token, videoID string, own ownership) {
+func (g *orphans) keep(token, videoID string, own ownership) {
 	select {
 	case <-own.r.Finished():
 		own.release()
@@ -77,24 +77,24 @@ func (os *orphans) keep(token, videoID string, own ownership) {
 	default:
 	}
 	key := sha256.Sum256([]byte(token))
-	os.mu.Lock()
-	if os.grace <= 0 || os.closed || os.byLease[key] != nil {
-		os.mu.Unlock()
+	g.mu.Lock()
+	if g.grace <= 0 || g.closed || g.byLease[key] != nil {
+		g.mu.Unlock()
 		own.release()
 		return
 	}
 	o := &orphan{videoID: videoID, own: own, adopted: make(chan struct{})}
-	os.byLease[key] = o
-	os.wg.Add(1)
-	os.mu.Unlock()
-	go os.watch(key, o)
+	g.byLease[key] = o
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go g.watch(key, o)
 }
 
 // watch ends o when the grace passes, its lease is lost or its render
 // finishes, unless a resuming call adopts it first.
-func (os *orphans) watch(key [sha256.Size]byte, o *orphan) {
-	defer os.wg.Done()
-	t := time.NewTimer(os.grace)
+func (g *orphans) watch(key [sha256.Size]byte, o *orphan) {
+	defer g.wg.Done()
+	t := time.NewTimer(g.grace)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -102,12 +102,12 @@ func (os *orphans) watch(key [sha256.Size]byte, o *orphan) {
 	case <-o.own.r.Finished():
 	case <-o.adopted:
 	}
-	os.mu.Lock()
-	mine := os.byLease[key] == o
+	g.mu.Lock()
+	mine := g.byLease[key] == o
 	if mine {
-		delete(os.byLease, key)
+		delete(g.byLease, key)
 	}
-	os.mu.Unlock()
+	g.mu.Unlock()
 	if mine {
 		o.own.release()
 		return
@@ -120,29 +120,29 @@ func (os *orphans) watch(key [sha256.Size]byte, o *orphan) {
 
 // adopt takes over the orphan of token's lease if it keeps videoID's render:
 // the caller gets its pin and must call done once its own reader is open.
-func (os *orphans) adopt(token, videoID string) (pin *lease.Pin, done func(), ok bool) {
+func (g *orphans) adopt(token, videoID string) (pin *lease.Pin, done func(), ok bool) {
 	key := sha256.Sum256([]byte(token))
-	os.mu.Lock()
-	defer os.mu.Unlock()
-	o := os.byLease[key]
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o := g.byLease[key]
 	if o == nil || o.videoID != videoID {
 		return nil, nil, false
 	}
-	delete(os.byLease, key)
+	delete(g.byLease, key)
 	return o.own.pin, func() { close(o.adopted) }, true
 }
 
 // close ends every orphan at once and waits until their renders stopped.
-func (os *orphans) close() {
-	os.mu.Lock()
-	os.closed = true
-	all := os.byLease
-	os.byLease = map[[sha256.Size]byte]*orphan{}
-	os.mu.Unlock()
+func (g *orphans) close() {
+	g.mu.Lock()
+	g.closed = true
+	all := g.byLease
+	g.byLease = map[[sha256.Size]byte]*orphan{}
+	g.mu.Unlock()
 	for _, o := range all {
 		o.own.release()
 	}
-	os.wg.Wait()
+	g.wg.Wait()
 }
 
 // pinFor pins the call's lease for video id: a fresh pin, or the pin of an
@@ -161,15 +161,11 @@ func (s *Animation) pinFor(ctx context.Context, token, id string) (pin *lease.Pi
 
 // leaseEndedStatus is how a render ends when its lease ended under it.
 func leaseEndedStatus(err error) error {
-	reason, msg := "LEASE_LOST", "the render's lease could no longer be kept alive; acquire a new lease and resume"
 	switch {
 	case errors.Is(err, lease.ErrReleased):
-		reason, msg = "LEASE_RELEASED", "the render's lease was released; the render has stopped"
+		return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_RELEASED, "the render's lease was released; the render has stopped")
 	case errors.Is(err, lease.ErrRevoked):
-		reason, msg = "LEASE_REVOKED", "the render's lease was revoked by an operator; the render has stopped"
+		return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_REVOKED, "the render's lease was revoked by an operator; the render has stopped")
 	}
-	return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+	return newStatus(codes.Aborted, whirlv1.ErrorReason_LEASE_LOST, "the render's lease could no longer be kept alive; acquire a new lease and resume")
 }
-
-// errorDomain is the domain of whirl's google.rpc.ErrorInfo reasons.
-const errorDomain = "whirl.v1"

@@ -34,7 +34,7 @@ func (s *Animation) AcquireLease(ctx context.Context, req *whirlv1.AcquireLeaseR
 		return nil, err
 	}
 	start := time.Now()
-	l, err := s.leases.Acquire(ctx, lease.AcquireRequest{
+	l, err := s.acquireLease(ctx, lease.AcquireRequest{
 		Holder: req.GetHolder(), Token: req.GetLeaseId(), Wait: req.GetWait(), RequestID: req.GetRequestId(),
 	})
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/render"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // pipelineResult is how a render pipeline ended.
@@ -49,13 +49,15 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 		return err
 	}
 	start := time.Now()
+	sink, endStitch := s.tracedStitch(ctx, sink)
 	st, err := encode.EncodeSegments(ctx, encode.Segments{
 		Options: s.encodeOptionsFor(vr),
-		Start: func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+		Start: s.tracedStart(func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
 			return s.startEncoder(ctx, o, sink)
-		},
+		}),
 		Budget: s.encoders,
-	}, frames, sink)
+	}, s.tracedFrames(frames), sink)
+	endStitch(err)
 	res.encodeTime = time.Since(start)
 	res.renderTime = st.Drawing
 	res.err = err
@@ -84,7 +86,7 @@ func (s *Animation) pipelineStatus(ctx context.Context, err error) error {
 		return queueStatus(ctx, err, "render", "animations", s.renders.Limits())
 	}
 	s.logger.ErrorContext(ctx, "render failed", "err", err)
-	return status.Error(codes.Internal, "render failed; the video is incomplete")
+	return newStatus(codes.Internal, whirlv1.ErrorReason_RENDER_FAILED, "render failed; the video is incomplete")
 }
 
 // renderVideo is the render behind a video id: it waits for a render slot,
@@ -100,9 +102,11 @@ func (s *Animation) renderVideo(vr videoRequest, id string) cache.RenderFunc {
 			}
 		}()
 		queued := time.Now()
-		release, err := s.renders.Acquire(ctx, func(pos int) {
+		queueCtx, queueSpan := s.tracer.Start(ctx, "render.queue")
+		release, err := s.renders.Acquire(queueCtx, func(pos int) {
 			w.SetProgress(cache.Progress{QueuePosition: pos})
 		}, progressEvery)
+		endSpan(queueSpan, err)
 		if err != nil {
 			return timing, err
 		}

@@ -3,11 +3,11 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/whirl-dev/whirl/internal/cache"
@@ -54,7 +54,7 @@ func (c *renderCall) run(ctx context.Context) error {
 		case errors.Is(err, io.EOF):
 			return c.finish()
 		case errors.Is(err, cache.ErrOutOfRange):
-			return status.Errorf(codes.OutOfRange, "resume.offset %d is past the end of the video", c.r.Offset())
+			return newStatus(codes.OutOfRange, whirlv1.ErrorReason_RESUME_OUT_OF_RANGE, fmt.Sprintf("resume.offset %d is past the end of the video", c.r.Offset()))
 		case err != nil:
 			return c.a.pipelineStatus(ctx, err)
 		case wake != nil:
@@ -114,7 +114,7 @@ func (c *renderCall) header(ctx context.Context) error {
 		}
 		mime, err := encode.MIMEType(init)
 		if err != nil {
-			return status.Errorf(codes.Internal, "encoder produced an unreadable init segment: %v", err)
+			return internalError(fmt.Sprintf("encoder produced an unreadable init segment: %v", err))
 		}
 		return c.out.Send(&whirlv1.RenderAnimationResponse{Event: &whirlv1.RenderAnimationResponse_Header{Header: &whirlv1.RenderHeader{
 			Curve:    curveProto(c.vr.curve),

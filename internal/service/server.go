@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -14,13 +15,15 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
@@ -36,7 +39,11 @@ type Config struct {
 	Leases Leases
 	// AdminToken guards LeaseAdminService; empty refuses every admin call.
 	AdminToken string
-	Logger     *slog.Logger
+	// AdminTokenFunc, if set, is asked for the admin token on every admin
+	// call instead of AdminToken, so the token can change while the server
+	// runs (re-read from a file on SIGHUP).
+	AdminTokenFunc func() string
+	Logger         *slog.Logger
 	// Encode holds the ffmpeg settings; size, rate and length are per request.
 	Encode encode.Options
 	// EncoderErr, if set, is why ffmpeg cannot be used: renders are refused
@@ -103,6 +110,18 @@ type Config struct {
 	// AcquireInFlight caps each client's AcquireLease calls under way,
 	// waiting ones included (0: no cap).
 	AcquireInFlight int
+	// MaxConnectionAge closes each client connection this long after it
+	// opened (GOAWAY, then the client reconnects, possibly to a replica
+	// added since); calls still running then have MaxConnectionAgeGrace
+	// more to finish. 0 keeps connections open for ever.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
+	// DisableReflection leaves the gRPC reflection service out.
+	DisableReflection bool
+	// TracerProvider, if set, traces every call (a span per call, its
+	// parent read from the caller's W3C traceparent by Propagator) and the
+	// work inside (spans.go). nil traces nothing.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Server is whirl's gRPC server with its services, health and reflection
@@ -143,7 +162,8 @@ func (s *Server) DrainFirst(drain func(ctx context.Context)) {
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // NewServer builds the gRPC server: the request id outermost so every status,
-// a recovered panic's too, carries it; then recovery so a panic anywhere
+// a recovered panic's too, carries it; then withReason, so every status
+// carries an ErrorInfo; then recovery so a panic anywhere
 // becomes INTERNAL for that call only, then per-call logging, then the refusal of new calls once shutdown has
 // begun, then limits,
 // then admin authentication for LeaseAdminService alone. Extra options (TLS
@@ -162,8 +182,18 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.MaxConcurrentStreams(64),
 		// Detect dead peers so their streams (and render slots) are freed.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Through the interceptors like any call, so its status has a reason.
+		grpc.UnknownServiceHandler(unknownMethod),
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(cfg.TracerProvider),
+			otelgrpc.WithPropagators(cmp.Or[propagation.TextMapPropagator](cfg.Propagator, propagation.TraceContext{})),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's
+		)))
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 
@@ -172,7 +202,9 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	whirlv1.RegisterLeaseAdminServiceServer(gs, &Admin{leases: cfg.Leases})
 	hs := newHealth(cfg.EncoderErr)
 	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
+	if !cfg.DisableReflection {
+		reflection.Register(gs)
+	}
 	if cfg.GRPCMetrics != nil {
 		cfg.GRPCMetrics.InitializeMetrics(gs)
 	}
@@ -188,22 +220,28 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error")
+		return internalError("internal error")
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(logFields)}
 	isAdmin := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service == whirlv1.LeaseAdminService_ServiceDesc.ServiceName
 	})
-	authFn := adminAuth(cfg.AdminToken)
+	token := cfg.AdminTokenFunc
+	if token == nil {
+		token = func() string { return cfg.AdminToken }
+	}
+	authFn := adminAuth(token)
 
 	unary := []grpc.UnaryServerInterceptor{
 		requestIDUnary,
+		reasonUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 		drain.unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		requestIDStream,
+		reasonStream,
 		recovery.StreamServerInterceptor(recoverOpt),
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 		drain.stream,

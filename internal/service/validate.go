@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/whirl-dev/whirl/internal/lease"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 type protoMessage = protoadapt.MessageV1
@@ -40,7 +41,7 @@ func (v violations) err() error {
 	if len(v) > 1 {
 		msg += " (and more, see details)"
 	}
-	return withDetails(codes.InvalidArgument, msg, &errdetails.BadRequest{FieldViolations: v})
+	return newStatus(codes.InvalidArgument, whirlv1.ErrorReason_BAD_REQUEST, msg, &errdetails.BadRequest{FieldViolations: v})
 }
 
 func (v *violations) holder(field, s string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/render"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // videoIDScheme names the encoding videoID hashes and the way the render
@@ -56,7 +57,7 @@ func (s *Animation) encodeOptionsFor(vr videoRequest) encode.Options {
 // videoChanged refuses a resume whose video id is not what the request
 // renders now (another ffmpeg build, say): the caller must start over.
 func videoChanged(had, now string) error {
-	return withDetails(codes.FailedPrecondition, "the video changed since the stream being resumed; restart from offset 0",
+	return newStatus(codes.FailedPrecondition, whirlv1.ErrorReason_VIDEO_CHANGED, "the video changed since the stream being resumed; restart from offset 0",
 		&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
 			Type: "VIDEO_CHANGED", Subject: "resume.video_id",
 			Description: fmt.Sprintf("resuming %s, but the request now renders %s", had, now),

@@ -35,6 +35,7 @@ func commands() []command {
 			about: "List the server's live leases (admin: needs --token or WHIRL_TOKEN)", define: defineLeases},
 		{name: "revoke", args: "HANDLE", nPos: 1, summary: "revoke a lease by its handle (admin: --token)",
 			about: "Revoke a lease by the handle 'whirl leases' shows, as if it had expired (admin: needs --token)", define: defineRevoke},
+		{name: "version", summary: "print the client's build: module version, VCS revision, Go release (also --version)", define: defineVersion},
 	}
 }
 

@@ -55,13 +55,24 @@ func newGlobals(getenv func(string) string) *globals {
 // command name).
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "server address `host:port` (env WHIRL_SERVER)")
-	fs.StringVar(&g.token, "token", g.token, "admin bearer `token` for leases and revoke (env WHIRL_TOKEN)")
+	fs.Var(secret{&g.token}, "token", "admin bearer `token` for leases and revoke (env WHIRL_TOKEN)")
 	fs.BoolVar(&g.tls, "tls", g.tls, "use TLS (with the system's root CAs unless --ca-file)")
 	fs.StringVar(&g.caFile, "ca-file", g.caFile, "PEM `file` of CA certificates to trust (implies --tls)")
 	fs.StringVar(&g.serverName, "server-name", g.serverName, "`name` to verify the server's certificate against (implies --tls)")
 	fs.BoolVar(&g.insecure, "insecure", g.insecure, "plaintext, sending --token unencrypted even to a server that is not on this machine")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on connecting and on each call (not on render or --wait; see --deadline)")
 	fs.BoolVar(&g.json, "json", g.json, "print results as JSON")
+}
+
+// secret is a flag value that never prints itself, so that help output
+// cannot show a token taken from the environment.
+type secret struct{ s *string }
+
+func (v secret) String() string { return "" }
+
+func (v secret) Set(x string) error {
+	*v.s = x
+	return nil
 }
 
 // parseArgs parses flags and positional arguments in any order; everything

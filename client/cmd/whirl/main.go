@@ -6,6 +6,7 @@
 //	whirl lease acquire | lease renew ID | lease release ID
 //	whirl leases            (admin: needs --token or WHIRL_TOKEN)
 //	whirl revoke HANDLE     (admin)
+//	whirl version           (also --version)
 //
 // Run `whirl help` for the flags. Exit codes: 0 success, 1 failure
 // (including an unreachable server), 2 usage error, 3 refused by the server
@@ -96,6 +97,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	fs := flag.NewFlagSet("whirl", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	a.g.register(fs)

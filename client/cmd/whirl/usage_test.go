@@ -101,3 +101,26 @@ func TestTokenNotSentInPlaintext(t *testing.T) {
 		t.Errorf("with --insecure: exit %d, %q; want the call to reach the server", r.code, r.stderr)
 	}
 }
+
+// TestVersion: `whirl version` and `whirl --version` print the build.
+func TestVersion(t *testing.T) {
+	want := regexp.MustCompile(`^whirl \S+\nrevision: \S+ \(\S+\)\ngo: go\S+ \S+/\S+\n$`)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if out := whirl(t, nil, args...).ok(t).stdout; !want.MatchString(out) {
+			t.Errorf("whirl %s: %q", args[0], out)
+		}
+	}
+}
+
+// TestHelpNeverShowsTheToken: a token in WHIRL_TOKEN is the --token flag's
+// value, and no help output prints it.
+func TestHelpNeverShowsTheToken(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	env := []string{"WHIRL_TOKEN=" + secret}
+	for _, args := range [][]string{{"help"}, {"--help"}, {"leases", "-h"}, {"revoke", "-h"}} {
+		r := whirl(t, env, args...)
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("whirl %s printed the admin token", strings.Join(args, " "))
+		}
+	}
+}

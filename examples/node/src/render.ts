@@ -4,7 +4,8 @@
 // service config (proto/whirl/v1/service_config.json), waiting out the delay
 // a refusal names; streams RenderAnimation to the file with a progress line;
 // checks the file's length and SHA-256 against the stream's trailer; releases
-// the lease.
+// the lease. Failures are told apart by the whirl.v1.ErrorReason each
+// status carries in its google.rpc.ErrorInfo.
 //
 //   npm start -- --server localhost:50051 --seed 42 -o curve.mp4
 import { createHash, randomUUID } from "node:crypto";
@@ -17,8 +18,9 @@ import { parseArgs } from "node:util";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import { AnimationService, Style, type RenderTrailer } from "./gen/whirl/v1/animation_pb.js";
+import { ErrorReason } from "./gen/whirl/v1/error_reason_pb.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -56,13 +58,53 @@ try {
   }
 } catch (err) {
   const e = ConnectError.from(err);
-  console.error(`whirl: ${Code[e.code]}: ${e.rawMessage} (request id ${e.metadata.get("x-request-id") ?? "-"})`);
+  const reason = reasonOf(e);
+  console.error(`whirl: ${Code[e.code]} (${ErrorReason[reason]}): ${e.rawMessage} (request id ${e.metadata.get("x-request-id") ?? "-"})`);
+  const advice = adviceFor(reason);
+  if (advice) console.error(`whirl: ${advice}`);
   process.exit(1);
 }
 
+// reasonOf is why whirl refused or ended a call: the reason of the
+// google.rpc.ErrorInfo in whirl's domain, or UNSPECIFIED for an error the
+// client saw by itself (no server reached, its own deadline) or a reason
+// newer than this example.
+function reasonOf(e: ConnectError): ErrorReason {
+  const info = e.findDetails(ErrorInfoSchema).find((i) => i.domain === "whirl.v1");
+  const reason = info ? ErrorReason[info.reason as keyof typeof ErrorReason] : undefined;
+  return reason ?? ErrorReason.ERROR_REASON_UNSPECIFIED;
+}
+
+// adviceFor says what a user can do about a failure, by its reason.
+function adviceFor(reason: ErrorReason): string | undefined {
+  switch (reason) {
+    case ErrorReason.LEASE_CAPACITY:
+    case ErrorReason.LEASE_QUEUE_FULL:
+    case ErrorReason.QUEUE_FULL:
+    case ErrorReason.QUEUE_WAIT_EXCEEDED:
+      return "the server is busy; try again later";
+    case ErrorReason.LEASE_NOT_FOUND:
+    case ErrorReason.LEASE_MAX_AGE:
+    case ErrorReason.LEASE_RELEASED:
+    case ErrorReason.LEASE_REVOKED:
+    case ErrorReason.LEASE_LOST:
+      return "the lease is gone; run again for a new one";
+    case ErrorReason.RENDERER_UNAVAILABLE:
+    case ErrorReason.SHUTTING_DOWN:
+    case ErrorReason.LEASE_STORE_UNAVAILABLE:
+      return "this server cannot render now; try another replica or later";
+    case ErrorReason.BAD_REQUEST:
+      return "check --size (even), --frames and --seed";
+    default:
+      return undefined;
+  }
+}
+
 // acquireLease asks for a lease, and again while the policy allows. A
-// refusal (RESOURCE_EXHAUSTED) names when to come back: wait that long
-// rather than the policy's exponential backoff, as gRPC's own retries do.
+// refusal for want of capacity or rate names when to come back: wait that
+// long rather than the policy's exponential backoff, as gRPC's own retries
+// do. A server shutting down or without its lease store is asked again
+// after the backoff (another replica may answer); other failures end here.
 async function acquireLease(whirl: Whirl, policy: RetryPolicy): Promise<string> {
   const retryable = new Set(policy.retryableStatusCodes.map((name) => codeFromString(name.toLowerCase())));
   let backoffMs = parseFloat(policy.initialBackoff) * 1000;
@@ -75,10 +117,28 @@ async function acquireLease(whirl: Whirl, policy: RetryPolicy): Promise<string> 
       return lease.leaseId;
     } catch (err) {
       const e = ConnectError.from(err);
-      if (!retryable.has(e.code) || attempt >= policy.maxAttempts) throw e;
-      const delayMs = serverHintMs(e) ?? Math.random() * backoffMs;
+      const reason = reasonOf(e);
+      let delayMs: number;
+      switch (reason) {
+        case ErrorReason.LEASE_CAPACITY:
+        case ErrorReason.LEASE_QUEUE_FULL:
+        case ErrorReason.CLIENT_RATE_LIMITED:
+          delayMs = serverHintMs(e) ?? Math.random() * backoffMs;
+          break;
+        case ErrorReason.SHUTTING_DOWN:
+        case ErrorReason.LEASE_STORE_UNAVAILABLE:
+          delayMs = Math.random() * backoffMs;
+          break;
+        case ErrorReason.ERROR_REASON_UNSPECIFIED: // not whirl's answer: by the policy's codes
+          if (!retryable.has(e.code)) throw e;
+          delayMs = Math.random() * backoffMs;
+          break;
+        default:
+          throw e;
+      }
+      if (attempt >= policy.maxAttempts) throw e;
       backoffMs = Math.min(backoffMs * policy.backoffMultiplier, parseFloat(policy.maxBackoff) * 1000);
-      console.error(`${Code[e.code]}: ${e.rawMessage}; asking again in ${Math.round(delayMs)} ms`);
+      console.error(`${Code[e.code]} (${ErrorReason[reason]}): ${e.rawMessage}; asking again in ${Math.round(delayMs)} ms`);
       await sleep(delayMs);
     }
   }
