@@ -86,10 +86,10 @@ func (c *client) render(ctx context.Context, r *Replica, rp *resumePoint, plan r
 			})
 		}
 		if plan.releaseAfter >= 0 {
-			id := c.lease.id
+			id, rr := c.lease.id, c.replica() // the rng is not shared with the goroutine
 			side.Go(func() {
 				sleep(sctx, plan.releaseAfter)
-				c.release(context.WithoutCancel(ctx), c.replica(), id)
+				c.release(context.WithoutCancel(ctx), rr, id)
 			})
 		}
 	}
