@@ -75,12 +75,14 @@ func (c *client) render(ctx context.Context, r *Replica, rp *resumePoint, plan r
 		mu        sync.Mutex
 	)
 	defer side.Wait()
+	// reading ends when the stream does: a cancel planned for later is moot.
+	reading, stopReading := context.WithCancel(sctx)
 	onHeader := func() {
 		if plan.cancelAfter > 0 {
 			side.Go(func() {
-				sleep(sctx, plan.cancelAfter)
+				sleep(reading, plan.cancelAfter)
 				mu.Lock()
-				cancelled = sctx.Err() == nil
+				cancelled = reading.Err() == nil
 				mu.Unlock()
 				cancel()
 			})
@@ -95,6 +97,7 @@ func (c *client) render(ctx context.Context, r *Replica, rp *resumePoint, plan r
 	}
 	next := &streamState{resumePoint: *rp}
 	out, err := c.readStream(sctx, r, req, next, onHeader)
+	stopReading()
 	mu.Lock()
 	if cancelled {
 		out = Output{Result: ResultEnded, Code: codes.Canceled.String(), Err: "cancelled by the client"}
