@@ -136,6 +136,7 @@ func (c *caller) list(ctx context.Context, r *Replica) (out Output, rendering []
 		for _, l := range resp.GetLeases() {
 			out.Handles = append(out.Handles, l.GetHandle())
 			out.Holders = append(out.Holders, l.GetHolder())
+			out.Rendering = append(out.Rendering, l.GetRendering())
 			if l.GetRendering() {
 				rendering = append(rendering, l.GetHandle())
 			}

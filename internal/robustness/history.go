@@ -74,7 +74,9 @@ type Output struct {
 	// Listed leases (KindList): handles and their holders, and the count.
 	Handles []string `json:"handles,omitempty"`
 	Holders []string `json:"holders,omitempty"`
-	Count   int      `json:"count,omitempty"`
+	// Rendering says, for each listed lease, whether a render runs under it.
+	Rendering []bool `json:"rendering,omitempty"`
+	Count     int    `json:"count,omitempty"`
 	// LastEvent is when a render's stream delivered its last event.
 	LastEvent int64 `json:"last_event,omitempty"`
 	// Reason is the ErrorInfo reason an aborted render carried.

@@ -25,8 +25,6 @@ type Scenario struct {
 	Faults   []Fault
 	// FaultInterval is the mean time between faults.
 	FaultInterval time.Duration
-	// StopWithin is how soon after its lease ends a render must stop.
-	StopWithin time.Duration
 	// CheckTimeout bounds porcupine's search.
 	CheckTimeout time.Duration
 }
@@ -106,7 +104,7 @@ func Run(ctx context.Context, s Scenario) *Report {
 	sampled, gaugeSeen := CheckSamples(rep.Samples, s.Params.Capacity)
 	rep.GaugeSeen, rep.Gauge = gaugeSeen, sampler.Gauge()
 	rep.Violations = append(rep.Violations, sampled...)
-	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, s.StopWithin, s.Params.Tolerance)...)
+	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, s.Params)...)
 	rep.Violations = append(rep.Violations, CheckAccounted(rep.History)...)
 	rep.Check, rep.Info = porcupine.CheckOperationsVerbose(s.Params.Model(), s.Params.Operations(rep.History), s.CheckTimeout)
 	switch rep.Check {

@@ -1,9 +1,6 @@
 package robustness
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 // underReportRun is how many samples in a row a replica may run more
 // encoders than its gauge says renders before the gauge is called wrong:
@@ -91,18 +88,52 @@ func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen boo
 }
 
 // CheckRendersAfterEnd: once a release or revocation of a lease returned,
-// no render under that lease delivers anything more than stopWithin
-// (plus tolerance) later.
-func CheckRendersAfterEnd(ops []Op, stopWithin, tolerance time.Duration) []string {
-	byHandle := make(map[string]string)
+// no render under that lease delivers anything to its client more than
+// p.StopWithin (plus tolerance) later, and no listing shows one running
+// under it after that (on etcd, after one more TTL and its lateness: a
+// replica cut off from etcd stops its render but cannot clear the mark).
+// The listings see the renders whose clients went away (orphans).
+func CheckRendersAfterEnd(ops []Op, p Params) []string {
+	byHandle, ended := endedLeases(ops)
+	allow := int64(p.StopWithin + p.Tolerance)
+	listAllow := allow
+	if !p.Memory {
+		listAllow += int64(p.TTL + p.Late)
+	}
+	var v violations
+	for _, op := range ops {
+		switch {
+		case op.Input.Kind == KindRender && op.Output.LastEvent != 0:
+			at, ok := ended[op.Input.LeaseID]
+			if ok && op.Output.LastEvent > at+allow {
+				v.add("render outlived its lease", "client %d's render on replica %d under lease %s streamed until %s, %s after the lease's end returned at %s (result %s %s)",
+					op.Client, op.Input.Replica, short(op.Input.LeaseID), secs(op.Output.LastEvent), secs(op.Output.LastEvent-at), secs(at), op.Output.Result, op.Output.Code)
+			}
+		case op.Input.Kind == KindList && op.Output.Result == ResultOK:
+			for i, h := range op.Output.Handles {
+				at, ok := ended[byHandle[h]]
+				if ok && i < len(op.Output.Rendering) && op.Output.Rendering[i] && op.Call > at+listAllow {
+					v.add("render outlived its lease", "a listing on replica %d at %s shows a render under lease %s, %s after the lease's end returned at %s",
+						op.Input.Replica, secs(op.Call), short(byHandle[h]), secs(op.Call-at), secs(at))
+				}
+			}
+		}
+	}
+	return v.all()
+}
+
+// endedLeases maps handles to lease ids, and the leases released or
+// revoked to when that first returned.
+func endedLeases(ops []Op) (byHandle map[string]string, ended map[string]int64) {
+	byHandle = make(map[string]string)
 	for _, op := range ops {
 		if op.Input.Kind == KindAcquire && op.Output.Result == ResultOK {
 			byHandle[op.Output.Handle] = op.Output.LeaseID
 		}
 	}
-	ended := make(map[string]int64)
+	ended = make(map[string]int64)
 	end := func(id string, at int64) {
-		if t, ok := ended[id]; !ok || at < t {
+		if t, ok := ended[id]; id != "" && (!ok || at < t) {
 			ended[id] = at
 		}
 	}
@@ -114,23 +145,10 @@ func CheckRendersAfterEnd(ops []Op, stopWithin, tolerance time.Duration) []strin
 		case KindRelease:
 			end(op.Input.LeaseID, op.Return)
 		case KindRevoke:
-			if id, ok := byHandle[op.Input.Handle]; ok {
-				end(id, op.Return)
-			}
+			end(byHandle[op.Input.Handle], op.Return)
 		}
 	}
-	var v violations
-	for _, op := range ops {
-		if op.Input.Kind != KindRender || op.Output.LastEvent == 0 {
-			continue
-		}
-		at, ok := ended[op.Input.LeaseID]
-		if ok && op.Output.LastEvent > at+int64(stopWithin+tolerance) {
-			v.add("render outlived its lease", "client %d's render on replica %d under lease %s streamed until %s, %s after the lease's end returned at %s (result %s %s)",
-				op.Client, op.Input.Replica, short(op.Input.LeaseID), secs(op.Output.LastEvent), secs(op.Output.LastEvent-at), secs(at), op.Output.Result, op.Output.Code)
-		}
-	}
-	return v.all()
+	return byHandle, ended
 }
 
 // CheckAccounted: every lease a listing showed was granted to some client

@@ -3,7 +3,6 @@ package robustness
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCheckSamples(t *testing.T) {
@@ -55,15 +54,23 @@ func TestCheckRendersAfterEnd(t *testing.T) {
 		{"streams on past its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1600)}, true},
 		{"streams on past its revocation", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRevoke, 100, 200, "A", ResultOK), render(3000)}, true},
 		{"a failed release ends nothing", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultUnknown), render(3000)}, false},
+		{"listed rendering while it stops", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(1000)}, false},
+		{"listed rendering long after its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(2000)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CheckRendersAfterEnd(tt.ops, time.Second, 200*time.Millisecond)
+			got := CheckRendersAfterEnd(tt.ops, testParams)
 			if (len(got) > 0) != tt.bad {
 				t.Errorf("violations %q, want some: %v", got, tt.bad)
 			}
 		})
 	}
+}
+
+func listRendering(at int64) Op {
+	op := list(2, at, at+5, map[string]string{"h-A": "a"})
+	op.Output.Rendering = []bool{true}
+	return op
 }
 
 func TestParseGauge(t *testing.T) {
