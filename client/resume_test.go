@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,6 +17,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
 // TestRenderResumesABrokenStream: the connection breaks part-way through
@@ -97,5 +99,42 @@ func TestDialReplicaList(t *testing.T) {
 	res, err := c.Render(context.Background(), smallVideo(24, 10), &buf)
 	if err != nil || res.Bytes == 0 {
 		t.Fatalf("render over a replica list: %v", err)
+	}
+}
+
+// TestRenderResumeRendersOrJoins: a stream cut part-way through a render
+// that is not cached resumes through a new connection with the same lease.
+// Without an orphan grace the server stopped the render when the stream
+// broke, so the resume renders again (RENDERED); with one, the resume joins
+// the render still running (SHARED). Either way the file is byte-identical
+// to an uninterrupted render.
+func TestRenderResumeRendersOrJoins(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grace  time.Duration
+		source whirlv1.VideoSource
+	}{
+		{"re-render", 0, whirlv1.VideoSource_VIDEO_SOURCE_RENDERED},
+		{"join", time.Minute, whirlv1.VideoSource_VIDEO_SOURCE_SHARED},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, service.Config{OrphanGrace: tc.grace})
+			var solo bytes.Buffer
+			if _, err := dial(t, srv.Addr).Render(t.Context(), smallVideo(25, 900), &solo); err != nil {
+				t.Fatal(err)
+			}
+			proxy := testserver.StartCutProxy(t, srv.Addr, int64(solo.Len()/10))
+			var got bytes.Buffer
+			res, err := dial(t, proxy.Addr()).Render(t.Context(), smallVideo(25, 900), &got)
+			if err != nil {
+				t.Fatalf("render through a cut connection: %v", err)
+			}
+			if len(res.Resumes) != 1 || !bytes.Equal(got.Bytes(), solo.Bytes()) {
+				t.Fatalf("resumes %v; video identical: %v", res.Resumes, bytes.Equal(got.Bytes(), solo.Bytes()))
+			}
+			if s := res.Trailer.GetSource(); s != tc.source {
+				t.Errorf("resumed stream's source %v, want %v", s, tc.source)
+			}
+		})
 	}
 }

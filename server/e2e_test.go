@@ -19,7 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/serverproc"
 )
 

@@ -93,9 +93,12 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running calls may take before they are cut")
 	fs.StringVar(&cfg.ffmpeg, "ffmpeg", encode.DefaultFFmpegPath, "ffmpeg binary (path, or name looked up in PATH); must have libx264")
 	fs.IntVar(&cfg.ffmpegNice, "ffmpeg-nice", encode.DefaultNice, "niceness ffmpeg runs at above the server's, 0-19 (Linux): encoding yields the CPU to RPC handling")
-	fs.IntVar(&cfg.renderSlots, "render-slots", runtime.NumCPU(), "animations rendered at once; more wait in line")
-	fs.IntVar(&cfg.renderWorkers, "render-workers", runtime.NumCPU(), "goroutines drawing frames for each segment of an animation being encoded")
-	fs.IntVar(&cfg.encodeParallel, "encode-parallelism", runtime.NumCPU(), "segment encoders (ffmpeg processes) running at once across all animations; one animation uses as many as are free, at most one per segment (a segment holds at most 5 s of video; 1: one segment at a time)")
+	// GOMAXPROCS rather than NumCPU: the CPUs this process may use,
+	// a container's CPU limit included
+	cpus := runtime.GOMAXPROCS(0)
+	fs.IntVar(&cfg.renderSlots, "render-slots", cpus, "animations rendered at once; more wait in line")
+	fs.IntVar(&cfg.renderWorkers, "render-workers", cpus, "goroutines drawing frames for each animation being encoded, shared out among its spans that run at once")
+	fs.IntVar(&cfg.encodeParallel, "encode-parallelism", cpus, "span encoders (ffmpeg processes) running at once across all animations; one animation uses as many as are free, at most one per span (a span holds at most 5 s of video; 1: one span at a time)")
 	fs.Int64Var(&cfg.maxPixelFrames, "max-pixel-frames", service.DefaultMaxPixelFrames, "largest width×height×frames one animation may ask for")
 	fs.Float64Var(&cfg.acquireRate, "acquire-rate", 20, "AcquireLease calls allowed per second per client (see --client-key; 0: unlimited)")
 	fs.IntVar(&cfg.acquireBurst, "acquire-burst", 40, "burst of AcquireLease calls allowed per client above --acquire-rate")

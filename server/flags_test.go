@@ -23,11 +23,11 @@ func flagTable() string {
 		def := f.DefValue
 		switch {
 		case f.Name == "render-slots" || f.Name == "render-workers" || f.Name == "encode-parallelism":
-			def = "number of CPUs"
+			def = "GOMAXPROCS (CPUs usable)"
 		case f.Name == "cache-dir":
 			def = "user cache directory/whirl"
 		case f.Name == "still-slots":
-			def = "number of CPUs − 1, at least 1"
+			def = "GOMAXPROCS − 1, at least 1"
 		case def == "":
 			def = "(empty)"
 		}

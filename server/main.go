@@ -28,6 +28,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/buildinfo"
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/metrics"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -196,7 +197,7 @@ func leaseGauges(leases lease.Registry, capacity int) func() (active, capacity, 
 func checkFFmpeg(ctx context.Context, path string, logger *slog.Logger) (version string, err error) {
 	err = encode.Check(ctx, path)
 	if err == nil {
-		version, err = encode.Version(ctx, path)
+		version, err = ffmpeg.Version(ctx, path)
 	}
 	if err != nil {
 		logger.Error("renders disabled: ffmpeg unusable", "err", err)

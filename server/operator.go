@@ -14,6 +14,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/buildinfo"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
 )
 
 // printVersion writes what --version shows: the build, and the ffmpeg at
@@ -35,7 +36,7 @@ func ffmpegRelease(ctx context.Context, path string) (string, error) {
 	if err := encode.Check(ctx, path); err != nil {
 		return "", err
 	}
-	v, err := encode.Version(ctx, path)
+	v, err := ffmpeg.Version(ctx, path)
 	if err != nil {
 		return "", err
 	}
@@ -89,12 +90,10 @@ func (t *adminToken) reload() error {
 	return nil
 }
 
-// reloadOnHangup re-reads the token file on every SIGHUP until ctx ends;
-// without a file it does nothing (SIGHUP keeps its default action).
+// reloadOnHangup re-reads the token file on every SIGHUP until ctx ends.
+// Without a file a SIGHUP is logged and ignored: its default action would
+// end the server at once, without draining.
 func (t *adminToken) reloadOnHangup(ctx context.Context, logger *slog.Logger) {
-	if t.path == "" {
-		return
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -104,6 +103,10 @@ func (t *adminToken) reloadOnHangup(ctx context.Context, logger *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-hup:
+			}
+			if t.path == "" {
+				logger.Info("SIGHUP ignored: no --admin-token-file to re-read")
+				continue
 			}
 			if err := t.reload(); err != nil {
 				logger.Error("admin token not reloaded; the previous one stays", "err", err)

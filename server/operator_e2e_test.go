@@ -113,3 +113,21 @@ func TestAdminTokenFileReload(t *testing.T) {
 		t.Errorf("token after a failed reload: %v, want the previous one kept", err)
 	}
 }
+
+// TestHangupWithoutTokenFile: a SIGHUP to a server without a token file is
+// logged and ignored; the server goes on serving.
+func TestHangupWithoutTokenFile(t *testing.T) {
+	p := startServer(t)
+	if err := p.srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(p.logs.String(), "SIGHUP ignored"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP not reported; logs:\n%s", p.logs)
+		}
+	}
+	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
+	if _, err := api.GenerateCurve(t.Context(), &whirlv1.GenerateCurveRequest{Seed: 1}); err != nil {
+		t.Fatalf("after SIGHUP: %v", err)
+	}
+}

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "curve seed")
 	fs.IntVar(&cfg.Wheels, "wheels", cfg.Wheels, "number of wheels")
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repetitions of each measured run; medians are reported")
-	fs.IntVar(&cfg.RenderWorkers, "render-workers", 0, "server's render workers per animation (0: the production default, the number of CPUs)")
+	fs.IntVar(&cfg.RenderWorkers, "render-workers", 0, "server's render workers per animation (0: the production default, GOMAXPROCS)")
 	fs.BoolVar(&cfg.Plain, "plain", cfg.Plain, "also time ffmpeg with its plain defaults writing a regular MP4 (reference only)")
 	fs.BoolVar(&cfg.Concurrent, "concurrent", cfg.Concurrent, "also measure five renders at once, encoded as one ffmpeg per render (before segments) and as segments under one budget")
 	fs.BoolVar(&cfg.Cache, "cache", cfg.Cache, "also measure the video cache: a cold render, a hit, and five identical requests at once (one render, shared)")

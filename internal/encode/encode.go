@@ -1,17 +1,16 @@
-// Package encode turns raw frames into fragmented MP4 (H.264) by running
-// ffmpeg with libx264 as a child process: planar I420 frames go in on its
-// stdin, and a reader cuts its stdout into an init segment (ftyp+moov) and
-// media segments (moof+mdat) that are handed to a sink as soon as each is
-// complete, so a caller can stream the video while it is still being drawn.
+// Package encode turns a video's raw frames into one fragmented MP4 (H.264)
+// stream. It plans the video as spans of frames (Plan), each encoded by its
+// own ffmpeg child (package ffmpeg) from its own renderer, schedules the
+// spans of every render on a process-wide Budget of encoders, holds the
+// output of spans that run ahead of their turn in a spool, and stitches the
+// spans' streams into one (package fmp4) for a sink, in order, as soon as
+// each piece is ready.
 //
-// Three parts: Process is the ffmpeg child (pipes, start, kill, reap,
-// stderr tail); ReadSegments cuts a stream into Segments for a sink; an
-// Encoder joins one of each for one encode and settles its result. Spare
-// keeps a Process started ahead of need.
-//
-// The child lives and dies with the context given to Start: cancelling it
-// kills ffmpeg and reaps it. Output is bit-exact: the same frames with the
-// same Options give the same bytes, whatever else runs on the machine.
+// An Encoder is one ffmpeg encode: planar I420 frames in on its stdin, its
+// stdout cut into init and media segments (fmp4.ReadSegments). The child
+// lives and dies with the context given to Start: cancelling it kills
+// ffmpeg and reaps it. Output is bit-exact: the same frames with the same
+// Options give the same bytes, whatever else runs on the machine.
 //
 // The package knows nothing of gRPC or protobuf.
 package encode
@@ -23,21 +22,23 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/nice"
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
+	"github.com/whirl-dev/whirl/internal/i420"
 )
 
 // Defaults, chosen by measurement (docs/PERFORMANCE.md, "How the defaults
 // were chosen", has the tables and how to reproduce them). Preset and CRF: veryfast CRF 23 is the fastest setting
 // within 1.05× the bytes of libx264 medium CRF 23 that keeps quality near
-// it. GOP: 5 s, the longest segment of a segmented encode (Plan): the
-// default 10 s video is two segments, one per core on a 2-CPU machine, and
-// longer GOPs cost fewer bytes.
+// it. GOP: 5 s, the longest span of a planned encode (Plan): the
+// default 10 s video is two spans, one per core on a 2-CPU machine, and
+// longer GOPs cost fewer bytes ("GOP and spans" in
+// docs/PERFORMANCE.md).
 // FragmentDuration: 100 ms brings the first fragment to a client soonest
 // for about 1% more bytes than 200 ms. Threads: pinned, because the output
 // bytes depend on x264's thread count; 1 and 2 give the same bytes, and 2 is
 // faster when several encodes run at once.
 const (
-	DefaultFFmpegPath       = "ffmpeg"
+	DefaultFFmpegPath       = ffmpeg.DefaultPath
 	DefaultPreset           = "veryfast"
 	DefaultCRF              = 23
 	DefaultGOPSeconds       = 5
@@ -52,7 +53,7 @@ const (
 const DefaultNice = 19
 
 // MaxNice is the largest Options.Nice, the kernel's lowest priority.
-const MaxNice = nice.Max
+const MaxNice = ffmpeg.MaxNice
 
 // Presets are the libx264 presets Options.Preset accepts.
 func Presets() []string {
@@ -76,11 +77,11 @@ type Options struct {
 	// CRF is the libx264 constant rate factor, 1–51 (lower: better, bigger).
 	CRF int
 	// GOP is the distance between keyframes in frames (no scene-cut
-	// keyframes); a segmented encode also starts each segment with one, so
+	// keyframes); a planned encode also starts each span with one, so
 	// its keyframes are at most GOP apart (Plan). Default:
 	// DefaultGOPSeconds×FPS.
 	GOP int
-	// FragmentDuration is the longest media segment; segments are also cut
+	// FragmentDuration is the longest fragment; fragments are also cut
 	// at every keyframe. Shorter fragments reach a client sooner and cost a
 	// little size (a moof per fragment).
 	FragmentDuration time.Duration
@@ -148,6 +149,14 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("encode: invalid options: %w", err)
 	}
 	return o, nil
+}
+
+// command is the ffmpeg child for o (validated): its stdin pipe holds a
+// whole frame, so a renderer hands one over in a single write and goes on
+// drawing the next while ffmpeg reads it, instead of the two taking turns
+// through the default 64 KiB. It changes no byte.
+func command(o Options) ffmpeg.Command {
+	return ffmpeg.Command{Path: o.FFmpegPath, Args: args(o), Nice: o.Nice, StdinBuffer: i420.Size(o.Width, o.Height)}
 }
 
 // args builds ffmpeg's command line (without argv[0]).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/fmp4"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/i420"
-	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +46,7 @@ func frames(tb testing.TB, w, h, n int) [][]byte {
 
 // result is what one encode produced.
 type result struct {
-	segs []encode.Segment
+	segs []fmp4.Segment
 	data []byte
 }
 
@@ -52,7 +54,7 @@ type result struct {
 func encodeAll(ctx context.Context, o encode.Options, fs [][]byte) (result, error) {
 	var r result
 	var mu sync.Mutex
-	e, err := encode.Start(ctx, o, func(s encode.Segment) error {
+	e, err := encode.Start(ctx, o, func(s fmp4.Segment) error {
 		mu.Lock()
 		defer mu.Unlock()
 		r.segs = append(r.segs, s)
@@ -77,7 +79,7 @@ func encodeAll(ctx context.Context, o encode.Options, fs [][]byte) (result, erro
 // boxTypes lists the top-level box types of b.
 func boxTypes(t testing.TB, b []byte) []string {
 	t.Helper()
-	boxes, err := encode.Boxes(b)
+	boxes, err := fmp4.Boxes(b)
 	if err != nil {
 		t.Fatalf("Boxes: %v", err)
 	}
@@ -124,7 +126,7 @@ func TestEncode(t *testing.T) {
 			if got := boxTypes(t, r.segs[0].Data); fmt.Sprint(got) != "[ftyp moov]" {
 				t.Errorf("init segment boxes %v", got)
 			}
-			mime, err := encode.MIMEType(r.segs[0].Data)
+			mime, err := fmp4.MIMEType(r.segs[0].Data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +221,10 @@ func TestDeterministic(t *testing.T) {
 }
 
 // gone reports whether pid has left the process table (a zombie has not).
-func gone(pid int) bool { return !procfs.Exists(pid) }
+func gone(pid int) bool {
+	_, err := procfs.NewProc(pid)
+	return errors.Is(err, fs.ErrNotExist)
+}
 
 // waitFor waits for an event the code under test has no channel for:
 // until pending returns "" (while it does not, it says what is missing).
@@ -277,7 +282,7 @@ func TestCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			got := make(chan struct{}, 1)
-			e, err := encode.Start(ctx, encode.Options{Width: 320, Height: 240, FPS: 30}, func(s encode.Segment) error {
+			e, err := encode.Start(ctx, encode.Options{Width: 320, Height: 240, FPS: 30}, func(s fmp4.Segment) error {
 				if s.Init {
 					return nil
 				}
@@ -343,14 +348,14 @@ func TestCancel(t *testing.T) {
 func TestStartCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := encode.Start(ctx, encode.Options{Width: 64, Height: 64, FPS: 30}, func(encode.Segment) error { return nil }); !errors.Is(err, context.Canceled) {
+	if _, err := encode.Start(ctx, encode.Options{Width: 64, Height: 64, FPS: 30}, func(fmp4.Segment) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a cancelled context: %v", err)
 	}
 }
 
 func TestKilledMidStream(t *testing.T) {
 	fs := frames(t, 320, 240, 10)
-	e, err := encode.Start(context.Background(), encode.Options{Width: 320, Height: 240, FPS: 30}, func(encode.Segment) error { return nil })
+	e, err := encode.Start(context.Background(), encode.Options{Width: 320, Height: 240, FPS: 30}, func(fmp4.Segment) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +391,7 @@ func TestSinkError(t *testing.T) {
 	errFull := errors.New("client went away")
 	fs := frames(t, 160, 120, 10)
 	calls := 0
-	e, err := encode.Start(context.Background(), encode.Options{Width: 160, Height: 120, FPS: 30}, func(s encode.Segment) error {
+	e, err := encode.Start(context.Background(), encode.Options{Width: 160, Height: 120, FPS: 30}, func(s fmp4.Segment) error {
 		calls++
 		if calls == 2 {
 			return errFull
@@ -448,7 +453,7 @@ func TestBadFFmpeg(t *testing.T) {
 			done := make(chan error, 1)
 			var pid int
 			go func() {
-				e, err := encode.Start(context.Background(), encode.Options{FFmpegPath: path, Width: 64, Height: 64, FPS: 30}, func(encode.Segment) error { return nil })
+				e, err := encode.Start(context.Background(), encode.Options{FFmpegPath: path, Width: 64, Height: 64, FPS: 30}, func(fmp4.Segment) error { return nil })
 				if err != nil {
 					done <- err
 					return
@@ -503,7 +508,7 @@ func TestCheck(t *testing.T) {
 	if err := encode.Check(ctx, "no-such-ffmpeg-binary"); !errors.Is(err, encode.ErrFFmpegNotFound) {
 		t.Errorf("Check(not in PATH): %v", err)
 	}
-	_, err = encode.Start(ctx, encode.Options{FFmpegPath: missing, Width: 64, Height: 64, FPS: 30}, func(encode.Segment) error { return nil })
+	_, err = encode.Start(ctx, encode.Options{FFmpegPath: missing, Width: 64, Height: 64, FPS: 30}, func(fmp4.Segment) error { return nil })
 	if !errors.Is(err, encode.ErrFFmpegNotFound) {
 		t.Errorf("Start(missing): %v, want ErrFFmpegNotFound", err)
 	}
@@ -529,7 +534,7 @@ esac`)
 }
 
 func TestOptionsValidation(t *testing.T) {
-	sink := func(encode.Segment) error { return nil }
+	sink := func(fmp4.Segment) error { return nil }
 	for _, o := range []encode.Options{
 		{Width: 63, Height: 64, FPS: 30},
 		{Width: 64, Height: 0, FPS: 30},
@@ -557,7 +562,7 @@ func TestFrameCount(t *testing.T) {
 	ctx := context.Background()
 	o := encode.Options{Width: 64, Height: 64, FPS: 30, Frames: 3}
 
-	e, err := encode.Start(ctx, o, func(encode.Segment) error { return nil })
+	e, err := encode.Start(ctx, o, func(fmp4.Segment) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,7 +587,7 @@ func TestFrameCount(t *testing.T) {
 		t.Error("WriteFrame after Close succeeded")
 	}
 
-	e, err = encode.Start(ctx, o, func(encode.Segment) error { return nil })
+	e, err = encode.Start(ctx, o, func(fmp4.Segment) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

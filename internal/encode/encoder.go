@@ -7,21 +7,23 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/i420"
 )
 
-// Encoder is one encode: it feeds frames to an ffmpeg Process, cuts the
-// Process's output into segments for a sink (ReadSegments), and settles one
-// result. WriteFrame and Close must not be called concurrently with each
+// Encoder is one encode: it feeds frames to an ffmpeg process, cuts the
+// process's output into init and media segments for a sink
+// (fmp4.ReadSegments), and settles one result. WriteFrame and Close must not be called concurrently with each
 // other (to abort from elsewhere, cancel the context given to Start); PID
 // may be called at any time.
 //
-// Encoders share nothing: to encode one render in several pieces at once,
-// start one Encoder per piece, each with its own sink.
+// Encoders share nothing: to encode one render in several spans at once,
+// start one Encoder per span, each with its own sink.
 type Encoder struct {
 	o         Options // validated; never changed after Start
 	frameSize int
-	proc      *Process
+	proc      *ffmpeg.Process
 	stopCtx   func() bool
 
 	written atomic.Int64 // frames handed to ffmpeg
@@ -44,7 +46,7 @@ type Encoder struct {
 // encode stops and WriteFrame and Close report that error.
 //
 // Cancelling ctx kills ffmpeg and reaps it, whether or not Close is called.
-func Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, error) {
+func Start(ctx context.Context, o Options, sink func(fmp4.Segment) error) (*Encoder, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
@@ -55,16 +57,16 @@ func Start(ctx context.Context, o Options, sink func(Segment) error) (*Encoder, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("encode: %w", context.Cause(ctx))
 	}
-	p, err := startProcess(o)
+	p, err := ffmpeg.Start(command(o))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return newEncoder(ctx, o, p, sink), nil
 }
 
 // newEncoder runs the encode of o (validated) on p, a started ffmpeg for
 // the same arguments that nothing has written to or read from yet.
-func newEncoder(ctx context.Context, o Options, p *Process, sink func(Segment) error) *Encoder {
+func newEncoder(ctx context.Context, o Options, p *ffmpeg.Process, sink func(fmp4.Segment) error) *Encoder {
 	e := &Encoder{
 		o:         o,
 		frameSize: i420.Size(o.Width, o.Height),
@@ -78,7 +80,7 @@ func newEncoder(ctx context.Context, o Options, p *Process, sink func(Segment) e
 	read := make(chan readResult, 1)
 	go func() {
 		defer p.Stdout().Close()
-		frames, err := ReadSegments(p.Stdout(), sink)
+		frames, err := fmp4.ReadSegments(p.Stdout(), sink)
 		read <- readResult{frames, err}
 	}()
 	go e.settle(read)
@@ -119,7 +121,7 @@ func (e *Encoder) settle(read <-chan readResult) {
 	case r = <-read:
 		got = true
 		r.err = e.readFailed(r.err)
-	case <-e.proc.dying():
+	case <-e.proc.Killed():
 	}
 	exitErr := e.proc.Wait()
 	if !got {
@@ -132,7 +134,7 @@ func (e *Encoder) settle(read <-chan readResult) {
 	cause := e.failure()
 	switch {
 	case cause != nil:
-		if errors.Is(cause, ErrMalformed) {
+		if errors.Is(cause, fmp4.ErrMalformed) {
 			cause = fmt.Errorf("%w%s", cause, e.proc.StderrNote())
 		}
 		e.result = cause
@@ -142,7 +144,7 @@ func (e *Encoder) settle(read <-chan readResult) {
 	case r.err != nil:
 		e.result = fmt.Errorf("%w%s", r.err, e.proc.StderrNote())
 	case int64(r.frames) != e.written.Load():
-		e.result = fmt.Errorf("encode: ffmpeg output: %w: %d frames in the output, %d written", ErrMalformed, r.frames, e.written.Load())
+		e.result = fmt.Errorf("encode: ffmpeg output: %w: %d frames in the output, %d written", fmp4.ErrMalformed, r.frames, e.written.Load())
 	}
 	close(e.done)
 }
@@ -156,11 +158,11 @@ func (e *Encoder) readFailed(err error) error {
 		return nil
 	}
 	switch {
-	case errors.Is(err, errTruncated):
+	case errors.Is(err, fmp4.ErrTruncated):
 		// ffmpeg stopped writing: it has exited or is exiting, and its
 		// exit status is the better explanation; settle decides
 		return fmt.Errorf("encode: ffmpeg output: %w", err)
-	case errors.Is(err, ErrMalformed):
+	case errors.Is(err, fmp4.ErrMalformed):
 		e.fail(fmt.Errorf("encode: ffmpeg output: %w", err))
 	default: // the sink's error, or reading the pipe failed
 		e.fail(err)

@@ -3,9 +3,7 @@
 package encode
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/i420"
 )
 
@@ -112,32 +111,20 @@ func depth(t *testing.T, a []string, raw []byte, fs, n int, pace time.Duration) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r := bufio.NewReader(stdout)
-		var s segmenter
-		for {
-			typ, box, err := readBox(r)
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			size += len(box)
-			seg, err := s.add(typ, box)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if seg != nil && seg.Init {
+		_, err := fmp4.ReadSegments(stdout, func(seg fmp4.Segment) error {
+			size += len(seg.Data)
+			if seg.Init {
 				initAt = time.Since(t0)
+				return nil
 			}
-			if seg != nil && !seg.Init {
-				select {
-				case firstAt <- int(time.Since(t0)/pace) + 1:
-				default:
-				}
+			select {
+			case firstAt <- int(time.Since(t0)/pace) + 1:
+			default:
 			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	}()
 	for i := range n {

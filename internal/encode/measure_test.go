@@ -31,6 +31,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/encode/synth"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/i420"
 )
 
@@ -90,7 +91,7 @@ func run(tb testing.TB, c clip, o encode.Options, pace time.Duration) stats {
 	var mu sync.Mutex
 	cpu0 := childCPU()
 	t0 := time.Now()
-	e, err := encode.Start(context.Background(), o, func(seg encode.Segment) error {
+	e, err := encode.Start(context.Background(), o, func(seg fmp4.Segment) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if seg.Init {

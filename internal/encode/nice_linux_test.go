@@ -3,14 +3,18 @@ package encode_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/procfs"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 )
 
 // threadNiceness returns the niceness of every thread of process pid
@@ -24,13 +28,20 @@ func threadNiceness(t *testing.T, pid string) map[string]int {
 			t.Fatal(err)
 		}
 	}
-	threads, err := procfs.ReadThreadStats(n)
+	threads, err := procfs.AllThreads(n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make(map[string]int, len(threads))
-	for tid, st := range threads {
-		out[strconv.Itoa(tid)] = st.Nice
+	for _, th := range threads {
+		st, err := th.Stat()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread ended meanwhile
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strconv.Itoa(th.PID)] = st.Nice
 	}
 	return out
 }
@@ -57,7 +68,7 @@ func TestNice(t *testing.T) {
 		t.Run(strconv.Itoa(nice), func(t *testing.T) {
 			var data []byte
 			e, err := encode.Start(context.Background(), encode.Options{Width: w, Height: h, FPS: 30, Nice: nice},
-				func(s encode.Segment) error { data = append(data, s.Data...); return nil })
+				func(s fmp4.Segment) error { data = append(data, s.Data...); return nil })
 			if err != nil {
 				t.Fatal(err)
 			}

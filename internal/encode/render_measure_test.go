@@ -20,6 +20,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
@@ -72,7 +73,7 @@ func TestMeasureRender(t *testing.T) {
 				t0 := time.Now()
 				o := opts("", 0)
 				o.FragmentDuration = fd
-				e, err := encode.Start(ctx, o, func(s encode.Segment) error {
+				e, err := encode.Start(ctx, o, func(s fmp4.Segment) error {
 					if !s.Init && first == 0 {
 						first = time.Since(t0)
 					}

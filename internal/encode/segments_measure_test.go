@@ -22,6 +22,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
@@ -58,7 +59,7 @@ func TestMeasureSegments(t *testing.T) {
 		rows = append(rows, r)
 		return r
 	}
-	source := func(ctx context.Context, s encode.Span, write func([]byte) error) error {
+	source := func(ctx context.Context, s encode.Span, _ int, write func([]byte) error) error {
 		return render.FrameRange(ctx, cv, ro, s.First, s.Count, 1, func(_ int, yuv []byte) error { return write(yuv) })
 	}
 	for round := range 3 {
@@ -76,7 +77,7 @@ func TestMeasureSegments(t *testing.T) {
 				}
 				var m timing
 				m.start()
-				if _, err := encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(p)}, source, m.sink); err != nil {
+				if _, err := encode.EncodeSpans(ctx, encode.SpanConfig{Options: o, Budget: encode.NewBudget(p)}, source, m.sink); err != nil {
 					t.Fatal(err)
 				}
 				m.add(get(fmt.Sprintf("segmented, render+encode, GOP %d: %d segments, %d encoders", gop, len(plan), p)))
@@ -127,7 +128,7 @@ type timing struct {
 
 func (m *timing) start() { m.t0 = time.Now() }
 
-func (m *timing) sink(s encode.Segment) error {
+func (m *timing) sink(s fmp4.Segment) error {
 	if !s.Init && m.first == 0 {
 		m.first = time.Since(m.t0)
 	}

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/fmp4"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 )
 
 // TestSpareMatchesFreshStart: an encoder taken from the spare is the spare's
@@ -39,7 +40,7 @@ func TestSpareMatchesFreshStart(t *testing.T) {
 	take := func(opts encode.Options) (pid int, out []byte) {
 		t.Helper()
 		var mu sync.Mutex
-		e, err := spare.Start(context.Background(), opts, func(s encode.Segment) error {
+		e, err := spare.Start(context.Background(), opts, func(s fmp4.Segment) error {
 			mu.Lock()
 			defer mu.Unlock()
 			out = append(out, s.Data...)

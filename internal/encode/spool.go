@@ -5,15 +5,17 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/whirl-dev/whirl/internal/fmp4"
 )
 
-// DefaultSpoolMemory is how many bytes of a waiting segment's output a
-// segmented encode keeps in memory before it spills the rest to a
-// temporary file: a 5 s segment of 720×720 at CRF 23 is ~0.3 MB, a 1080p
+// DefaultSpoolMemory is how many bytes of a waiting span's output a
+// planned encode keeps in memory before it spills the rest to a
+// temporary file: a 5 s span of 720×720 at CRF 23 is ~0.3 MB, a 1080p
 // one a few MB.
 const DefaultSpoolMemory = 4 << 20
 
-// spool holds the output of a video segment that runs ahead of its turn,
+// spool holds the output of a span that runs ahead of its turn,
 // in order: in memory up to a bound, then in an unlinked temporary file.
 // When its turn comes, release replays it to the stitcher and makes later
 // output go straight there. put blocks while release replays, so the
@@ -23,8 +25,8 @@ type spool struct {
 	limit int    // bytes kept in memory
 
 	mu      sync.Mutex
-	live    func(Segment) error // set by release
-	mem     []Segment
+	live    func(fmp4.Segment) error // set by release
+	mem     []fmp4.Segment
 	memSize int
 	file    *os.File      // spilled segments, after mem
 	spilled []spilledMeta // what file holds, in order
@@ -41,8 +43,8 @@ func newSpool(dir string, limit int) *spool {
 	return &spool{dir: dir, limit: limit}
 }
 
-// put is the segment encoder's sink.
-func (s *spool) put(seg Segment) error {
+// put is the span encoder's sink.
+func (s *spool) put(seg fmp4.Segment) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.live != nil {
@@ -57,11 +59,11 @@ func (s *spool) put(seg Segment) error {
 }
 
 // spill appends seg to the temporary file, creating it on first use.
-func (s *spool) spill(seg Segment) error {
+func (s *spool) spill(seg fmp4.Segment) error {
 	if s.file == nil {
-		f, err := os.CreateTemp(s.dir, "whirl-segment-*")
+		f, err := os.CreateTemp(s.dir, "whirl-span-*")
 		if err != nil {
-			return fmt.Errorf("encode: spilling a waiting segment: %w", err)
+			return fmt.Errorf("encode: spilling a waiting span's output: %w", err)
 		}
 		// Unlinked at once: the space is freed when it is closed, however
 		// the process ends.
@@ -69,7 +71,7 @@ func (s *spool) spill(seg Segment) error {
 		s.file = f
 	}
 	if _, err := s.file.Write(seg.Data); err != nil {
-		return fmt.Errorf("encode: spilling a waiting segment: %w", err)
+		return fmt.Errorf("encode: spilling a waiting span's output: %w", err)
 	}
 	s.spilled = append(s.spilled, spilledMeta{init: seg.Init, frames: seg.Frames, size: len(seg.Data)})
 	s.written += int64(len(seg.Data))
@@ -78,7 +80,7 @@ func (s *spool) spill(seg Segment) error {
 
 // release replays what is held to live, then passes every later put
 // straight to it.
-func (s *spool) release(live func(Segment) error) error {
+func (s *spool) release(live func(fmp4.Segment) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, seg := range s.mem {
@@ -97,14 +99,14 @@ func (s *spool) release(live func(Segment) error) error {
 }
 
 // replay reads the spilled segments back in order.
-func (s *spool) replay(live func(Segment) error) error {
+func (s *spool) replay(live func(fmp4.Segment) error) error {
 	r := io.NewSectionReader(s.file, 0, s.written)
 	for _, m := range s.spilled {
 		data := make([]byte, m.size)
 		if _, err := io.ReadFull(r, data); err != nil {
-			return fmt.Errorf("encode: reading a spilled segment back: %w", err)
+			return fmt.Errorf("encode: reading a waiting span's output back: %w", err)
 		}
-		if err := live(Segment{Init: m.init, Data: data, Frames: m.frames}); err != nil {
+		if err := live(fmp4.Segment{Init: m.init, Data: data, Frames: m.frames}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/whirl-dev/whirl/internal/fmp4"
 )
 
 // TestSpool: output held while waiting comes back in order, from memory up
@@ -18,9 +20,9 @@ func TestSpool(t *testing.T) {
 			dir := t.TempDir()
 			sp := newSpool(dir, limit)
 			defer sp.close()
-			var want []Segment
+			var want []fmp4.Segment
 			for i := range 6 {
-				seg := Segment{Init: i == 0, Data: bytes.Repeat([]byte{byte(i)}, i+1), Frames: i}
+				seg := fmp4.Segment{Init: i == 0, Data: bytes.Repeat([]byte{byte(i)}, i+1), Frames: i}
 				want = append(want, seg)
 				if err := sp.put(seg); err != nil {
 					t.Fatal(err)
@@ -29,17 +31,17 @@ func TestSpool(t *testing.T) {
 			if names, _ := os.ReadDir(dir); len(names) != 0 {
 				t.Errorf("spill file left in the directory: %v", names)
 			}
-			var got []Segment
-			live := func(s Segment) error { got = append(got, s); return nil }
+			var got []fmp4.Segment
+			live := func(s fmp4.Segment) error { got = append(got, s); return nil }
 			if err := sp.release(live); err != nil {
 				t.Fatal(err)
 			}
-			last := Segment{Data: []byte("after"), Frames: 9}
+			last := fmp4.Segment{Data: []byte("after"), Frames: 9}
 			want = append(want, last)
 			if err := sp.put(last); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.EqualFunc(got, want, func(a, b Segment) bool {
+			if !slices.EqualFunc(got, want, func(a, b fmp4.Segment) bool {
 				return a.Init == b.Init && a.Frames == b.Frames && bytes.Equal(a.Data, b.Data)
 			}) {
 				t.Errorf("got %v, want %v", got, want)
@@ -66,11 +68,11 @@ func memFit(limit int) int {
 func TestSpoolReleaseError(t *testing.T) {
 	sp := newSpool(t.TempDir(), 0)
 	defer sp.close()
-	if err := sp.put(Segment{Data: []byte{1}}); err != nil {
+	if err := sp.put(fmp4.Segment{Data: []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	if err := sp.release(func(Segment) error { return boom }); !errors.Is(err, boom) {
+	if err := sp.release(func(fmp4.Segment) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 }

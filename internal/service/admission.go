@@ -13,7 +13,7 @@ import (
 // DefaultStillSlots is how many stills draw at once unless configured: one
 // CPU fewer than the machine has (at least one), so that lease calls,
 // health checks and small requests always find a core while stills draw.
-func DefaultStillSlots() int { return max(runtime.NumCPU()-1, 1) }
+func DefaultStillSlots() int { return max(runtime.GOMAXPROCS(0)-1, 1) }
 
 // queueStatus maps an error from a slot queue's Acquire to the status a
 // client gets: a queue.RefusedError becomes RESOURCE_EXHAUSTED on quota

@@ -15,6 +15,7 @@ import (
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/render"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -38,7 +39,7 @@ type FrameEncoder interface {
 }
 
 // StartEncoder starts one encoder per segment of a render.
-type StartEncoder func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error)
+type StartEncoder func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (FrameEncoder, error)
 
 // Observer receives the figures only the service sees.
 type Observer interface {
@@ -85,7 +86,7 @@ type Animation struct {
 var _ whirlv1.AnimationServiceServer = (*Animation)(nil)
 
 func newAnimation(cfg Config, logger *slog.Logger) *Animation {
-	cpus := runtime.NumCPU()
+	cpus := runtime.GOMAXPROCS(0) // the CPUs this process may use, container limits included
 	a := &Animation{
 		leases:         cfg.Leases,
 		logger:         logger,
@@ -116,13 +117,13 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
 		template := cfg.Encode
 		template.Width, template.Height, template.FPS = render.DefaultSize, render.DefaultSize, defaultFPS
-		template.Threads = cmp.Or(template.Threads, encode.SegmentThreads) // as segments run
+		template.Threads = cmp.Or(template.Threads, encode.SpanThreads) // as spans run
 		a.spare = encode.NewSpare(template, encode.SpareSize(a.encoders.Size()))
-		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
+		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (FrameEncoder, error) {
 			return a.spare.Start(ctx, o, sink)
 		}
 	default:
-		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (FrameEncoder, error) {
+		a.startEncoder = func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (FrameEncoder, error) {
 			return encode.Start(ctx, o, sink)
 		}
 	}
@@ -196,10 +197,11 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil && resume.GetVideoId() != id {
 		return videoChanged(resume.GetVideoId(), id)
 	}
-	pin, adopted, err := s.pinFor(ctx, req.GetLeaseId(), id)
+	pin, adopted, done, err := s.pinFor(ctx, req.GetLeaseId(), id)
 	if err != nil {
 		return leaseStatus(ctx, err)
 	}
+	defer done()
 	if resume != nil {
 		s.observer.StreamResumed()
 	}

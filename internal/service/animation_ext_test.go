@@ -16,7 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/fmp4"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -32,7 +33,7 @@ type pids struct {
 }
 
 func (p *pids) starter() service.StartEncoder {
-	return func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (service.FrameEncoder, error) {
+	return func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (service.FrameEncoder, error) {
 		enc, err := encode.Start(ctx, o, sink)
 		if err == nil {
 			p.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/service"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -40,7 +41,7 @@ func startBounds(t *testing.T) boundsEnv {
 	t.Helper()
 	h := startHarness(t, service.Config{
 		RenderSlots: 1,
-		StartEncoder: func(ctx context.Context, _ encode.Options, _ func(encode.Segment) error) (service.FrameEncoder, error) {
+		StartEncoder: func(ctx context.Context, _ encode.Options, _ func(fmp4.Segment) error) (service.FrameEncoder, error) {
 			return blockingEncoder{ctx}, nil
 		},
 	}, 100, nil)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
@@ -241,7 +242,7 @@ func TestRenderMaxWait(t *testing.T) {
 	h := startHarness(t, service.Config{
 		RenderSlots:   1,
 		RenderMaxWait: maxWait,
-		StartEncoder: func(ctx context.Context, _ encode.Options, _ func(encode.Segment) error) (service.FrameEncoder, error) {
+		StartEncoder: func(ctx context.Context, _ encode.Options, _ func(fmp4.Segment) error) (service.FrameEncoder, error) {
 			return blockingEncoder{ctx}, nil
 		},
 	}, 10, nil)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -52,7 +53,7 @@ func startHarness(t *testing.T, cfg service.Config, capacity int, wrap encoderWr
 	cfg.AdminToken = adminToken
 	p := &pids{}
 	if cfg.StartEncoder == nil {
-		cfg.StartEncoder = func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (service.FrameEncoder, error) {
+		cfg.StartEncoder = func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (service.FrameEncoder, error) {
 			enc, err := encode.Start(ctx, o, sink)
 			if err != nil {
 				return nil, err

@@ -48,8 +48,11 @@ type orphans struct {
 
 	mu      sync.Mutex
 	byLease map[[sha256.Size]byte]*orphan
-	closed  bool
-	wg      sync.WaitGroup
+	// calls are the RenderAnimation calls holding a pin, by lease: a resume
+	// that finds its lease busy waits for the call it replaces to end.
+	calls  map[[sha256.Size]byte]*call
+	closed bool
+	wg     sync.WaitGroup
 }
 
 type orphan struct {
@@ -60,8 +63,43 @@ type orphan struct {
 	adopted chan struct{}
 }
 
+// call is a RenderAnimation call holding its lease's pin.
+type call struct {
+	videoID string
+	ended   chan struct{}
+}
+
 func newOrphans(grace time.Duration) *orphans {
-	return &orphans{grace: grace, byLease: map[[sha256.Size]byte]*orphan{}}
+	return &orphans{grace: grace, byLease: map[[sha256.Size]byte]*orphan{}, calls: map[[sha256.Size]byte]*call{}}
+}
+
+// enter records a call holding token's pin for videoID; the function it
+// returns records its end.
+func (g *orphans) enter(token, videoID string) func() {
+	key := sha256.Sum256([]byte(token))
+	c := &call{videoID: videoID, ended: make(chan struct{})}
+	g.mu.Lock()
+	g.calls[key] = c
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		if g.calls[key] == c {
+			delete(g.calls, key)
+		}
+		g.mu.Unlock()
+		close(c.ended)
+	}
+}
+
+// calling returns the end of the call holding token's pin for videoID, or
+// nil if there is none.
+func (g *orphans) calling(token, videoID string) <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := g.calls[sha256.Sum256([]byte(token))]; c != nil && c.videoID == videoID {
+		return c.ended
+	}
+	return nil
 }
 
 // keep holds own for the grace if its render is unfinished and its lease
@@ -147,17 +185,42 @@ func (g *orphans) close() {
 
 // pinFor pins the call's lease for video id: a fresh pin, or the pin of an
 // orphan of the same lease and video, which the call adopts (the lease is
-// busy with exactly the render the call resumes). adopted, if not nil, must
-// be called once the call's reader is open.
-func (s *Animation) pinFor(ctx context.Context, token, id string) (pin *lease.Pin, adopted func(), err error) {
-	pin, err = s.leases.Pin(ctx, token)
-	if errors.Is(err, lease.ErrBusy) {
-		if p, done, ok := s.orphans.adopt(token, id); ok {
-			return p, done, nil
+// busy with exactly the render the call resumes). A resume can arrive
+// before the call it replaces has seen its client go: if a call of this
+// replica holds the lease for the same video, pinFor waits a moment for it
+// to end and become the orphan. adopted, if not nil, must be called once the
+// call's reader is open; done once the call has let go of its pin.
+func (s *Animation) pinFor(ctx context.Context, token, id string) (pin *lease.Pin, adopted, done func(), err error) {
+	for try := 0; ; try++ {
+		pin, err = s.leases.Pin(ctx, token)
+		if !errors.Is(err, lease.ErrBusy) {
+			break
 		}
+		if p, adopt, ok := s.orphans.adopt(token, id); ok {
+			pin, adopted, err = p, adopt, nil
+			break
+		}
+		ending := s.orphans.calling(token, id)
+		if ending == nil || try > 0 {
+			return nil, nil, nil, err
+		}
+		t := time.NewTimer(resumeOverlap)
+		select {
+		case <-ending:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
-	return pin, nil, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pin, adopted, s.orphans.enter(token, id), nil
 }
+
+// resumeOverlap bounds how long a resume waits for the call it replaces to
+// notice that its client has gone.
+const resumeOverlap = time.Second
 
 // leaseEndedStatus is how a render ends when its lease ended under it.
 func leaseEndedStatus(err error) error {

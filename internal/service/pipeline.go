@@ -12,6 +12,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/render"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -26,17 +27,17 @@ type pipelineResult struct {
 	encodeTime    time.Duration
 }
 
-// runPipeline renders and encodes vr as the segments of its plan
-// (encode.EncodeSegments): each segment drawn by its own renderer,
+// runPipeline renders and encodes vr as the spans of its plan
+// (encode.EncodeSpans): each span drawn by its own renderer,
 // cold-started at its first frame, into its own ffmpeg, as many at once as
 // the server's encoder budget has free, stitched into one stream for sink.
-// It returns when the last segment has been delivered, or on the first
+// It returns when the last span has been delivered, or on the first
 // error once every encoder has stopped. framesDone counts the frames the
 // encoders have accepted.
-func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone *atomic.Int32, sink func(encode.Segment) error) (res pipelineResult) {
-	frames := func(ctx context.Context, span encode.Span, write func([]byte) error) error {
+func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone *atomic.Int32, sink func(fmp4.Segment) error) (res pipelineResult) {
+	frames := func(ctx context.Context, span encode.Span, workers int, write func([]byte) error) error {
 		var writeErr error
-		err := render.FrameRange(ctx, vr.curve, vr.render, span.First, span.Count, s.renderWorkers, func(_ int, yuv []byte) error {
+		err := render.FrameRange(ctx, vr.curve, vr.render, span.First, span.Count, workers, func(_ int, yuv []byte) error {
 			if writeErr = write(yuv); writeErr != nil {
 				return writeErr
 			}
@@ -50,12 +51,13 @@ func (s *Animation) runPipeline(ctx context.Context, vr videoRequest, framesDone
 	}
 	start := time.Now()
 	sink, endStitch := s.tracedStitch(ctx, sink)
-	st, err := encode.EncodeSegments(ctx, encode.Segments{
+	st, err := encode.EncodeSpans(ctx, encode.SpanConfig{
 		Options: s.encodeOptionsFor(vr),
-		Start: s.tracedStart(func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+		Start: s.tracedStart(func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
 			return s.startEncoder(ctx, o, sink)
 		}),
-		Budget: s.encoders,
+		Budget:  s.encoders,
+		Workers: s.renderWorkers, // the animation's, shared out among its spans
 	}, s.tracedFrames(frames), sink)
 	endStitch(err)
 	res.encodeTime = time.Since(start)
@@ -116,7 +118,7 @@ func (s *Animation) renderVideo(vr videoRequest, id string) cache.RenderFunc {
 
 		var frames atomic.Int32
 		var bytes int64
-		res := s.runPipeline(ctx, vr, &frames, func(seg encode.Segment) error {
+		res := s.runPipeline(ctx, vr, &frames, func(seg fmp4.Segment) error {
 			w.Segment(seg.Data)
 			bytes += int64(len(seg.Data))
 			w.SetProgress(cache.Progress{Frames: int(frames.Load())})

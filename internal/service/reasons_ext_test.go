@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/queue"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -348,7 +349,7 @@ func renderReasonCases() []reasonCase {
 			return renderErr(t, api, tinyVideo(acquire(t, api), 1, 5))
 		}},
 		{"render failed", codes.Internal, whirlv1.ErrorReason_RENDER_FAILED, func(t *testing.T) error {
-			api, _, _ := reasonServer(t, service.Config{StartEncoder: func(context.Context, encode.Options, func(encode.Segment) error) (service.FrameEncoder, error) {
+			api, _, _ := reasonServer(t, service.Config{StartEncoder: func(context.Context, encode.Options, func(fmp4.Segment) error) (service.FrameEncoder, error) {
 				return nil, errors.New("encoder would not start")
 			}})
 			return renderErr(t, api, tinyVideo(acquire(t, api), 1, 5))

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/whirl-dev/whirl/internal/cache"
-	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/lease"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
@@ -112,7 +112,7 @@ func (c *renderCall) header(ctx context.Context) error {
 			}
 			continue
 		}
-		mime, err := encode.MIMEType(init)
+		mime, err := fmp4.MIMEType(init)
 		if err != nil {
 			return internalError(fmt.Sprintf("encoder produced an unreadable init segment: %v", err))
 		}

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"

@@ -54,16 +54,18 @@ type Config struct {
 	StartEncoder StartEncoder
 	// SpareEncoder keeps ffmpeg processes loaded for the default video size
 	// (720×720 at 30 fps), encode.SpareSize(EncodeParallelism) of them, so
-	// each segment encoder of such a render skips ffmpeg's start-up
+	// each span encoder of such a render skips ffmpeg's start-up
 	// (~0.1 s). Serve stops them when it returns.
 	SpareEncoder bool
-	// EncodeParallelism bounds the segment encoders (ffmpeg processes)
-	// running at once across all renders (default: number of CPUs; 1
-	// encodes one segment at a time). A render uses as many as are free.
+	// EncodeParallelism bounds the span encoders (ffmpeg processes)
+	// running at once across all renders (default: GOMAXPROCS; 1 encodes
+	// one span at a time). A render uses as many as are free.
 	EncodeParallelism int
-	// RenderSlots bounds concurrent animations (default: number of CPUs).
+	// RenderSlots bounds concurrent animations (default: GOMAXPROCS).
 	RenderSlots int
-	// RenderWorkers is goroutines drawing frames per animation (default: CPUs).
+	// RenderWorkers is goroutines drawing frames per animation (default:
+	// GOMAXPROCS), shared out among its spans that run at once
+	// (encode.SpanWorkers).
 	RenderWorkers int
 	// MaxPixelFrames bounds width×height×frames (default DefaultMaxPixelFrames).
 	MaxPixelFrames int64

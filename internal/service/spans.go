@@ -10,6 +10,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/lease"
 )
 
@@ -20,8 +21,8 @@ import (
 //	cache.lookup    RenderAnimation finding its video: cached, shared or to render
 //	cache.fill      the render that fills the cache entry, under the call that started it
 //	  render.queue    waiting for a render slot
-//	  segment.draw    one span of frames drawn and written to its encoder
-//	  segment.encode  one segment encoder, from its start until it has flushed
+//	  frames.draw     one planned span of frames drawn and written to its encoder
+//	  frames.encode   one span's encoder, from its start until it has flushed
 //	  render.stitch   the segments delivered in order, from the first to the end
 const tracerName = "github.com/whirl-dev/whirl/internal/service"
 
@@ -66,25 +67,22 @@ func (s *Animation) tracedFill(call context.Context, id string, render cache.Ren
 	}
 }
 
-// frameSource is what encode.EncodeSegments calls to draw a span of frames.
-type frameSource = func(ctx context.Context, span encode.Span, write func([]byte) error) error
-
-// tracedFrames draws each span of frames in a segment.draw span.
-func (s *Animation) tracedFrames(frames frameSource) frameSource {
-	return func(ctx context.Context, fs encode.Span, write func([]byte) error) error {
-		ctx, span := s.tracer.Start(ctx, "segment.draw", trace.WithAttributes(
+// tracedFrames draws each planned span of frames in a frames.draw trace span.
+func (s *Animation) tracedFrames(frames encode.FrameSource) encode.FrameSource {
+	return func(ctx context.Context, fs encode.Span, workers int, write func([]byte) error) error {
+		ctx, span := s.tracer.Start(ctx, "frames.draw", trace.WithAttributes(
 			attribute.Int("whirl.frame.first", fs.First), attribute.Int("whirl.frame.count", fs.Count)))
-		err := frames(ctx, fs, write)
+		err := frames(ctx, fs, workers, write)
 		endSpan(span, err)
 		return err
 	}
 }
 
-// tracedStart runs each segment encoder in a segment.encode span, ended
-// when the encoder has closed.
+// tracedStart runs each span's encoder in a frames.encode trace span,
+// ended when the encoder has closed.
 func (s *Animation) tracedStart(start encode.StartFunc) encode.StartFunc {
-	return func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
-		ctx, span := s.tracer.Start(ctx, "segment.encode", trace.WithAttributes(attribute.Int("whirl.frame.count", o.Frames)))
+	return func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
+		ctx, span := s.tracer.Start(ctx, "frames.encode", trace.WithAttributes(attribute.Int("whirl.frame.count", o.Frames)))
 		enc, err := start(ctx, o, sink)
 		if err != nil {
 			endSpan(span, err)
@@ -107,10 +105,10 @@ func (e *tracedEncoder) Close() error {
 
 // tracedStitch wraps the sink of stitched segments in a render.stitch span
 // begun at the first segment; end ends it with the pipeline's error.
-func (s *Animation) tracedStitch(ctx context.Context, sink func(encode.Segment) error) (traced func(encode.Segment) error, end func(error)) {
+func (s *Animation) tracedStitch(ctx context.Context, sink func(fmp4.Segment) error) (traced func(fmp4.Segment) error, end func(error)) {
 	var once sync.Once
 	var span trace.Span
-	traced = func(seg encode.Segment) error {
+	traced = func(seg fmp4.Segment) error {
 		once.Do(func() { _, span = s.tracer.Start(ctx, "render.stitch") })
 		return sink(seg)
 	}

@@ -159,13 +159,13 @@ func checkTree(t *testing.T, trace []receivedSpan, frames int64) {
 	}
 	fill := byName(trace, "cache.fill")
 	parentOf := map[string][]byte{
-		renderMethod:     clientSpan.GetSpanId(), // the server's; the client's is the root
-		"cache.lookup":   serverSpan.GetSpanId(),
-		"cache.fill":     serverSpan.GetSpanId(),
-		"render.queue":   fill[0].GetSpanId(),
-		"segment.draw":   fill[0].GetSpanId(),
-		"segment.encode": fill[0].GetSpanId(),
-		"render.stitch":  fill[0].GetSpanId(),
+		renderMethod:    clientSpan.GetSpanId(), // the server's; the client's is the root
+		"cache.lookup":  serverSpan.GetSpanId(),
+		"cache.fill":    serverSpan.GetSpanId(),
+		"render.queue":  fill[0].GetSpanId(),
+		"frames.draw":   fill[0].GetSpanId(),
+		"frames.encode": fill[0].GetSpanId(),
+		"render.stitch": fill[0].GetSpanId(),
 	}
 	drawn := int64(0)
 	for _, s := range trace {
@@ -182,7 +182,7 @@ func checkTree(t *testing.T, trace []receivedSpan, frames int64) {
 		case !bytes.Equal(s.GetParentSpanId(), want):
 			t.Errorf("span %s has the wrong parent", s.GetName())
 		}
-		if s.GetName() == "segment.draw" {
+		if s.GetName() == "frames.draw" {
 			drawn += intAttr(s, "whirl.frame.count")
 		}
 	}
@@ -191,9 +191,9 @@ func checkTree(t *testing.T, trace []receivedSpan, frames int64) {
 			t.Errorf("%d %s spans, want %d", got, name, want)
 		}
 	}
-	draws, encodes := len(byName(trace, "segment.draw")), len(byName(trace, "segment.encode"))
+	draws, encodes := len(byName(trace, "frames.draw")), len(byName(trace, "frames.encode"))
 	if draws == 0 || draws != encodes || drawn != frames {
-		t.Errorf("%d segment.draw spans (%d frames), %d segment.encode spans; want one of each per segment, %d frames in all", draws, drawn, encodes, frames)
+		t.Errorf("%d frames.draw spans (%d frames), %d frames.encode spans; want one of each per planned span, %d frames in all", draws, drawn, encodes, frames)
 	}
 }
 

@@ -252,7 +252,7 @@ type bench struct {
 func prepare(ctx context.Context, cfg Config) (*bench, error) {
 	workers := cfg.RenderWorkers
 	if workers == 0 {
-		workers = runtime.NumCPU() // service.Config's default
+		workers = runtime.GOMAXPROCS(0) // service.Config's default
 	}
 	rep := &Report{Setup: Setup{
 		Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Frames: cfg.Frames,
@@ -299,7 +299,7 @@ func (b *bench) addEncoders() {
 	medium := whirl
 	medium.Preset, medium.CRF = "medium", 23
 	b.encoders = []*EncoderRuns{
-		{Name: "ffmpeg alone, whirl settings (segments, budget of NumCPU encoders)", Key: "whirl", Settings: describe(whirl, encode.SegmentThreads)},
+		{Name: "ffmpeg alone, whirl settings (segments, budget of GOMAXPROCS encoders)", Key: "whirl", Settings: describe(whirl, encode.SpanThreads)},
 		{Name: "ffmpeg alone, libx264 medium/CRF 23", Key: "medium", Settings: describe(medium, encode.DefaultThreads)},
 		{Name: "one ffmpeg, same preset/CRF/GOP, x264 threads, frames from a file", Key: "file", Settings: strings.Join(sameSettingsCodec(b.cfg), " ")},
 	}

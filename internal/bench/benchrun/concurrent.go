@@ -10,6 +10,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/render"
 )
 
@@ -20,7 +21,7 @@ const concurrentRenders = 5
 // Seed+4), drawn and encoded in this process without gRPC, the way whirl
 // encoded before segments (one ffmpeg per render, libx264 threads 2, fed by
 // render.Frames) and the way it does now (each render's segments under one
-// process-wide budget of NumCPU encoders and encode.SpareSize warm spare
+// process-wide budget of GOMAXPROCS encoders and encode.SpareSize warm spare
 // ffmpeg processes, as the server runs them). Both at the server's ffmpeg
 // niceness. Figures are aggregate frames/s: five
 // renders' frames over the time until the last one ends.
@@ -64,7 +65,7 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 		runs, cpu *[]float64
 		one       func(ctx context.Context, c curve.Curve, budget *encode.Budget) error
 	}{{&r.Single, &r.SingleCPU, b.singleProcess}, {&r.Segment, &r.SegmentCPU, b.segmented}} {
-		budget := encode.NewBudget(runtime.NumCPU())
+		budget := encode.NewBudget(runtime.GOMAXPROCS(0))
 		cpu0 := readCPU()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -91,8 +92,8 @@ func (b *bench) concurrentRound(ctx context.Context, i int) error {
 // the server keeps them.
 func (b *bench) startSpare() {
 	_, eo := b.videoOptions()
-	eo.Threads = encode.SegmentThreads
-	b.spare = encode.NewSpare(eo, encode.SpareSize(runtime.NumCPU()))
+	eo.Threads = encode.SpanThreads
+	b.spare = encode.NewSpare(eo, encode.SpareSize(runtime.GOMAXPROCS(0)))
 }
 
 // videoOptions are the renderer's and the encoder's settings for one of the
@@ -107,7 +108,7 @@ func (b *bench) videoOptions() (render.Options, encode.Options) {
 func (b *bench) singleProcess(ctx context.Context, c curve.Curve, _ *encode.Budget) error {
 	ro, eo := b.videoOptions()
 	eo.Threads = 2
-	enc, err := encode.Start(ctx, eo, func(encode.Segment) error { return nil })
+	enc, err := encode.Start(ctx, eo, func(fmp4.Segment) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -121,13 +122,13 @@ func (b *bench) singleProcess(ctx context.Context, c curve.Curve, _ *encode.Budg
 // segmented is one render the way the server encodes it now.
 func (b *bench) segmented(ctx context.Context, c curve.Curve, budget *encode.Budget) error {
 	ro, eo := b.videoOptions()
-	start := func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+	start := func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
 		return b.spare.Start(ctx, o, sink)
 	}
-	_, err := encode.EncodeSegments(ctx, encode.Segments{Options: eo, Budget: budget, Start: start},
-		func(ctx context.Context, s encode.Span, write func([]byte) error) error {
-			return render.FrameRange(ctx, c, ro, s.First, s.Count, b.rep.Setup.RenderWorkers, func(_ int, yuv []byte) error { return write(yuv) })
-		}, func(encode.Segment) error { return nil })
+	_, err := encode.EncodeSpans(ctx, encode.SpanConfig{Options: eo, Budget: budget, Start: start, Workers: b.rep.Setup.RenderWorkers},
+		func(ctx context.Context, s encode.Span, workers int, write func([]byte) error) error {
+			return render.FrameRange(ctx, c, ro, s.First, s.Count, workers, func(_ int, yuv []byte) error { return write(yuv) })
+		}, func(fmp4.Segment) error { return nil })
 	return err
 }
 

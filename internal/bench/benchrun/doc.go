@@ -15,8 +15,8 @@
 //     client (the chunk with segment_end after the init segment);
 //  3. the MP4's size;
 //  4. ffmpeg alone on the same frames pre-rendered into memory: (a) whirl's
-//     encoder as the server runs it (encode.EncodeSegments, a budget of
-//     NumCPU encoders), (b) libx264 medium/CRF 23 (encode.Start), (c) one
+//     encoder as the server runs it (encode.EncodeSpans, a budget of
+//     GOMAXPROCS encoders), (b) libx264 medium/CRF 23 (encode.Start), (c) one
 //     ffmpeg with whirl's preset, CRF and GOP and x264's own threading
 //     reading the frames from a raw file (what a user would run instead),
 //     plus for reference (d) ffmpeg's plain defaults writing a regular MP4

@@ -15,6 +15,7 @@ import (
 
 	"github.com/whirl-dev/whirl/internal/curve"
 	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/i420"
 	"github.com/whirl-dev/whirl/internal/render"
 )
@@ -115,14 +116,14 @@ func preRender(ctx context.Context, c curve.Curve, cfg Config, workers int) (*fr
 }
 
 // encodeAlone times whirl's encoder on the stored frames: encode.Start +
-// WriteFrame × n + Close, or (segmented) encode.EncodeSegments with a
-// budget of NumCPU encoders, as the server runs it.
+// WriteFrame × n + Close, or (segmented) encode.EncodeSpans with a
+// budget of GOMAXPROCS encoders, as the server runs it.
 func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options, segmented bool) (EncodeRun, error) {
 	var r EncodeRun
 	h := sha256.New()
 	var written atomic.Int64
 	var start time.Time
-	sink := func(seg encode.Segment) error {
+	sink := func(seg fmp4.Segment) error {
 		if !seg.Init && r.FirstFragment == 0 && seg.Frames > 0 {
 			r.FirstFragment = time.Since(start).Seconds()
 			r.FramesIn = written.Load()
@@ -136,8 +137,8 @@ func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options, segm
 	start = time.Now()
 	var err error
 	if segmented {
-		_, err = encode.EncodeSegments(ctx, encode.Segments{Options: o, Budget: encode.NewBudget(runtime.NumCPU())},
-			func(_ context.Context, s encode.Span, write func([]byte) error) error {
+		_, err = encode.EncodeSpans(ctx, encode.SpanConfig{Options: o, Budget: encode.NewBudget(runtime.GOMAXPROCS(0))},
+			func(_ context.Context, s encode.Span, _ int, write func([]byte) error) error {
 				for i := s.First; i < s.First+s.Count; i++ {
 					if err := write(frames.frame(i)); err != nil {
 						return err
@@ -160,7 +161,7 @@ func encodeAlone(ctx context.Context, frames *frameStore, o encode.Options, segm
 }
 
 // encodeOne writes every stored frame to one encoder.
-func encodeOne(ctx context.Context, frames *frameStore, o encode.Options, sink func(encode.Segment) error, written *atomic.Int64) error {
+func encodeOne(ctx context.Context, frames *frameStore, o encode.Options, sink func(fmp4.Segment) error, written *atomic.Int64) error {
 	enc, err := encode.Start(ctx, o, sink)
 	if err != nil {
 		return err

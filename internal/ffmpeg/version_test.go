@@ -1,4 +1,4 @@
-package encode_test
+package ffmpeg_test
 
 import (
 	"errors"
@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/ffmpeg"
 )
 
 // TestVersion: the build description comes from the ffmpeg that runs, and a
 // different binary gives a different one.
 func TestVersion(t *testing.T) {
-	v, err := encode.Version(t.Context(), "")
+	v, err := ffmpeg.Version(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,10 +24,10 @@ func TestVersion(t *testing.T) {
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho ffmpeg version 0.0-other\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if other, err := encode.Version(t.Context(), fake); err != nil || other != "ffmpeg version 0.0-other" {
+	if other, err := ffmpeg.Version(t.Context(), fake); err != nil || other != "ffmpeg version 0.0-other" {
 		t.Fatalf("Version(other build) = %q, %v", other, err)
 	}
-	if _, err := encode.Version(t.Context(), "no-such-ffmpeg-binary"); !errors.Is(err, encode.ErrFFmpegNotFound) {
-		t.Fatalf("Version(missing) = %v, want ErrFFmpegNotFound", err)
+	if _, err := ffmpeg.Version(t.Context(), "no-such-ffmpeg-binary"); !errors.Is(err, ffmpeg.ErrNotFound) {
+		t.Fatalf("Version(missing) = %v, want ErrNotFound", err)
 	}
 }

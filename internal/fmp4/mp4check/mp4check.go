@@ -1,6 +1,7 @@
-// Package mp4check is a test helper: it checks a fragmented MP4 produced by
-// package encode with ffprobe (which must be installed) and with encode's
-// own box walker, and fails the test on any mismatch.
+// Package mp4check is a test helper: it checks a fragmented MP4 (whirl's
+// output) with ffprobe (which must be installed) and with fmp4's own box
+// walker, and fails the test on any mismatch. It runs a process, so it
+// lives beside fmp4 rather than in it.
 package mp4check
 
 import (
@@ -16,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/encode"
+	"github.com/whirl-dev/whirl/internal/fmp4"
 )
 
 // Expect is what the file must be. Zero fields are not checked, except that
@@ -46,7 +47,7 @@ type Info struct {
 	Duration               time.Duration
 	FramesRaw, DurationRaw string // ffprobe's own text for Frames and Duration
 	Codecs                 string // from the avcC box, e.g. "avc1.64001f"
-	Boxes                  []encode.Box
+	Boxes                  []fmp4.Box
 	Fragments              int // moof/mdat pairs
 }
 
@@ -72,12 +73,12 @@ func ProbeFile(t testing.TB, path string, want Expect) Info {
 		t.Fatalf("mp4check: %v", err)
 	}
 	var info Info
-	info.Boxes, err = encode.Boxes(data)
+	info.Boxes, err = fmp4.Boxes(data)
 	if err != nil {
 		t.Errorf("mp4check: %s: boxes: %v", path, err)
 	}
 	info.Fragments = checkOrder(t, path, info.Boxes)
-	if info.Codecs, err = encode.Codecs(data); err != nil {
+	if info.Codecs, err = fmp4.Codecs(data); err != nil {
 		t.Errorf("mp4check: %s: codecs: %v", path, err)
 	}
 
@@ -243,7 +244,7 @@ func MatchCodecs(codecs, profile string, level int) error {
 
 // checkOrder checks ftyp, moov, then one or more moof/mdat pairs, and returns
 // the number of pairs.
-func checkOrder(t testing.TB, path string, boxes []encode.Box) int {
+func checkOrder(t testing.TB, path string, boxes []fmp4.Box) int {
 	t.Helper()
 	types := make([]string, len(boxes))
 	for i, b := range boxes {

@@ -1,4 +1,4 @@
-package encode
+package fmp4
 
 import (
 	"bufio"
@@ -195,36 +195,5 @@ func TestCodecsErrors(t *testing.T) {
 	}
 	if m, err := MIMEType(avc); err != nil || m != `video/mp4; codecs="avc1.4d401e"` {
 		t.Errorf("MIMEType = %q, %v", m, err)
-	}
-}
-
-func TestArgsFragDuration(t *testing.T) {
-	o, err := Options{Width: 64, Height: 64, FPS: 30}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := strings.Join(args(o), " ")
-	if !strings.Contains(a, "-frag_duration 100000") || !strings.Contains(a, "-g 150") || !strings.Contains(a, "-threads 2") {
-		t.Errorf("args: %s", a)
-	}
-	o.FragmentDuration = o.FragmentDuration * 100
-	if a := strings.Join(args(o), " "); !strings.Contains(a, "-frag_duration 0") {
-		t.Errorf("fragment longer than the GOP: %s", a)
-	}
-}
-
-func TestTail(t *testing.T) {
-	tl := newTail(10)
-	fmt.Fprint(tl, "hello ")
-	if tl.String() != "hello" {
-		t.Errorf("%q", tl.String())
-	}
-	fmt.Fprint(tl, "world, again")
-	if tl.String() != "…rld, again" {
-		t.Errorf("%q", tl.String())
-	}
-	fmt.Fprint(tl, strings.Repeat("x", 30)+"END")
-	if tl.String() != "…xxxxxxxEND" {
-		t.Errorf("%q", tl.String())
 	}
 }

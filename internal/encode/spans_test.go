@@ -15,7 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/encode/mp4check"
+	"github.com/whirl-dev/whirl/internal/fmp4"
+	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 )
 
 func TestPlan(t *testing.T) {
@@ -40,7 +41,7 @@ func TestPlan(t *testing.T) {
 		{o, 300, []encode.Span{{0, 150}, {150, 150}}},
 		{o, 301, []encode.Span{{0, 101}, {101, 100}, {201, 100}}},
 		{o, 3600, longest},
-		// segments of at least MinTail frames, even past a short GOP
+		// spans of at least MinTail frames, even past a short GOP
 		{small, 7, []encode.Span{{0, 7}}},
 		{small, 15, []encode.Span{{0, 15}}},
 		{small, 16, []encode.Span{{0, 8}, {8, 8}}},
@@ -76,7 +77,7 @@ func TestIdentity(t *testing.T) {
 	}
 	want := id(base)
 	same := base
-	same.FFmpegPath, same.Nice, same.Threads = "/usr/bin/ffmpeg", 19, encode.SegmentThreads
+	same.FFmpegPath, same.Nice, same.Threads = "/usr/bin/ffmpeg", 19, encode.SpanThreads
 	if got := id(same); got != want {
 		t.Errorf("path, niceness and default threads changed the identity:\n%s\n%s", got, want)
 	}
@@ -103,7 +104,7 @@ func TestIdentity(t *testing.T) {
 
 // sliceSource serves frames from memory.
 func sliceSource(fs [][]byte) encode.FrameSource {
-	return func(ctx context.Context, s encode.Span, write func([]byte) error) error {
+	return func(ctx context.Context, s encode.Span, _ int, write func([]byte) error) error {
 		for _, f := range fs[s.First : s.First+s.Count] {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -119,11 +120,11 @@ func sliceSource(fs [][]byte) encode.FrameSource {
 // collect is a sink gathering a stream.
 type collect struct {
 	mu   sync.Mutex
-	segs []encode.Segment
+	segs []fmp4.Segment
 	data []byte
 }
 
-func (c *collect) sink(s encode.Segment) error {
+func (c *collect) sink(s fmp4.Segment) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.segs = append(c.segs, s)
@@ -131,30 +132,30 @@ func (c *collect) sink(s encode.Segment) error {
 	return nil
 }
 
-func segmented(t *testing.T, cfg encode.Segments, fs [][]byte) ([]byte, encode.SegmentStats) {
+func planned(t *testing.T, cfg encode.SpanConfig, fs [][]byte) ([]byte, encode.SpanStats) {
 	t.Helper()
 	var c collect
-	st, err := encode.EncodeSegments(context.Background(), cfg, sliceSource(fs), c.sink)
+	st, err := encode.EncodeSpans(context.Background(), cfg, sliceSource(fs), c.sink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c.data, st
 }
 
-// TestEncodeSegments: a segmented video plays as one file (every frame,
+// TestEncodeSpans: a video encoded in spans plays as one file (every frame,
 // timestamps one frame apart, the right duration) whether it ends on, just
-// after or just before a segment boundary, or has one frame; its bytes are
+// after or just before a span boundary, or has one frame; its bytes are
 // the same whatever the parallelism and when waiting output spills to disk.
-func TestEncodeSegments(t *testing.T) {
+func TestEncodeSpans(t *testing.T) {
 	const w, h, fps, gop = 96, 64, 24, 12
 	all := frames(t, w, h, 3*gop+1)
 	for _, n := range []int{1, gop - 1, gop, gop + 1, gop + encode.MinTail, 3*gop - 1, 3 * gop, 3*gop + 1} {
 		t.Run(fmt.Sprintf("frames=%d", n), func(t *testing.T) {
 			fs := all[:n]
 			o := encode.Options{Width: w, Height: h, FPS: fps, GOP: gop, Frames: n}
-			want, st := segmented(t, encode.Segments{Options: o}, fs)
+			want, st := planned(t, encode.SpanConfig{Options: o}, fs)
 			plan, _ := o.Plan(n)
-			if st.Segments != len(plan) || st.MaxEncoders != 1 {
+			if st.Spans != len(plan) || st.MaxEncoders != 1 {
 				t.Errorf("one at a time: %+v", st)
 			}
 			info := mp4check.Probe(t, want, mp4check.Expect{Width: w, Height: h, FPS: fps, Frames: n, Timestamps: true})
@@ -163,7 +164,7 @@ func TestEncodeSegments(t *testing.T) {
 			}
 			var got []byte
 			for _, p := range []int{2, 4} {
-				got, st = segmented(t, encode.Segments{Options: o, Budget: encode.NewBudget(p)}, fs)
+				got, st = planned(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(p)}, fs)
 				if !bytes.Equal(got, want) {
 					t.Errorf("parallelism %d: %d bytes differ from one at a time (%d)", p, len(got), len(want))
 				}
@@ -171,7 +172,7 @@ func TestEncodeSegments(t *testing.T) {
 					t.Errorf("parallelism %d: %d encoders at once", p, st.MaxEncoders)
 				}
 			}
-			got, _ = segmented(t, encode.Segments{Options: o, Budget: encode.NewBudget(4), SpoolMemory: 1, SpoolDir: t.TempDir()}, fs)
+			got, _ = planned(t, encode.SpanConfig{Options: o, Budget: encode.NewBudget(4), SpoolMemory: 1, SpoolDir: t.TempDir()}, fs)
 			if !bytes.Equal(got, want) {
 				t.Errorf("spilling: %d bytes differ from one at a time (%d)", len(got), len(want))
 			}
@@ -179,15 +180,15 @@ func TestEncodeSegments(t *testing.T) {
 	}
 }
 
-// TestEncodeSegmentsMismatch: a segment whose encoder ran with other
+// TestEncodeSpansMismatch: a span whose encoder ran with other
 // settings (another SPS) fails the encode loudly, and stops the rest.
-func TestEncodeSegmentsMismatch(t *testing.T) {
+func TestEncodeSpansMismatch(t *testing.T) {
 	const w, h, gop = 64, 64, encode.MinTail
 	fs := frames(t, w, h, 3*gop)
 	o := encode.Options{Width: w, Height: h, FPS: 24, GOP: gop, Frames: len(fs)}
 	var mu sync.Mutex
 	started := 0
-	start := func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+	start := func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
 		mu.Lock()
 		if started++; started == 2 {
 			o.Preset = "medium" // more reference frames: another SPS
@@ -196,8 +197,8 @@ func TestEncodeSegmentsMismatch(t *testing.T) {
 		return encode.Start(ctx, o, sink)
 	}
 	var c collect
-	_, err := encode.EncodeSegments(context.Background(), encode.Segments{Options: o, Start: start}, sliceSource(fs), c.sink)
-	if !errors.Is(err, encode.ErrStitch) {
+	_, err := encode.EncodeSpans(context.Background(), encode.SpanConfig{Options: o, Start: start}, sliceSource(fs), c.sink)
+	if !errors.Is(err, fmp4.ErrStitch) {
 		t.Fatalf("err = %v, want ErrStitch", err)
 	}
 	t.Log(err)
@@ -211,7 +212,7 @@ type pidStarter struct {
 	all    []int
 }
 
-func (p *pidStarter) start(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+func (p *pidStarter) start(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
 	e, err := encode.Start(ctx, o, sink)
 	if err != nil {
 		return nil, err
@@ -242,10 +243,10 @@ func (p *pidStarter) pidList() []int {
 	return slices.Clone(p.all)
 }
 
-// TestEncodeSegmentsCancel: cancelling while every segment's encoder runs
+// TestEncodeSpansCancel: cancelling while every span's encoder runs
 // stops them all at once; no ffmpeg and no goroutine is left.
-func TestEncodeSegmentsCancel(t *testing.T) {
-	// Segments start once segment 0 has sent a fragment: it must be given
+func TestEncodeSpansCancel(t *testing.T) {
+	// Spans start once span 0 has sent a fragment: it must be given
 	// more frames than x264 holds back (16) for that.
 	const w, h, gop, segs = 160, 120, 40, 3
 	fs := frames(t, w, h, gop*segs)
@@ -257,8 +258,8 @@ func TestEncodeSegmentsCancel(t *testing.T) {
 		running sync.WaitGroup
 	)
 	running.Add(segs)
-	// Each segment writes 3/4 of its frames, then waits for cancellation.
-	src := func(ctx context.Context, s encode.Span, write func([]byte) error) error {
+	// Each span writes 3/4 of its frames, then waits for cancellation.
+	src := func(ctx context.Context, s encode.Span, _ int, write func([]byte) error) error {
 		for _, f := range fs[s.First : s.First+s.Count*3/4] {
 			if err := write(f); err != nil {
 				return err
@@ -272,7 +273,7 @@ func TestEncodeSegmentsCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var c collect
-		_, err := encode.EncodeSegments(ctx, encode.Segments{Options: o, Start: p.start, Budget: encode.NewBudget(segs)}, src, c.sink)
+		_, err := encode.EncodeSpans(ctx, encode.SpanConfig{Options: o, Start: p.start, Budget: encode.NewBudget(segs)}, src, c.sink)
 		done <- err
 	}()
 	running.Wait()
@@ -284,7 +285,7 @@ func TestEncodeSegmentsCancel(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	for _, pid := range pids { // reaped before EncodeSegments returned
+	for _, pid := range pids { // reaped before EncodeSpans returned
 		if !gone(pid) {
 			t.Errorf("ffmpeg %d outlived the cancelled encode", pid)
 		}
@@ -292,9 +293,9 @@ func TestEncodeSegmentsCancel(t *testing.T) {
 	noLeaks(t, ignore)
 }
 
-// TestEncodeSegmentsKilled: ffmpeg killed in segment 2 fails the whole
+// TestEncodeSpansKilled: ffmpeg killed in span 2 fails the whole
 // encode with an error naming it, after every other encoder has stopped.
-func TestEncodeSegmentsKilled(t *testing.T) {
+func TestEncodeSpansKilled(t *testing.T) {
 	const w, h, gop, segs = 160, 120, 10, 4
 	fs := frames(t, w, h, gop*segs)
 	o := encode.Options{Width: w, Height: h, FPS: 30, GOP: gop, Frames: len(fs)}
@@ -302,9 +303,9 @@ func TestEncodeSegmentsKilled(t *testing.T) {
 		t.Run(fmt.Sprintf("parallelism=%d", parallelism), func(t *testing.T) {
 			p := pidStarter{killAt: fs[2*gop+3]}
 			var c collect
-			_, err := encode.EncodeSegments(context.Background(), encode.Segments{Options: o, Start: p.start, Budget: encode.NewBudget(parallelism)}, sliceSource(fs), c.sink)
-			if err == nil || !strings.Contains(err.Error(), "segment 2") || !strings.Contains(err.Error(), "killed") {
-				t.Fatalf("err = %v, want segment 2's ffmpeg killed", err)
+			_, err := encode.EncodeSpans(context.Background(), encode.SpanConfig{Options: o, Start: p.start, Budget: encode.NewBudget(parallelism)}, sliceSource(fs), c.sink)
+			if err == nil || !strings.Contains(err.Error(), "span 2") || !strings.Contains(err.Error(), "killed") {
+				t.Fatalf("err = %v, want span 2's ffmpeg killed", err)
 			}
 			for _, pid := range p.pidList() {
 				if !gone(pid) {
@@ -326,19 +327,19 @@ func (c countingWriter) WriteFrame(yuv []byte) error {
 	return c.FrameWriter.WriteFrame(yuv)
 }
 
-// TestEncodeSegmentsHeadStart: with encoders to spare, the other segments
-// start only once segment 0 has sent a fragment, which x264 does after 15
+// TestEncodeSpansHeadStart: with encoders to spare, the other spans
+// start only once span 0 has sent a fragment, which x264 does after 15
 // frames in, so they do not compete with it on its way to the client.
-func TestEncodeSegmentsHeadStart(t *testing.T) {
+func TestEncodeSpansHeadStart(t *testing.T) {
 	const w, h, gop = 96, 64, 40
 	fs := frames(t, w, h, 3*gop)
 	o := encode.Options{Width: w, Height: h, FPS: 30, GOP: gop, Frames: len(fs)}
 	var (
 		mu      sync.Mutex
-		first   atomic.Int64 // frames written to segment 0's encoder
+		first   atomic.Int64 // frames written to span 0's encoder
 		started []int64      // first's count when each encoder started
 	)
-	start := func(ctx context.Context, o encode.Options, sink func(encode.Segment) error) (encode.FrameWriter, error) {
+	start := func(ctx context.Context, o encode.Options, sink func(fmp4.Segment) error) (encode.FrameWriter, error) {
 		e, err := encode.Start(ctx, o, sink)
 		if err != nil {
 			return nil, err
@@ -352,7 +353,7 @@ func TestEncodeSegmentsHeadStart(t *testing.T) {
 		return e, nil
 	}
 	var c collect
-	if _, err := encode.EncodeSegments(context.Background(), encode.Segments{Options: o, Start: start, Budget: encode.NewBudget(4)}, sliceSource(fs), c.sink); err != nil {
+	if _, err := encode.EncodeSpans(context.Background(), encode.SpanConfig{Options: o, Start: start, Budget: encode.NewBudget(4)}, sliceSource(fs), c.sink); err != nil {
 		t.Fatal(err)
 	}
 	if len(started) != 3 {
@@ -360,8 +361,8 @@ func TestEncodeSegmentsHeadStart(t *testing.T) {
 	}
 	for i, n := range started[1:] {
 		if n < 15 {
-			t.Errorf("encoder %d started after %d frames of segment 0, before its first fragment could exist", i+2, n)
+			t.Errorf("encoder %d started after %d frames of span 0, before its first fragment could exist", i+2, n)
 		}
 	}
-	t.Logf("frames into segment 0 when each encoder started: %v", started)
+	t.Logf("frames into span 0 when each encoder started: %v", started)
 }

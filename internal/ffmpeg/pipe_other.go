@@ -1,6 +1,6 @@
 //go:build !linux
 
-package encode
+package ffmpeg
 
 import "os"
 

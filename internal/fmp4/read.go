@@ -1,4 +1,4 @@
-package encode
+package fmp4
 
 import (
 	"bufio"
@@ -6,9 +6,10 @@ import (
 	"io"
 )
 
-// Segment is a self-contained piece of the fragmented MP4 stream. The
-// concatenation of all segments, in the order the sink receives them, is the
-// whole file.
+// Segment is an ISO BMFF segment of a fragmented MP4 stream: the init
+// segment, or a media segment holding one fragment (moof+mdat) and the
+// boxes before it. The concatenation of all segments, in the order the
+// sink receives them, is the whole file.
 type Segment struct {
 	// Init is true for the first segment: ftyp+moov (the MSE initialization
 	// segment). All later segments are media segments.
@@ -33,7 +34,7 @@ func ReadSegments(r io.Reader, sink func(Segment) error) (frames int, err error)
 			return nil
 		}
 		if err := sink(*seg); err != nil {
-			return fmt.Errorf("encode: sink: %w", err)
+			return fmt.Errorf("fmp4: sink: %w", err)
 		}
 		return nil
 	}
@@ -156,10 +157,10 @@ func (s *segmenter) hold(typ string, box []byte) error {
 // trailing boxes, if there are any.
 func (s *segmenter) finish() (*Segment, error) {
 	if !s.init {
-		return nil, fmt.Errorf("%w: stream ended without an init segment (boxes: %v)", errTruncated, s.types)
+		return nil, fmt.Errorf("%w: stream ended without an init segment (boxes: %v)", ErrTruncated, s.types)
 	}
 	if s.moof {
-		return nil, fmt.Errorf("%w: stream ended after a moof without its mdat", errTruncated)
+		return nil, fmt.Errorf("%w: stream ended after a moof without its mdat", ErrTruncated)
 	}
 	if len(s.pending) == 0 {
 		return nil, nil

@@ -1,4 +1,4 @@
-package encode
+package fmp4
 
 import (
 	"bytes"
@@ -8,34 +8,41 @@ import (
 	"math"
 )
 
-// ErrStitch is wrapped by every error about segments that cannot be joined
+// ErrStitch is wrapped by every error about spans that cannot be joined
 // into one stream: encoders whose settings differ (another SPS/PPS, another
-// init segment) or timestamps that do not run on.
-var ErrStitch = errors.New("segments do not stitch")
+// init segment), timestamps that do not run on, or boxes that have no place
+// in the middle of a stream.
+var ErrStitch = errors.New("spans do not stitch")
 
-// Stitcher joins the fragmented MP4 outputs of a video's segments, each
-// from its own ffmpeg, into one stream a player sees as a single track: one
-// init segment (the first segment's), the media segments of every segment
-// in order with their mfhd sequence numbers renumbered to run on across
-// segment boundaries and their tfdt decode times moved by the duration of
-// the segments before. Every later segment's init segment must equal the
-// first's, SPS and PPS included: if it does not, the encoders were not set
-// up alike and their pieces would not decode as one stream, so Add fails.
+// Stitcher joins the fragmented MP4 streams of a video's spans, each from
+// its own encoder, into one stream a player sees as a single track: one
+// init segment (the first span's), the media segments of every span in
+// order with their mfhd sequence numbers renumbered to run on across span
+// boundaries and their tfdt decode times moved by the duration of the spans
+// before. Every later span's init segment must equal the first's, SPS and
+// PPS included: if it does not, the encoders were not set up alike and
+// their pieces would not decode as one stream, so Add fails.
 //
-// A Stitcher is used from one goroutine at a time; the segments of one
-// video segment are given to Add in order, then EndSegment.
+// After the init segment a span's stream may hold moof, mdat and styp,
+// which are passed on, and sidx, which is dropped: it indexes the span's
+// own stream, and its offsets would be wrong in the stitched one. Any other
+// top-level box (mfra, free, emsg, ...) fails Add rather than land in the
+// middle of the stitched stream.
+//
+// A Stitcher is used from one goroutine at a time; the segments of one span
+// are given to Add in order, then EndSpan.
 type Stitcher struct {
 	sink func(Segment) error
 
-	init    []byte // the first segment's init segment
+	init    []byte // the first span's init segment
 	avcC    []byte // its decoder configuration (SPS, PPS)
-	index   int    // the segment being added
+	index   int    // the span being added
 	started bool   // its init segment has been seen
 	seq     uint32 // the last mfhd sequence number sent
-	base    uint64 // where the segment starts on the stitched timeline
+	base    uint64 // where the span starts on the stitched timeline
 	next    uint64 // where its next fragment starts on its own timeline
-	delay   int64  // the first segment's first composition offset
-	fresh   bool   // no fragment of the current segment seen yet
+	delay   int64  // the first span's first composition offset
+	fresh   bool   // no fragment of the current span seen yet
 }
 
 // NewStitcher returns a Stitcher that hands the joined stream to sink, one
@@ -44,20 +51,21 @@ func NewStitcher(sink func(Segment) error) *Stitcher {
 	return &Stitcher{sink: sink}
 }
 
-// Add takes the next piece of the current video segment's output: its init
-// segment first, then its media segments in order. The first video
-// segment's init segment is passed on; later ones are checked and dropped.
-// Media segments are rewritten in place and passed on.
+// Add takes the next segment of the current span's stream: its init
+// segment first, then its media segments in order. The first span's init
+// segment is passed on; later ones are checked and dropped. Media segments
+// are rewritten in place (sidx boxes cut out) and passed on; one left
+// empty is not.
 func (s *Stitcher) Add(seg Segment) error {
 	if !s.started {
 		if !seg.Init {
-			return fmt.Errorf("encode: %w: segment %d: media before its init segment", ErrStitch, s.index)
+			return fmt.Errorf("fmp4: %w: span %d: media before its init segment", ErrStitch, s.index)
 		}
 		s.started, s.next, s.fresh = true, 0, true
 		if s.index == 0 {
 			_, avcC, err := videoConfig(seg.Data)
 			if err != nil {
-				return fmt.Errorf("encode: segment 0's init segment: %w", err)
+				return fmt.Errorf("fmp4: span 0's init segment: %w", err)
 			}
 			s.init, s.avcC = seg.Data, avcC
 			return s.sink(seg)
@@ -65,43 +73,72 @@ func (s *Stitcher) Add(seg Segment) error {
 		return s.sameInit(seg.Data)
 	}
 	if seg.Init {
-		return fmt.Errorf("encode: %w: segment %d: a second init segment", ErrStitch, s.index)
+		return fmt.Errorf("fmp4: %w: span %d: a second init segment", ErrStitch, s.index)
 	}
-	boxes, err := Boxes(seg.Data)
+	data, err := s.rewrite(seg.Data)
 	if err != nil {
-		return fmt.Errorf("encode: segment %d: %w", s.index, err)
+		return fmt.Errorf("fmp4: span %d: %w", s.index, err)
 	}
-	for _, b := range boxes {
-		if b.Type != "moof" {
-			continue
-		}
-		if err := s.rewriteMoof(seg.Data[b.Offset : b.Offset+b.Size]); err != nil {
-			return fmt.Errorf("encode: segment %d: %w", s.index, err)
-		}
+	if len(data) == 0 {
+		return nil
 	}
+	seg.Data = data
 	return s.sink(seg)
 }
 
-// sameInit checks a later segment's init segment against the first's.
+// rewrite checks the top-level boxes of a media segment, rewrites its moofs
+// in place and returns the segment without its sidx boxes.
+func (s *Stitcher) rewrite(data []byte) ([]byte, error) {
+	boxes, err := Boxes(data)
+	if err != nil {
+		return nil, err
+	}
+	cut := false
+	for _, b := range boxes {
+		switch b.Type {
+		case "moof":
+			if err := s.rewriteMoof(data[b.Offset : b.Offset+b.Size]); err != nil {
+				return nil, err
+			}
+		case "mdat", "styp":
+		case "sidx":
+			cut = true
+		default:
+			return nil, fmt.Errorf("%w: a top-level %q box after the init segment", ErrStitch, b.Type)
+		}
+	}
+	if !cut {
+		return data, nil
+	}
+	var out []byte
+	for _, b := range boxes {
+		if b.Type != "sidx" {
+			out = append(out, data[b.Offset:b.Offset+b.Size]...)
+		}
+	}
+	return out, nil
+}
+
+// sameInit checks a later span's init segment against the first's.
 func (s *Stitcher) sameInit(init []byte) error {
 	_, avcC, err := videoConfig(init)
 	if err != nil {
-		return fmt.Errorf("encode: segment %d's init segment: %w", s.index, err)
+		return fmt.Errorf("fmp4: span %d's init segment: %w", s.index, err)
 	}
 	if !bytes.Equal(avcC, s.avcC) {
-		return fmt.Errorf("encode: %w: segment %d's SPS/PPS (avcC %x) differ from segment 0's (%x): its encoder ran with other settings", ErrStitch, s.index, avcC, s.avcC)
+		return fmt.Errorf("fmp4: %w: span %d's SPS/PPS (avcC %x) differ from span 0's (%x): its encoder ran with other settings", ErrStitch, s.index, avcC, s.avcC)
 	}
 	if !bytes.Equal(init, s.init) {
-		return fmt.Errorf("encode: %w: segment %d's init segment differs from segment 0's (same SPS/PPS)", ErrStitch, s.index)
+		return fmt.Errorf("fmp4: %w: span %d's init segment differs from span 0's (same SPS/PPS)", ErrStitch, s.index)
 	}
 	return nil
 }
 
-// EndSegment closes the current video segment once its encoder has
-// delivered everything; the next Add starts the next segment.
-func (s *Stitcher) EndSegment() error {
+// EndSpan closes the current span once its encoder has delivered
+// everything; the next Add starts the next span.
+func (s *Stitcher) EndSpan() error {
 	if !s.started {
-		return fmt.Errorf("encode: %w: segment %d ended without output", ErrStitch, s.index)
+		return fmt.Errorf("fmp4: %w: span %d ended without output", ErrStitch, s.index)
 	}
 	s.base += s.next
 	s.index++
@@ -111,7 +148,7 @@ func (s *Stitcher) EndSegment() error {
 
 // rewriteMoof renumbers a moof (whole box, header included) and moves its
 // decode time onto the stitched timeline, in place. The fragment's decode
-// time must be where the segment's previous fragment ended.
+// time must be where the span's previous fragment ended.
 func (s *Stitcher) rewriteMoof(moof []byte) error {
 	_, hdr, _, err := parseHeader(moof, int64(len(moof)))
 	if err != nil {
@@ -136,7 +173,7 @@ func (s *Stitcher) rewriteMoof(moof []byte) error {
 			binary.BigEndian.PutUint32(p[4:], s.seq)
 		case "traf":
 			if trafs++; trafs > 1 {
-				return fmt.Errorf("%w: a fragment with %d tracks; segments carry one", ErrStitch, trafs)
+				return fmt.Errorf("%w: a fragment with %d tracks; spans carry one", ErrStitch, trafs)
 			}
 			if err := s.rewriteTraf(p); err != nil {
 				return err
@@ -150,7 +187,7 @@ func (s *Stitcher) rewriteMoof(moof []byte) error {
 }
 
 // rewriteTraf moves a traf's tfdt (ISO/IEC 14496-12 8.8.12) and advances
-// the segment's timeline by its samples' durations.
+// the span's timeline by its samples' durations.
 func (s *Stitcher) rewriteTraf(traf []byte) error {
 	var (
 		tfdt        []byte
@@ -208,9 +245,9 @@ func (s *Stitcher) rewriteTraf(traf []byte) error {
 	return nil
 }
 
-// checkDelay compares the composition offset of a segment's first sample
-// (its keyframe: presented first, decoded first) with the first segment's.
-// The offset is the encoder's reordering delay; a segment with another
+// checkDelay compares the composition offset of a span's first sample
+// (its keyframe: presented first, decoded first) with the first span's.
+// The offset is the encoder's reordering delay; a span with another
 // one would be presented shifted against the rest.
 func (s *Stitcher) checkDelay(run trun) error {
 	if !s.fresh || run.samples == 0 {
@@ -222,7 +259,7 @@ func (s *Stitcher) checkDelay(run trun) error {
 		return nil
 	}
 	if run.firstCTO != s.delay {
-		return fmt.Errorf("%w: the first frame's composition offset is %d, segment 0's %d: the encoder's reordering delay differs", ErrStitch, run.firstCTO, s.delay)
+		return fmt.Errorf("%w: the first frame's composition offset is %d, span 0's %d: the encoder's reordering delay differs", ErrStitch, run.firstCTO, s.delay)
 	}
 	return nil
 }

@@ -1,4 +1,13 @@
-package encode
+// Package fmp4 reads and writes fragmented MP4 (ISO/IEC 14496-12) as byte
+// streams: top-level boxes, a stream cut into its init segment and media
+// segments (ReadSegments), the stitching of several such streams into one
+// (Stitcher), and the RFC 6381 codecs string of an init segment. It runs no
+// process and starts no goroutine: it is fed bytes and returns bytes.
+//
+// Words as ISO BMFF uses them: the init segment is ftyp+moov; a fragment
+// is one moof with its mdat; a media segment is a fragment with the boxes
+// that lead it (styp, sidx, ...).
+package fmp4
 
 import (
 	"bufio"
@@ -19,11 +28,12 @@ type Box struct {
 // bad sizes, garbage types, truncated boxes, boxes out of order.
 var ErrMalformed = errors.New("malformed MP4")
 
-// errTruncated marks output that ended too early: ffmpeg stopped writing,
-// which its exit status usually explains better.
-var errTruncated = fmt.Errorf("%w: truncated", ErrMalformed)
+// ErrTruncated wraps ErrMalformed for a stream that ends inside a box or
+// before its init segment is complete: whoever wrote it stopped early,
+// which the writer's own status usually explains better.
+var ErrTruncated = fmt.Errorf("%w: truncated", ErrMalformed)
 
-// Size limits for top-level boxes read from ffmpeg. Random bytes almost never
+// Size limits for top-level boxes read from a stream. Random bytes almost never
 // pass the type check; these stop a plausible-looking header from making the
 // reader allocate gigabytes.
 const (
@@ -154,14 +164,14 @@ func readBox(r *bufio.Reader) (typ string, data []byte, err error) {
 			return "", nil, io.EOF
 		}
 		if err == io.EOF {
-			return "", nil, fmt.Errorf("%w: stream ends inside a box header (%d bytes)", errTruncated, len(head))
+			return "", nil, fmt.Errorf("%w: stream ends inside a box header (%d bytes)", ErrTruncated, len(head))
 		}
 		return "", nil, err
 	}
 	if binary.BigEndian.Uint32(head) == 1 {
 		if head, err = r.Peek(16); err != nil {
 			if err == io.EOF {
-				err = fmt.Errorf("%w: stream ends inside a largesize box header", errTruncated)
+				err = fmt.Errorf("%w: stream ends inside a largesize box header", ErrTruncated)
 			}
 			return "", nil, err
 		}
@@ -176,7 +186,7 @@ func readBox(r *bufio.Reader) (typ string, data []byte, err error) {
 	data = make([]byte, size)
 	if n, err := io.ReadFull(r, data); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return "", nil, fmt.Errorf("%w: stream ends inside box %q (%d of %d bytes)", errTruncated, typ, n, size)
+			return "", nil, fmt.Errorf("%w: stream ends inside box %q (%d of %d bytes)", ErrTruncated, typ, n, size)
 		}
 		return "", nil, err
 	}
