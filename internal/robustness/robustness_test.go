@@ -167,7 +167,7 @@ func TestRobustnessMemory(t *testing.T) {
 			robustness.KillReplica(replicas, rec, clients),
 			robustness.KillFFmpeg(replicas, "64x64"),
 		},
-		FaultInterval: 8 * time.Second, CheckTimeout: 2 * time.Minute,
+		FaultInterval: 8 * time.Second, CheckTimeout: time.Minute,
 	})
 	finish(t, "memory", p, rep, logs)
 }
@@ -205,7 +205,7 @@ func TestRobustnessEtcd(t *testing.T) {
 			robustness.CutEtcd(proxies, p.TTL),
 			robustness.KillFFmpeg(replicas, "64x64"),
 		},
-		FaultInterval: 6 * time.Second, CheckTimeout: 2 * time.Minute,
+		FaultInterval: 6 * time.Second, CheckTimeout: time.Minute,
 	})
 	finish(t, "etcd", p, rep, logs)
 }
