@@ -64,6 +64,7 @@ func (p *CutProxy) serve() {
 		}
 		p.wg.Go(func() { _, _ = io.Copy(out, in); _ = out.Close() })
 		p.wg.Go(func() {
+			defer p.untrack(in, out)
 			if limit >= 0 {
 				_, _ = io.CopyN(in, out, limit)
 				_ = in.Close()
@@ -88,6 +89,14 @@ func (p *CutProxy) track(in, out net.Conn) bool {
 	}
 	p.open[in], p.open[out] = struct{}{}, struct{}{}
 	return true
+}
+
+// untrack forgets a connection whose server side has ended.
+func (p *CutProxy) untrack(in, out net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.open, in)
+	delete(p.open, out)
 }
 
 // Sever closes every connection through the proxy and refuses new ones
