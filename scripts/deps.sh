@@ -37,3 +37,16 @@ need_go() {
 	echo "missing go: install Go 1.26 or newer from https://go.dev/dl/ and put it on PATH" >&2
 	return 1
 }
+
+# need_versitygw: the Versity S3 gateway, a real S3 server for the shared
+# video cache tests, built from its Go module (about a minute the first
+# time) into $(go env GOPATH)/bin unless it is already there or on PATH.
+VERSITYGW_VERSION=v1.8.0
+need_versitygw() {
+	local bin
+	bin="$(go env GOPATH)/bin/versitygw"
+	command -v versitygw >/dev/null 2>&1 && return 0
+	[ -x "$bin" ] && return 0
+	echo "installing versitygw $VERSITYGW_VERSION (go install)" >&2
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+}

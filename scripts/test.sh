@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test whirl has, installing ffmpeg and etcd first if needed.
+# Runs every test whirl has, installing ffmpeg, etcd and the S3 test server first if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_go
 need_packages ffmpeg=ffmpeg ffprobe=ffmpeg etcd=etcd-server chromium=chromium
+need_versitygw
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -34,9 +35,9 @@ step "vet"
 go vet ./...
 
 step "unit, integration and end-to-end tests (race detector on)"
-# The standalone-etcd and browser end-to-end tests must run here, never skip.
+# The standalone-etcd, browser and S3 (versitygw) tests must run here, never skip.
 # The client examples run in their own step below.
-WHIRL_REQUIRE_ETCD=1 WHIRL_REQUIRE_CHROMIUM=1 go test -race -count=1 -timeout 30m -skip '^TestExamples' ./...
+WHIRL_REQUIRE_ETCD=1 WHIRL_REQUIRE_CHROMIUM=1 WHIRL_REQUIRE_S3=1 go test -race -count=1 -timeout 30m -skip '^TestExamples' ./...
 
 step "client examples in Python and Node.js against the server binary (names each verified SHA-256)"
 need_debs python3-grpcio python3-protobuf

@@ -51,6 +51,7 @@ type config struct {
 	tlsClientCA    string
 	cacheDir       string
 	cacheMaxBytes  int64
+	sharedCache    sharedCacheFlags
 
 	leaseStore      string
 	etcdEndpoints   string
@@ -111,6 +112,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "directory of the cache of finished videos (empty: no cache)")
 	fs.Int64Var(&cfg.cacheMaxBytes, "cache-max-bytes", 1<<30, "bytes of finished videos the cache keeps, least recently used evicted first (0: no cache)")
+	cfg.sharedCache.register(fs)
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "HTTP listen address for Prometheus /metrics (empty: off)")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on the metrics listener")
 	return fs
@@ -204,6 +206,9 @@ func (c config) check() error {
 		return fmt.Errorf("--max-connection-age and --max-connection-age-grace must not be negative")
 	}
 	if err := checkOrigins(c.corsOrigins); err != nil {
+		return err
+	}
+	if err := c.sharedCache.check(); err != nil {
 		return err
 	}
 	return c.limits.check()

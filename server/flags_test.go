@@ -97,6 +97,14 @@ func TestParseConfig(t *testing.T) {
 		{"cors origin with a path", []string{"--cors-origins", "https://a.example/app"}, nil, nil, "--cors-origins"},
 		{"cors origin without a scheme", []string{"--cors-origins", "a.example"}, nil, nil, "--cors-origins"},
 		{"stray argument", []string{"extra"}, nil, nil, "unexpected"},
+		{"shared cache off", nil, nil, func(c config) bool { return c.sharedCache.url == "" && c.sharedCache.uploads == 2 }, ""},
+		{"shared cache s3", []string{"--shared-cache-url", "s3://videos?region=eu-west-1&endpoint=http://127.0.0.1:9000&use_path_style=true&prefix=v/"}, nil,
+			func(c config) bool { return strings.HasPrefix(c.sharedCache.url, "s3://videos") }, ""},
+		{"shared cache from env", nil, map[string]string{"WHIRL_SHARED_CACHE_URL": "file:///srv/videos"}, func(c config) bool { return c.sharedCache.url == "file:///srv/videos" }, ""},
+		{"shared cache other scheme", []string{"--shared-cache-url", "gs://videos"}, nil, nil, "--shared-cache-url"},
+		{"shared cache credentials", []string{"--shared-cache-url", "s3://key:secret@videos"}, nil, nil, "AWS_ACCESS_KEY_ID"},
+		{"shared cache uploads", []string{"--shared-cache-uploads", "0"}, nil, nil, "--shared-cache-uploads"},
+		{"video limits", []string{"--video-rate", "-1"}, nil, nil, "--video-rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 // left then is cut. wait returns once it has stopped, with the listener's
 // error if it failed.
 func startHTTP(srv *service.Server, fail func(), cfg config, tc *tls.Config, logger *slog.Logger) (wait func() error, err error) {
-	h, err := browser.NewHandler(srv.GRPCServer(), browser.Options{Page: web.Handler(), CORSOrigins: splitList(cfg.corsOrigins)})
+	h, err := browser.NewHandler(srv.GRPCServer(), browser.Options{Page: web.Handler(), CORSOrigins: splitList(cfg.corsOrigins), Videos: videoFiles{srv}})
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func startHTTP(srv *service.Server, fail func(), cfg config, tc *tls.Config, log
 		}
 		served <- err
 	}()
-	logger.Info("serving http", "protocols", "connect, grpc-web, page at /", "addr", lis.Addr().String(), "tls", tc != nil, "cors_origins", cfg.corsOrigins)
+	logger.Info("serving http", "protocols", "connect, grpc-web, page at /, videos at "+browser.VideosPath, "addr", lis.Addr().String(), "tls", tc != nil, "cors_origins", cfg.corsOrigins)
 	return func() error { return <-served }, nil
 }
 

@@ -18,6 +18,7 @@ import (
 type limitFlags struct {
 	clientKey     string
 	still, curve  service.ClientLimits
+	video         service.ClientLimits
 	stillSlots    int
 	stillNice     int
 	stillQueue    int
@@ -37,6 +38,9 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&l.curve.Rate, "curve-rate", 100, "GenerateCurve calls allowed per second per client (0: unlimited)")
 	fs.IntVar(&l.curve.Burst, "curve-burst", 200, "burst of GenerateCurve calls allowed per client above --curve-rate")
 	fs.IntVar(&l.curve.InFlight, "curve-inflight", 8, "GenerateCurve calls one client may have under way at once (0: unlimited)")
+	fs.Float64Var(&l.video.Rate, "video-rate", 20, "GetVideo calls and HTTP video reads (/v1/videos/) allowed per second per client (0: unlimited)")
+	fs.IntVar(&l.video.Burst, "video-burst", 40, "burst of GetVideo calls allowed per client above --video-rate")
+	fs.IntVar(&l.video.InFlight, "video-inflight", 8, "GetVideo calls and HTTP video reads one client may have under way at once (0: unlimited)")
 	fs.IntVar(&l.stillSlots, "still-slots", service.DefaultStillSlots(), "stills drawn at once; a core is left for the cheap calls")
 	fs.IntVar(&l.stillNice, "still-nice", nice.Max, "niceness stills are drawn at above the server's, 0-19 (Linux): drawing yields the CPU to RPC handling")
 	fs.IntVar(&l.stillQueue, "still-queue", 8, "stills that may wait for a slot; more are refused at once")
@@ -64,7 +68,7 @@ func (l limitFlags) check() error {
 	for _, c := range []struct {
 		name string
 		l    service.ClientLimits
-	}{{"still", l.still}, {"curve", l.curve}} {
+	}{{"still", l.still}, {"curve", l.curve}, {"video", l.video}} {
 		if c.l.Rate < 0 || c.l.Burst < 1 || c.l.InFlight < 0 || c.l.InFlight > 1024 {
 			return fmt.Errorf("--%[1]s-rate must be >= 0, --%[1]s-burst >= 1 and --%[1]s-inflight 0-1024", c.name)
 		}
@@ -87,7 +91,7 @@ func (l limitFlags) check() error {
 // apply sets the limits in a service configuration; l has passed check.
 func (l limitFlags) apply(c *service.Config) {
 	c.ClientHeader, _ = l.header()
-	c.StillLimits, c.CurveLimits = l.still, l.curve
+	c.StillLimits, c.CurveLimits, c.VideoLimits = l.still, l.curve, l.video
 	c.StillSlots, c.StillNice = l.stillSlots, l.stillNice
 	c.StillQueue = queue.Limits{MaxWaiting: l.stillQueue, MaxWait: l.stillMaxWait}
 	c.RenderMaxWait = l.renderMaxWait

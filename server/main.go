@@ -115,6 +115,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	m.SetBuildInfo(metrics.Build{Version: build.Version, Revision: build.Revision, GoVersion: build.GoVersion, FFmpeg: release})
 	videoCache := cache.Open(cfg.cacheDir, cfg.cacheMaxBytes, logger, m)
+	closeShared, err := openSharedCache(ctx, cfg.sharedCache, videoCache, cfg.shutdownGrace, logger, m)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	defer closeShared()
 	svcCfg := service.Config{
 		Cache:                 videoCache,
 		FFmpegVersion:         ffmpegVersion,
@@ -165,7 +171,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	logger.Info("serving", "version", build.Version, "revision", build.Revision, "ffmpeg", release, "addr", lis.Addr().String(), "tls", cfg.tlsCert != "", "lease_store", cfg.leaseStore, "capacity", cfg.capacity,
 		"lease_ttl", cfg.leaseTTL, "lease_max_age", cfg.leaseMaxAge, "admin", token.get() != "",
-		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "tracing", tr.Enabled())
+		"cache_dir", cfg.cacheDir, "cache", videoCache.Enabled(), "shared_cache", cfg.sharedCache.url != "", "tracing", tr.Enabled())
 	err = srv.Serve(ctx, lis)
 	cancel()
 	if httpErr := waitHTTP(); err == nil {

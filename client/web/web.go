@@ -14,6 +14,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"regexp"
 )
 
 //go:embed static
@@ -34,7 +35,12 @@ func Files() fs.FS {
 const contentSecurityPolicy = "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; connect-src 'self' blob:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Handler serves the page: index.html at "/", its assets beside it.
+// shareLink is the path of a link to a finished video, /v/{video_id}: the
+// page then shows that video alone.
+var shareLink = regexp.MustCompile(`^/v/[0-9a-f]{64}$`)
+
+// Handler serves the page: index.html at "/" and at every share link, its
+// assets beside it.
 func Handler() http.Handler {
 	files := http.FileServerFS(Files())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +48,10 @@ func Handler() http.Handler {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if shareLink.MatchString(r.URL.Path) {
+			http.ServeFileFS(w, r, Files(), "index.html")
+			return
+		}
 		files.ServeHTTP(w, r)
 	})
 }

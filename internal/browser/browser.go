@@ -2,7 +2,8 @@
 // clients: every RPC of the gRPC server in the Connect protocol and in
 // gRPC-Web, transcoded by vanguard in front of that same *grpc.Server (so its
 // interceptors, limits, health and status details apply unchanged; no RPC is
-// implemented twice), the page at "/", and CORS for listed origins.
+// implemented twice), the page at "/", finished videos as plain files
+// (VideosPath), and CORS for listed origins.
 package browser
 
 import (
@@ -31,6 +32,9 @@ type Options struct {
 	// such as "https://app.example.com", or "*" for any. Empty: no CORS
 	// headers at all, so browsers allow only same-origin calls.
 	CORSOrigins []string
+	// Videos, if set, serves finished videos over plain HTTP at
+	// VideosPath (GET and HEAD, byte ranges, ETag).
+	Videos Videos
 }
 
 // NewHandler returns the HTTP handler for gs. It must be called after every
@@ -50,10 +54,14 @@ func NewHandler(gs *grpc.Server, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("browser protocols: %w", err)
 	}
-	if len(o.CORSOrigins) == 0 {
-		return t, nil
+	var h http.Handler = t
+	if o.Videos != nil {
+		h = withVideos(t, o.Videos)
 	}
-	return withCORS(t, o.CORSOrigins), nil
+	if len(o.CORSOrigins) == 0 {
+		return h, nil
+	}
+	return withCORS(h, o.CORSOrigins), nil
 }
 
 // withCORS answers preflight requests from allowed origins and marks their
@@ -63,9 +71,10 @@ func NewHandler(gs *grpc.Server, o Options) (http.Handler, error) {
 func withCORS(next http.Handler, origins []string) http.Handler {
 	anyOrigin := slices.Contains(origins, "*")
 	methods := strings.Join(cors.AllowedMethods(), ", ")
-	// W3C trace context too, so a traced page's calls join its trace.
-	allowed := strings.Join(append(cors.AllowedHeaders(), "Authorization", "Traceparent", "Tracestate"), ", ")
-	exposed := strings.Join(cors.ExposedHeaders(), ", ")
+	// W3C trace context too, so a traced page's calls join its trace; Range
+	// and If-None-Match for reading a video in parts from a script.
+	allowed := strings.Join(append(cors.AllowedHeaders(), "Authorization", "Traceparent", "Tracestate", "Range", "If-None-Match"), ", ")
+	exposed := strings.Join(append(cors.ExposedHeaders(), "Content-Range", "Accept-Ranges", "ETag"), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		if origin == "" || !(anyOrigin || slices.Contains(origins, origin)) {

@@ -73,6 +73,9 @@ type meta struct {
 	// Segments are the end offsets of the runs of boxes a player can consume
 	// (the init segment, then each fragment), ascending; the last is Size.
 	Segments []int64 `json:"segments"`
+	// Info is what the caller recorded about the video (Describe), opaque
+	// here; absent when it was never told.
+	Info json.RawMessage `json:"info,omitempty"`
 }
 
 // Store is a content-addressed, size-bounded store of finished videos in one
@@ -88,6 +91,15 @@ type Store struct {
 	entries map[string]*list.Element // id → element of lru (value: *indexed)
 	lru     *list.List               // front: most recently used
 	bytes   int64
+	// pending holds Describe's facts for videos not stored yet; commit
+	// takes them.
+	pending map[string]json.RawMessage
+	// verified holds, for File, the entries hashed lately: when, and
+	// their metadata.
+	verified map[string]verifiedEntry
+
+	// shared is the second tier (nil: none); see SetShared.
+	shared *SharedTier
 }
 
 type indexed struct {
@@ -105,6 +117,7 @@ func Open(dir string, maxBytes int64, logger *slog.Logger, events Events) *Store
 	s := &Store{
 		dir: dir, maxBytes: maxBytes, logger: cmp.Or(logger, slog.Default()), events: events,
 		entries: map[string]*list.Element{}, lru: list.New(), off: maxBytes <= 0 || dir == "",
+		pending: map[string]json.RawMessage{}, verified: map[string]verifiedEntry{},
 	}
 	if s.events == nil {
 		s.events = noEvents{}
@@ -175,6 +188,7 @@ type Entry struct {
 	size     int64
 	sum      string
 	segments []int64
+	info     json.RawMessage
 }
 
 // Lookup returns the entry for id after checking that its bytes still hash to
@@ -182,6 +196,9 @@ type Entry struct {
 // bad entry is deleted). The caller must Close the entry.
 func (s *Store) Lookup(id string) (*Entry, bool) {
 	e, ok := s.lookup(id)
+	if !ok && s.shared != nil {
+		e, ok = s.fetchShared(id)
+	}
 	if ok {
 		s.events.CacheHit()
 	} else {
@@ -235,7 +252,7 @@ func (s *Store) verify(id string) (*Entry, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	return &Entry{file: f, size: m.Size, sum: m.SHA256, segments: m.Segments}, nil
+	return &Entry{file: f, size: m.Size, sum: m.SHA256, segments: m.Segments, info: m.Info}, nil
 }
 
 func (s *Store) readMeta(id string) (meta, error) {
@@ -247,10 +264,15 @@ func (s *Store) readMeta(id string) (meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, err
 	}
-	if m.Size < 0 || len(m.Segments) == 0 || m.Segments[len(m.Segments)-1] != m.Size || !slices.IsSorted(m.Segments) {
-		return m, errors.New("malformed metadata")
+	return m, m.check()
+}
+
+// check reports metadata that cannot describe a stored video.
+func (m meta) check() error {
+	if m.Size < 0 || len(m.Segments) == 0 || m.Segments[len(m.Segments)-1] != m.Size || !slices.IsSorted(m.Segments) || !ValidID(m.SHA256) {
+		return errors.New("malformed metadata")
 	}
-	return m, nil
+	return nil
 }
 
 // create opens a temporary file in the store for a video being written, or
@@ -274,13 +296,24 @@ func (s *Store) create(id string) (*os.File, bool) {
 // SHA-256 the producer computed, then renames it into place as id's entry.
 // On any failure f is removed and the entry is not stored. It does not close f.
 func (s *Store) commit(f *os.File, id string, m meta) {
+	if m.Info == nil {
+		m.Info = s.takePending(id)
+	}
+	if s.store(f, id, m) && s.shared != nil {
+		s.shared.upload(id, s.dataPath(id), m)
+	}
+}
+
+// store is commit without the upload: it reports whether the entry is
+// now in the store.
+func (s *Store) store(f *os.File, id string, m meta) bool {
 	tmp := f.Name()
 	if err := s.commitFile(f, id, m); err != nil {
 		_ = os.Remove(tmp)
 		if !errors.Is(err, errNotStored) {
 			s.disable("write a cache entry", err)
 		}
-		return
+		return false
 	}
 	s.mu.Lock()
 	if el, ok := s.entries[id]; ok {
@@ -293,6 +326,7 @@ func (s *Store) commit(f *os.File, id string, m meta) {
 	n := s.bytes
 	s.mu.Unlock()
 	s.events.CacheBytes(n)
+	return true
 }
 
 // errNotStored is a commit skipped on purpose, not a failing disk.
@@ -340,6 +374,7 @@ func (s *Store) evictLocked() {
 	for s.bytes > s.maxBytes && s.lru.Len() > 0 {
 		in := s.lru.Remove(s.lru.Back()).(*indexed)
 		delete(s.entries, in.id)
+		delete(s.verified, in.id)
 		s.bytes -= in.size
 		s.remove(in.id)
 		s.events.CacheEvicted()
@@ -354,6 +389,7 @@ func (s *Store) drop(id string) {
 		s.lru.Remove(el)
 		delete(s.entries, id)
 	}
+	delete(s.verified, id)
 	n := s.bytes
 	s.mu.Unlock()
 	s.remove(id)

@@ -43,6 +43,8 @@ type Metrics struct {
 	cacheBytes         prometheus.Gauge
 	rendersShared      prometheus.Counter
 	streamsResumed     prometheus.Counter
+
+	shared *sharedMetrics
 }
 
 // Gauges are read when Prometheus scrapes, from the live state.
@@ -99,6 +101,7 @@ func New() *Metrics {
 			Name: "whirl_renders_total", Help: "Finished animations by outcome (ok, canceled, failed).",
 		}, []string{"outcome"}),
 	}
+	m.shared = newSharedMetrics(reg)
 	f(m.GRPC)
 	f(m.cacheBytes)
 	f(m.renders)

@@ -78,6 +78,7 @@ type Animation struct {
 	encoders       *encode.Budget // segment encoders running at once, all renders
 	videos         *cache.Group
 	orphans        *orphans
+	store          *cache.Store // the finished videos of videos, for GetVideo
 	// ffmpegVersion names the ffmpeg build in video ids.
 	ffmpegVersion string
 	tracer        trace.Tracer // spans.go; a no-op one unless Config.TracerProvider
@@ -112,6 +113,7 @@ func newAnimation(cfg Config, logger *slog.Logger) *Animation {
 		store = cache.Open("", 0, logger, nil)
 	}
 	a.videos = cache.NewGroup(context.Background(), store)
+	a.store = store
 	switch {
 	case a.startEncoder != nil:
 	case cfg.SpareEncoder && cfg.EncoderErr == nil:
@@ -205,6 +207,7 @@ func (s *Animation) RenderAnimation(req *whirlv1.RenderAnimationRequest, out whi
 	if resume != nil {
 		s.observer.StreamResumed()
 	}
+	s.describe(id, vr)
 	r, source := s.openVideo(ctx, id, resume.GetOffset(), s.renderVideo(vr, id))
 	if adopted != nil {
 		adopted()

@@ -169,6 +169,7 @@ func newClientLimits(cfg Config) *clientLimits {
 		whirlv1.AnimationService_AcquireLease_FullMethodName:  {"acquire", "AcquireLease calls", ClientLimits{Rate: cfg.AcquireRate, Burst: cfg.AcquireBurst, InFlight: cfg.AcquireInFlight}},
 		whirlv1.AnimationService_RenderStill_FullMethodName:   {"still", "RenderStill calls", cfg.StillLimits},
 		whirlv1.AnimationService_GenerateCurve_FullMethodName: {"curve", "GenerateCurve calls", cfg.CurveLimits},
+		whirlv1.AnimationService_GetVideo_FullMethodName:      {"video", "GetVideo calls", cfg.VideoLimits},
 	} {
 		if c.limits.any() {
 			l.byMethod[method] = newCallLimit(c.quota, c.what, c.limits, maxTrackedClients)
@@ -197,6 +198,26 @@ func (l *clientLimits) unary(ctx context.Context, req any, info *grpc.UnaryServe
 	return handler(ctx, req)
 }
 
+// stream is unary's twin for streaming calls (GetVideo): a call counts in
+// flight until its stream ends.
+func (l *clientLimits) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c := l.byMethod[info.FullMethod]
+	if c == nil {
+		return handler(srv, ss)
+	}
+	ctx := ss.Context()
+	key, now := l.key(ctx), time.Now()
+	s, wait, full := c.take(key, now)
+	switch {
+	case full:
+		return c.inFlightRefusal(ctx)
+	case wait > 0:
+		return c.rateRefusal(ctx, wait)
+	}
+	defer func() { c.done(key, s, time.Since(now)) }()
+	return handler(srv, ss)
+}
+
 // peerIP keys a call by the address it came from, without the port.
 func peerIP(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
@@ -215,14 +236,32 @@ func peerIP(ctx context.Context) string {
 func headerKey(name string) clientKey {
 	return func(ctx context.Context) string {
 		md, _ := metadata.FromIncomingContext(ctx)
-		v := md.Get(name)
-		if len(v) == 0 || v[0] == "" {
-			return "ip:" + peerIP(ctx)
+		var v string
+		if vs := md.Get(name); len(vs) > 0 {
+			v = vs[0]
 		}
-		if len(v[0]) > maxClientKey {
-			sum := sha256.Sum256([]byte(v[0]))
-			return "h#:" + hex.EncodeToString(sum[:])
-		}
-		return "h:" + v[0]
+		return headerValueKey(v, peerIP(ctx))
 	}
+}
+
+// headerValueKey is the key of a client whose trusted header has value v
+// (empty: absent) and whose address is ip.
+func headerValueKey(v, ip string) string {
+	switch {
+	case v == "":
+		return "ip:" + ip
+	case len(v) > maxClientKey:
+		sum := sha256.Sum256([]byte(v))
+		return "h#:" + hex.EncodeToString(sum[:])
+	}
+	return "h:" + v
+}
+
+// forMethod is the limit on a method, nil when there is none (or no
+// limits at all).
+func (l *clientLimits) forMethod(fullMethod string) *callLimit {
+	if l == nil {
+		return nil
+	}
+	return l.byMethod[fullMethod]
 }

@@ -34,14 +34,12 @@ type reasonCase struct {
 	call   func(t *testing.T) error
 }
 
-// notYetProduced are the reasons the contract defines for work this build
-// does not have yet (videos by id) and the two whose status only the client
-// itself sees: when a caller cancels or its deadline passes, the server's
-// status never reaches it (TestWithReasonMapsForeignErrors covers the
-// server's side).
+// notYetProduced are the reasons no server status carries to a client:
+// none, and the two whose status only the client itself sees: when a
+// caller cancels or its deadline passes, the server's status never reaches
+// it (TestWithReasonMapsForeignErrors covers the server's side).
 var notYetProduced = map[whirlv1.ErrorReason]bool{
 	whirlv1.ErrorReason_ERROR_REASON_UNSPECIFIED: true,
-	whirlv1.ErrorReason_VIDEO_NOT_FOUND:          true,
 	whirlv1.ErrorReason_CANCELED:                 true,
 	whirlv1.ErrorReason_DEADLINE_EXCEEDED:        true,
 }
@@ -174,6 +172,15 @@ func leaseEndReasonCases() []reasonCase {
 		}
 	}
 	return []reasonCase{
+		{"video not found", codes.NotFound, whirlv1.ErrorReason_VIDEO_NOT_FOUND, func(t *testing.T) error {
+			api, _, _ := reasonServer(t, service.Config{})
+			stream, err := api.GetVideo(t.Context(), &whirlv1.GetVideoRequest{VideoId: strings.Repeat("ab", 32)})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}},
 		{"lease queue full", codes.ResourceExhausted, whirlv1.ErrorReason_LEASE_QUEUE_FULL, func(t *testing.T) error {
 			reg := lease.NewMemory(lease.Config{Capacity: 1, MaxWaiting: 1})
 			t.Cleanup(func() { _ = reg.Close() })

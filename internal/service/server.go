@@ -88,6 +88,9 @@ type Config struct {
 	// StillLimits and CurveLimits bound each client's RenderStill and
 	// GenerateCurve calls (zero: no limit).
 	StillLimits, CurveLimits ClientLimits
+	// VideoLimits bound each client's GetVideo calls (zero: no limit): a
+	// finished video costs a disk or object-store read, not a render.
+	VideoLimits ClientLimits
 	// ClientHeader, if set, names the request header whose value is the
 	// client for the per-client limits (a trusted proxy sets it); empty
 	// keys clients on their IP address.
@@ -138,6 +141,11 @@ type Server struct {
 	grace       time.Duration
 	drainFirst  []func(ctx context.Context)
 	draining    *draining
+	// limits are the per-client limits (nil: none), which front ends
+	// other than gRPC apply through AdmitVideoRead; clientHeader is
+	// Config.ClientHeader.
+	limits       *clientLimits
+	clientHeader string
 }
 
 // RenderStats reports animations rendering and waiting for a slot.
@@ -176,7 +184,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 		logger = slog.Default()
 	}
 	drain := &draining{}
-	unary, stream := interceptorChains(cfg, logger, drain)
+	limits := newClientLimits(cfg)
+	unary, stream := interceptorChains(cfg, logger, drain, limits)
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -210,7 +219,8 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 	if cfg.GRPCMetrics != nil {
 		cfg.GRPCMetrics.InitializeMetrics(gs)
 	}
-	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace, draining: drain}
+	s := &Server{grpc: gs, health: hs, logger: logger, animation: anim, grace: cfg.ShutdownGrace, draining: drain,
+		limits: limits, clientHeader: cfg.ClientHeader}
 	if h, ok := cfg.Leases.(healthChecker); ok {
 		s.leaseHealth = h.Healthy
 	}
@@ -219,7 +229,7 @@ func NewServer(cfg Config, extra ...grpc.ServerOption) *Server {
 
 // interceptorChains returns the unary and stream interceptors in the order
 // NewServer documents.
-func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+func interceptorChains(cfg Config, logger *slog.Logger, drain *draining, limits *clientLimits) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return internalError("internal error")
@@ -252,8 +262,9 @@ func interceptorChains(cfg Config, logger *slog.Logger, drain *draining) ([]grpc
 		unary = append(unary, cfg.GRPCMetrics.UnaryServerInterceptor())
 		stream = append(stream, cfg.GRPCMetrics.StreamServerInterceptor())
 	}
-	if limits := newClientLimits(cfg); limits != nil {
+	if limits != nil {
 		unary = append(unary, limits.unary)
+		stream = append(stream, limits.stream)
 	}
 	unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authFn), isAdmin))
 	stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(authFn), isAdmin))

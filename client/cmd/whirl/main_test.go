@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/whirl-dev/whirl/internal/cache"
 	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/service"
@@ -58,7 +59,7 @@ func testMain(m *testing.M) int {
 	}
 
 	leases := lease.NewMemory(lease.Config{Capacity: 5})
-	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: token})
+	srv, err := testserver.Serve(service.Config{Leases: leases, AdminToken: token, Cache: cache.Open(filepath.Join(dir, "cache"), 1<<30, nil, nil)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,9 +1,11 @@
 // The page: choices, a still preview that follows them, the curve's facts,
 // and "Animate", which plays the video while the server renders it.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Shape, Style, type Curve, type GenerateCurveRequestSchema } from "./gen/whirl/v1/animation_pb.js";
+import { Shape, Style, type GenerateCurveRequestSchema } from "./gen/whirl/v1/animation_pb.js";
 import { animate, mark, type RenderRequest } from "./animate.js";
 import { animationClient, describe, isCanceled, keepaliveClient } from "./rpc.js";
+import { showFacts } from "./facts.js";
+import { shareURL, sharedVideoId, showShared } from "./share.js";
 
 const PREVIEW_SIDE = 320;
 
@@ -16,6 +18,8 @@ const errorEl = $("error");
 const download = $<HTMLAnchorElement>("download");
 const progress = $<HTMLProgressElement>("progress");
 const progressText = $("progress-text");
+const copyLink = $<HTMLButtonElement>("copy-link");
+const shareLink = $<HTMLAnchorElement>("share-link");
 
 const client = animationClient();
 const closing = keepaliveClient();
@@ -87,30 +91,6 @@ function clearError(): void {
   errorEl.textContent = "";
 }
 
-function showFacts(curve: Curve | undefined): void {
-  const dl = $("facts");
-  dl.replaceChildren();
-  const s = curve?.summary;
-  if (!curve || !s) {
-    return;
-  }
-  const shapes = s.shapes.map((x) => Shape[x].toLowerCase());
-  const facts: [string, string][] = [
-    ["Wheels", String(s.wheels)],
-    ["Shapes", shapes.every((x) => x === shapes[0]) ? `all ${shapes[0]}` : shapes.join(", ")],
-    ["Frequencies", curve.wheels.map((w) => w.frequency).join(", ")],
-    ["k-fold", `${s.kFold} (congruency ${s.congruency})`],
-    ["Symmetry", `${s.symmetry}-fold`],
-  ];
-  for (const [k, v] of facts) {
-    const dt = document.createElement("dt");
-    dt.textContent = k;
-    const dd = document.createElement("dd");
-    dd.textContent = v;
-    dl.append(dt, dd);
-  }
-}
-
 // updatePreview draws the finished curve for the current choices; a newer
 // choice cancels an older preview still on its way.
 async function updatePreview(): Promise<void> {
@@ -128,7 +108,7 @@ async function updatePreview(): Promise<void> {
     );
     URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(new Blob([res.png as Uint8Array<ArrayBuffer>], { type: "image/png" }));
-    showFacts(res.curve);
+    showFacts($("facts"), res.curve);
     clearError();
   } catch (err) {
     if (!isCanceled(err) && !ctl.signal.aborted) {
@@ -144,16 +124,19 @@ async function onAnimate(ev: Event): Promise<void> {
   }
   clearError();
   download.hidden = true;
+  copyLink.hidden = shareLink.hidden = true;
   URL.revokeObjectURL(download.href);
   const ctl = (run = new AbortController());
   $<HTMLButtonElement>("animate").disabled = true;
   $<HTMLButtonElement>("cancel").disabled = false;
   const req = renderRequest();
   try {
-    const { file } = await animate(client, req, video, view, ctl.signal);
+    const { file, trailer } = await animate(client, req, video, view, ctl.signal);
     download.href = URL.createObjectURL(file);
     download.download = `whirl-${field("seed").value}.mp4`;
     download.hidden = false;
+    shareLink.href = shareLink.textContent = shareURL(trailer.videoId);
+    copyLink.hidden = false;
   } catch (err) {
     statusEl.textContent = ctl.signal.aborted ? "Canceled." : "Failed.";
     if (!ctl.signal.aborted) {
@@ -183,24 +166,48 @@ const view = {
   },
 };
 
-fillSelect("wheels", 3, 13);
-fillSelect("kfold", 2, 12);
-loadChoices();
-form.addEventListener("submit", (ev) => void onAnimate(ev));
-form.addEventListener("change", () => void updatePreview());
-$("random").addEventListener("click", () => {
-  const r = crypto.getRandomValues(new Uint32Array(1))[0];
-  field("seed").value = String(r);
-  void updatePreview();
-});
-$("cancel").addEventListener("click", () => run?.abort());
-video.addEventListener("playing", () => mark("playing"), { once: false });
-video.addEventListener("ended", () => mark("ended"));
-video.addEventListener("error", () => showError(new Error(`the video element failed: ${video.error?.message || "code " + video.error?.code}`)));
-// On tab close, give the slot back now rather than when the TTL runs out.
-addEventListener("pagehide", () => {
-  if (leaseHeld) {
-    closing.releaseLease({ leaseId: leaseHeld }).catch(() => {});
+// copyShareLink puts the finished video's link on the clipboard, and shows
+// it too (a page without clipboard access still lets it be copied by hand).
+async function copyShareLink(): Promise<void> {
+  shareLink.hidden = false;
+  try {
+    await navigator.clipboard.writeText(shareLink.href);
+    statusEl.textContent = "Link copied: anyone with it can watch this video.";
+  } catch {
+    statusEl.textContent = "Copy the link below to share this video.";
   }
-});
-void updatePreview();
+}
+
+function startForm(): void {
+  fillSelect("wheels", 3, 13);
+  fillSelect("kfold", 2, 12);
+  loadChoices();
+  form.addEventListener("submit", (ev) => void onAnimate(ev));
+  form.addEventListener("change", () => void updatePreview());
+  $("random").addEventListener("click", () => {
+    const r = crypto.getRandomValues(new Uint32Array(1))[0];
+    field("seed").value = String(r);
+    void updatePreview();
+  });
+  $("cancel").addEventListener("click", () => run?.abort());
+  copyLink.addEventListener("click", () => void copyShareLink());
+  video.addEventListener("playing", () => mark("playing"), { once: false });
+  video.addEventListener("ended", () => mark("ended"));
+  video.addEventListener("error", () => showError(new Error(`the video element failed: ${video.error?.message || "code " + video.error?.code}`)));
+  // On tab close, give the slot back now rather than when the TTL runs out.
+  addEventListener("pagehide", () => {
+    if (leaseHeld) {
+      closing.releaseLease({ leaseId: leaseHeld }).catch(() => {});
+    }
+  });
+  void updatePreview();
+}
+
+// A share link (/v/{video_id}) shows that video alone; any other path, the
+// form.
+const shared = sharedVideoId(location.pathname);
+if (shared) {
+  void showShared(shared);
+} else {
+  startForm();
+}

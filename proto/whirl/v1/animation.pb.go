@@ -1521,7 +1521,11 @@ func (*RenderAnimationResponse_Chunk) isRenderAnimationResponse_Event() {}
 
 func (*RenderAnimationResponse_Trailer) isRenderAnimationResponse_Event() {}
 
-// RenderHeader describes the video about to stream.
+// RenderHeader describes the video about to stream. In a GetVideo stream,
+// the curve and video facts (curve, width, height, fps, frames, style) come
+// from what the server recorded when it rendered the video; for a video
+// whose facts it does not know they are unset (curve absent, numbers 0,
+// style STYLE_UNSPECIFIED). mime_type and video_id are always set.
 type RenderHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The curve animated, with its summary.
@@ -1888,6 +1892,71 @@ func (x *RenderTrailer) GetSource() VideoSource {
 	return VideoSource_VIDEO_SOURCE_UNSPECIFIED
 }
 
+// GetVideoRequest names a finished video and the bytes of it wanted.
+type GetVideoRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The video's id, as in RenderHeader.video_id: 64 lowercase hex digits.
+	// Required.
+	VideoId string `protobuf:"bytes,1,opt,name=video_id,json=videoId,proto3" json:"video_id,omitempty"`
+	// First byte to send; 0 <= offset <= total length of the video.
+	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Most bytes to send from `offset`; 0 = to the end. Must not be negative.
+	Limit         int64 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVideoRequest) Reset() {
+	*x = GetVideoRequest{}
+	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVideoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVideoRequest) ProtoMessage() {}
+
+func (x *GetVideoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVideoRequest.ProtoReflect.Descriptor instead.
+func (*GetVideoRequest) Descriptor() ([]byte, []int) {
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetVideoRequest) GetVideoId() string {
+	if x != nil {
+		return x.VideoId
+	}
+	return ""
+}
+
+func (x *GetVideoRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetVideoRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // ListLeasesRequest is empty.
 type ListLeasesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1897,7 +1966,7 @@ type ListLeasesRequest struct {
 
 func (x *ListLeasesRequest) Reset() {
 	*x = ListLeasesRequest{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	mi := &file_whirl_v1_animation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +1978,7 @@ func (x *ListLeasesRequest) String() string {
 func (*ListLeasesRequest) ProtoMessage() {}
 
 func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[20]
+	mi := &file_whirl_v1_animation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +1991,7 @@ func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesRequest.ProtoReflect.Descriptor instead.
 func (*ListLeasesRequest) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{20}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{21}
 }
 
 // ListLeasesResponse describes the lease pool.
@@ -1942,7 +2011,7 @@ type ListLeasesResponse struct {
 
 func (x *ListLeasesResponse) Reset() {
 	*x = ListLeasesResponse{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[21]
+	mi := &file_whirl_v1_animation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2023,7 @@ func (x *ListLeasesResponse) String() string {
 func (*ListLeasesResponse) ProtoMessage() {}
 
 func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[21]
+	mi := &file_whirl_v1_animation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2036,7 @@ func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ListLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{21}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListLeasesResponse) GetCount() int32 {
@@ -2019,7 +2088,7 @@ type LeaseInfo struct {
 
 func (x *LeaseInfo) Reset() {
 	*x = LeaseInfo{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[22]
+	mi := &file_whirl_v1_animation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2100,7 @@ func (x *LeaseInfo) String() string {
 func (*LeaseInfo) ProtoMessage() {}
 
 func (x *LeaseInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[22]
+	mi := &file_whirl_v1_animation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2113,7 @@ func (x *LeaseInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseInfo.ProtoReflect.Descriptor instead.
 func (*LeaseInfo) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{22}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LeaseInfo) GetHandle() string {
@@ -2100,7 +2169,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[23]
+	mi := &file_whirl_v1_animation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2181,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[23]
+	mi := &file_whirl_v1_animation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2194,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{23}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() string {
@@ -2144,7 +2213,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_whirl_v1_animation_proto_msgTypes[24]
+	mi := &file_whirl_v1_animation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2225,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_whirl_v1_animation_proto_msgTypes[24]
+	mi := &file_whirl_v1_animation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2238,7 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{24}
+	return file_whirl_v1_animation_proto_rawDescGZIP(), []int{25}
 }
 
 var File_whirl_v1_animation_proto protoreflect.FileDescriptor
@@ -2311,7 +2380,11 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x06frames\x18\x05 \x01(\x05R\x06frames\x123\n" +
 	"\aelapsed\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12\x19\n" +
 	"\bvideo_id\x18\a \x01(\tR\avideoId\x12-\n" +
-	"\x06source\x18\b \x01(\x0e2\x15.whirl.v1.VideoSourceR\x06source\"\x13\n" +
+	"\x06source\x18\b \x01(\x0e2\x15.whirl.v1.VideoSourceR\x06source\"Z\n" +
+	"\x0fGetVideoRequest\x12\x19\n" +
+	"\bvideo_id\x18\x01 \x01(\tR\avideoId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\"\x13\n" +
 	"\x11ListLeasesRequest\"\x8d\x01\n" +
 	"\x12ListLeasesResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x1a\n" +
@@ -2344,7 +2417,7 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\x18VIDEO_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15VIDEO_SOURCE_RENDERED\x10\x01\x12\x17\n" +
 	"\x13VIDEO_SOURCE_CACHED\x10\x02\x12\x17\n" +
-	"\x13VIDEO_SOURCE_SHARED\x10\x032\xc5\x03\n" +
+	"\x13VIDEO_SOURCE_SHARED\x10\x032\x91\x04\n" +
 	"\x10AnimationService\x12>\n" +
 	"\fAcquireLease\x12\x1d.whirl.v1.AcquireLeaseRequest\x1a\x0f.whirl.v1.Lease\x12:\n" +
 	"\n" +
@@ -2352,7 +2425,8 @@ const file_whirl_v1_animation_proto_rawDesc = "" +
 	"\fReleaseLease\x12\x1d.whirl.v1.ReleaseLeaseRequest\x1a\x1e.whirl.v1.ReleaseLeaseResponse\x12@\n" +
 	"\rGenerateCurve\x12\x1e.whirl.v1.GenerateCurveRequest\x1a\x0f.whirl.v1.Curve\x12J\n" +
 	"\vRenderStill\x12\x1c.whirl.v1.RenderStillRequest\x1a\x1d.whirl.v1.RenderStillResponse\x12X\n" +
-	"\x0fRenderAnimation\x12 .whirl.v1.RenderAnimationRequest\x1a!.whirl.v1.RenderAnimationResponse0\x012\xa8\x01\n" +
+	"\x0fRenderAnimation\x12 .whirl.v1.RenderAnimationRequest\x1a!.whirl.v1.RenderAnimationResponse0\x01\x12J\n" +
+	"\bGetVideo\x12\x19.whirl.v1.GetVideoRequest\x1a!.whirl.v1.RenderAnimationResponse0\x012\xa8\x01\n" +
 	"\x11LeaseAdminService\x12G\n" +
 	"\n" +
 	"ListLeases\x12\x1b.whirl.v1.ListLeasesRequest\x1a\x1c.whirl.v1.ListLeasesResponse\x12J\n" +
@@ -2371,7 +2445,7 @@ func file_whirl_v1_animation_proto_rawDescGZIP() []byte {
 }
 
 var file_whirl_v1_animation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_whirl_v1_animation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_whirl_v1_animation_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_whirl_v1_animation_proto_goTypes = []any{
 	(Shape)(0),                      // 0: whirl.v1.Shape
 	(Style)(0),                      // 1: whirl.v1.Style
@@ -2396,18 +2470,19 @@ var file_whirl_v1_animation_proto_goTypes = []any{
 	(*Progress)(nil),                // 20: whirl.v1.Progress
 	(*MediaChunk)(nil),              // 21: whirl.v1.MediaChunk
 	(*RenderTrailer)(nil),           // 22: whirl.v1.RenderTrailer
-	(*ListLeasesRequest)(nil),       // 23: whirl.v1.ListLeasesRequest
-	(*ListLeasesResponse)(nil),      // 24: whirl.v1.ListLeasesResponse
-	(*LeaseInfo)(nil),               // 25: whirl.v1.LeaseInfo
-	(*RevokeLeaseRequest)(nil),      // 26: whirl.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),     // 27: whirl.v1.RevokeLeaseResponse
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
+	(*GetVideoRequest)(nil),         // 23: whirl.v1.GetVideoRequest
+	(*ListLeasesRequest)(nil),       // 24: whirl.v1.ListLeasesRequest
+	(*ListLeasesResponse)(nil),      // 25: whirl.v1.ListLeasesResponse
+	(*LeaseInfo)(nil),               // 26: whirl.v1.LeaseInfo
+	(*RevokeLeaseRequest)(nil),      // 27: whirl.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),     // 28: whirl.v1.RevokeLeaseResponse
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
 }
 var file_whirl_v1_animation_proto_depIdxs = []int32{
-	28, // 0: whirl.v1.Lease.expire_time:type_name -> google.protobuf.Timestamp
-	29, // 1: whirl.v1.Lease.ttl:type_name -> google.protobuf.Duration
-	28, // 2: whirl.v1.Lease.max_expire_time:type_name -> google.protobuf.Timestamp
+	29, // 0: whirl.v1.Lease.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 1: whirl.v1.Lease.ttl:type_name -> google.protobuf.Duration
+	29, // 2: whirl.v1.Lease.max_expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: whirl.v1.GenerateCurveRequest.shapes:type_name -> whirl.v1.Shape
 	10, // 4: whirl.v1.Curve.wheels:type_name -> whirl.v1.Wheel
 	11, // 5: whirl.v1.Curve.summary:type_name -> whirl.v1.CurveSummary
@@ -2430,32 +2505,34 @@ var file_whirl_v1_animation_proto_depIdxs = []int32{
 	22, // 22: whirl.v1.RenderAnimationResponse.trailer:type_name -> whirl.v1.RenderTrailer
 	9,  // 23: whirl.v1.RenderHeader.curve:type_name -> whirl.v1.Curve
 	1,  // 24: whirl.v1.RenderHeader.style:type_name -> whirl.v1.Style
-	29, // 25: whirl.v1.RenderTrailer.render_time:type_name -> google.protobuf.Duration
-	29, // 26: whirl.v1.RenderTrailer.encode_time:type_name -> google.protobuf.Duration
-	29, // 27: whirl.v1.RenderTrailer.elapsed:type_name -> google.protobuf.Duration
+	30, // 25: whirl.v1.RenderTrailer.render_time:type_name -> google.protobuf.Duration
+	30, // 26: whirl.v1.RenderTrailer.encode_time:type_name -> google.protobuf.Duration
+	30, // 27: whirl.v1.RenderTrailer.elapsed:type_name -> google.protobuf.Duration
 	2,  // 28: whirl.v1.RenderTrailer.source:type_name -> whirl.v1.VideoSource
-	25, // 29: whirl.v1.ListLeasesResponse.leases:type_name -> whirl.v1.LeaseInfo
-	28, // 30: whirl.v1.LeaseInfo.acquire_time:type_name -> google.protobuf.Timestamp
-	28, // 31: whirl.v1.LeaseInfo.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 32: whirl.v1.LeaseInfo.max_expire_time:type_name -> google.protobuf.Timestamp
+	26, // 29: whirl.v1.ListLeasesResponse.leases:type_name -> whirl.v1.LeaseInfo
+	29, // 30: whirl.v1.LeaseInfo.acquire_time:type_name -> google.protobuf.Timestamp
+	29, // 31: whirl.v1.LeaseInfo.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 32: whirl.v1.LeaseInfo.max_expire_time:type_name -> google.protobuf.Timestamp
 	3,  // 33: whirl.v1.AnimationService.AcquireLease:input_type -> whirl.v1.AcquireLeaseRequest
 	4,  // 34: whirl.v1.AnimationService.RenewLease:input_type -> whirl.v1.RenewLeaseRequest
 	5,  // 35: whirl.v1.AnimationService.ReleaseLease:input_type -> whirl.v1.ReleaseLeaseRequest
 	8,  // 36: whirl.v1.AnimationService.GenerateCurve:input_type -> whirl.v1.GenerateCurveRequest
 	13, // 37: whirl.v1.AnimationService.RenderStill:input_type -> whirl.v1.RenderStillRequest
 	16, // 38: whirl.v1.AnimationService.RenderAnimation:input_type -> whirl.v1.RenderAnimationRequest
-	23, // 39: whirl.v1.LeaseAdminService.ListLeases:input_type -> whirl.v1.ListLeasesRequest
-	26, // 40: whirl.v1.LeaseAdminService.RevokeLease:input_type -> whirl.v1.RevokeLeaseRequest
-	7,  // 41: whirl.v1.AnimationService.AcquireLease:output_type -> whirl.v1.Lease
-	7,  // 42: whirl.v1.AnimationService.RenewLease:output_type -> whirl.v1.Lease
-	6,  // 43: whirl.v1.AnimationService.ReleaseLease:output_type -> whirl.v1.ReleaseLeaseResponse
-	9,  // 44: whirl.v1.AnimationService.GenerateCurve:output_type -> whirl.v1.Curve
-	14, // 45: whirl.v1.AnimationService.RenderStill:output_type -> whirl.v1.RenderStillResponse
-	18, // 46: whirl.v1.AnimationService.RenderAnimation:output_type -> whirl.v1.RenderAnimationResponse
-	24, // 47: whirl.v1.LeaseAdminService.ListLeases:output_type -> whirl.v1.ListLeasesResponse
-	27, // 48: whirl.v1.LeaseAdminService.RevokeLease:output_type -> whirl.v1.RevokeLeaseResponse
-	41, // [41:49] is the sub-list for method output_type
-	33, // [33:41] is the sub-list for method input_type
+	23, // 39: whirl.v1.AnimationService.GetVideo:input_type -> whirl.v1.GetVideoRequest
+	24, // 40: whirl.v1.LeaseAdminService.ListLeases:input_type -> whirl.v1.ListLeasesRequest
+	27, // 41: whirl.v1.LeaseAdminService.RevokeLease:input_type -> whirl.v1.RevokeLeaseRequest
+	7,  // 42: whirl.v1.AnimationService.AcquireLease:output_type -> whirl.v1.Lease
+	7,  // 43: whirl.v1.AnimationService.RenewLease:output_type -> whirl.v1.Lease
+	6,  // 44: whirl.v1.AnimationService.ReleaseLease:output_type -> whirl.v1.ReleaseLeaseResponse
+	9,  // 45: whirl.v1.AnimationService.GenerateCurve:output_type -> whirl.v1.Curve
+	14, // 46: whirl.v1.AnimationService.RenderStill:output_type -> whirl.v1.RenderStillResponse
+	18, // 47: whirl.v1.AnimationService.RenderAnimation:output_type -> whirl.v1.RenderAnimationResponse
+	18, // 48: whirl.v1.AnimationService.GetVideo:output_type -> whirl.v1.RenderAnimationResponse
+	25, // 49: whirl.v1.LeaseAdminService.ListLeases:output_type -> whirl.v1.ListLeasesResponse
+	28, // 50: whirl.v1.LeaseAdminService.RevokeLease:output_type -> whirl.v1.RevokeLeaseResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -2487,7 +2564,7 @@ func file_whirl_v1_animation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_whirl_v1_animation_proto_rawDesc), len(file_whirl_v1_animation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

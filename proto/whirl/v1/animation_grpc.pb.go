@@ -32,6 +32,7 @@ const (
 	AnimationService_GenerateCurve_FullMethodName   = "/whirl.v1.AnimationService/GenerateCurve"
 	AnimationService_RenderStill_FullMethodName     = "/whirl.v1.AnimationService/RenderStill"
 	AnimationService_RenderAnimation_FullMethodName = "/whirl.v1.AnimationService/RenderAnimation"
+	AnimationService_GetVideo_FullMethodName        = "/whirl.v1.AnimationService/GetVideo"
 )
 
 // AnimationServiceClient is the client API for AnimationService service.
@@ -98,6 +99,16 @@ type AnimationServiceClient interface {
 	// the same. `resume` continues an interrupted stream from a byte offset,
 	// on any replica of the same build.
 	RenderAnimation(ctx context.Context, in *RenderAnimationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderAnimationResponse], error)
+	// GetVideo streams a finished video by its video_id, as RenderAnimation
+	// streams it: one `header`, `chunk`s in order (with `progress`), one
+	// `trailer` whose source is VIDEO_SOURCE_CACHED and whose total and SHA-256
+	// cover the WHOLE file. It needs no lease and takes no render slot: it only
+	// reads a finished video from this server's cache or the shared tier.
+	// Per-client limits apply as for GenerateCurve. Fails INVALID_ARGUMENT
+	// (google.rpc.BadRequest) for a malformed id, NOT_FOUND when no tier holds
+	// the video (it was never rendered, or has been evicted: render it again
+	// with RenderAnimation), OUT_OF_RANGE when `offset` is past its end.
+	GetVideo(ctx context.Context, in *GetVideoRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderAnimationResponse], error)
 }
 
 type animationServiceClient struct {
@@ -177,6 +188,25 @@ func (c *animationServiceClient) RenderAnimation(ctx context.Context, in *Render
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AnimationService_RenderAnimationClient = grpc.ServerStreamingClient[RenderAnimationResponse]
 
+func (c *animationServiceClient) GetVideo(ctx context.Context, in *GetVideoRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderAnimationResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AnimationService_ServiceDesc.Streams[1], AnimationService_GetVideo_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetVideoRequest, RenderAnimationResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AnimationService_GetVideoClient = grpc.ServerStreamingClient[RenderAnimationResponse]
+
 // AnimationServiceServer is the server API for AnimationService service.
 // All implementations must embed UnimplementedAnimationServiceServer
 // for forward compatibility.
@@ -241,6 +271,16 @@ type AnimationServiceServer interface {
 	// the same. `resume` continues an interrupted stream from a byte offset,
 	// on any replica of the same build.
 	RenderAnimation(*RenderAnimationRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error
+	// GetVideo streams a finished video by its video_id, as RenderAnimation
+	// streams it: one `header`, `chunk`s in order (with `progress`), one
+	// `trailer` whose source is VIDEO_SOURCE_CACHED and whose total and SHA-256
+	// cover the WHOLE file. It needs no lease and takes no render slot: it only
+	// reads a finished video from this server's cache or the shared tier.
+	// Per-client limits apply as for GenerateCurve. Fails INVALID_ARGUMENT
+	// (google.rpc.BadRequest) for a malformed id, NOT_FOUND when no tier holds
+	// the video (it was never rendered, or has been evicted: render it again
+	// with RenderAnimation), OUT_OF_RANGE when `offset` is past its end.
+	GetVideo(*GetVideoRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error
 	mustEmbedUnimplementedAnimationServiceServer()
 }
 
@@ -268,6 +308,9 @@ func (UnimplementedAnimationServiceServer) RenderStill(context.Context, *RenderS
 }
 func (UnimplementedAnimationServiceServer) RenderAnimation(*RenderAnimationRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error {
 	return status.Error(codes.Unimplemented, "method RenderAnimation not implemented")
+}
+func (UnimplementedAnimationServiceServer) GetVideo(*GetVideoRequest, grpc.ServerStreamingServer[RenderAnimationResponse]) error {
+	return status.Error(codes.Unimplemented, "method GetVideo not implemented")
 }
 func (UnimplementedAnimationServiceServer) mustEmbedUnimplementedAnimationServiceServer() {}
 func (UnimplementedAnimationServiceServer) testEmbeddedByValue()                          {}
@@ -391,6 +434,17 @@ func _AnimationService_RenderAnimation_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AnimationService_RenderAnimationServer = grpc.ServerStreamingServer[RenderAnimationResponse]
 
+func _AnimationService_GetVideo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetVideoRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AnimationServiceServer).GetVideo(m, &grpc.GenericServerStream[GetVideoRequest, RenderAnimationResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AnimationService_GetVideoServer = grpc.ServerStreamingServer[RenderAnimationResponse]
+
 // AnimationService_ServiceDesc is the grpc.ServiceDesc for AnimationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -423,6 +477,11 @@ var AnimationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RenderAnimation",
 			Handler:       _AnimationService_RenderAnimation_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetVideo",
+			Handler:       _AnimationService_GetVideo_Handler,
 			ServerStreams: true,
 		},
 	},

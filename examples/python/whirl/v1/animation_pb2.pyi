@@ -85,6 +85,16 @@ class GenerateCurveRequest(_message.Message):
     wheels: int
     def __init__(self, seed: _Optional[int] = ..., wheels: _Optional[int] = ..., k_fold: _Optional[int] = ..., congruency: _Optional[int] = ..., shapes: _Optional[_Iterable[_Union[Shape, str]]] = ...) -> None: ...
 
+class GetVideoRequest(_message.Message):
+    __slots__ = ["limit", "offset", "video_id"]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    offset: int
+    video_id: str
+    def __init__(self, video_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class Lease(_message.Message):
     __slots__ = ["expire_time", "handle", "holder", "lease_id", "max_expire_time", "ttl"]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]

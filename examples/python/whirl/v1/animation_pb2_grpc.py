@@ -45,6 +45,11 @@ class AnimationServiceStub(object):
                 request_serializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationRequest.SerializeToString,
                 response_deserializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.FromString,
                 )
+        self.GetVideo = channel.unary_stream(
+                '/whirl.v1.AnimationService/GetVideo',
+                request_serializer=whirl_dot_v1_dot_animation__pb2.GetVideoRequest.SerializeToString,
+                response_deserializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.FromString,
+                )
 
 
 class AnimationServiceServicer(object):
@@ -139,6 +144,21 @@ class AnimationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVideo(self, request, context):
+        """GetVideo streams a finished video by its video_id, as RenderAnimation
+        streams it: one `header`, `chunk`s in order (with `progress`), one
+        `trailer` whose source is VIDEO_SOURCE_CACHED and whose total and SHA-256
+        cover the WHOLE file. It needs no lease and takes no render slot: it only
+        reads a finished video from this server's cache or the shared tier.
+        Per-client limits apply as for GenerateCurve. Fails INVALID_ARGUMENT
+        (google.rpc.BadRequest) for a malformed id, NOT_FOUND when no tier holds
+        the video (it was never rendered, or has been evicted: render it again
+        with RenderAnimation), OUT_OF_RANGE when `offset` is past its end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnimationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +190,11 @@ def add_AnimationServiceServicer_to_server(servicer, server):
             'RenderAnimation': grpc.unary_stream_rpc_method_handler(
                     servicer.RenderAnimation,
                     request_deserializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationRequest.FromString,
+                    response_serializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.SerializeToString,
+            ),
+            'GetVideo': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetVideo,
+                    request_deserializer=whirl_dot_v1_dot_animation__pb2.GetVideoRequest.FromString,
                     response_serializer=whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.SerializeToString,
             ),
     }
@@ -281,6 +306,23 @@ class AnimationService(object):
             metadata=None):
         return grpc.experimental.unary_stream(request, target, '/whirl.v1.AnimationService/RenderAnimation',
             whirl_dot_v1_dot_animation__pb2.RenderAnimationRequest.SerializeToString,
+            whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/whirl.v1.AnimationService/GetVideo',
+            whirl_dot_v1_dot_animation__pb2.GetVideoRequest.SerializeToString,
             whirl_dot_v1_dot_animation__pb2.RenderAnimationResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -1,0 +1,125 @@
+package service_test
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/whirl-dev/whirl/internal/cache"
+	"github.com/whirl-dev/whirl/internal/lease"
+	"github.com/whirl-dev/whirl/internal/service"
+	"github.com/whirl-dev/whirl/internal/testserver"
+	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
+)
+
+// BenchmarkGetVideoFirstByte times a GetVideo call from its start to its
+// first chunk, for a 720×720, 300-frame video: from the local tier, and
+// from the shared tier (a directory bucket, and S3 when versitygw is
+// installed), where the local tier holds only one of two videos asked for
+// in turn, so that every call misses locally and downloads, verifies and
+// stores the video before its first byte.
+func BenchmarkGetVideoFirstByte(b *testing.B) {
+	buckets := map[string]func(testing.TB) string{
+		"local":       nil,
+		"shared-file": func(t testing.TB) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() },
+		"shared-s3":   func(t testing.TB) string { return testserver.StartS3(t).URL },
+	}
+	for _, name := range []string{"local", "shared-file", "shared-s3"} {
+		b.Run(name, func(b *testing.B) {
+			var tier *cache.SharedTier
+			if open := buckets[name]; open != nil {
+				var err error
+				if tier, err = cache.OpenSharedTier(b.Context(), open(b), cache.SharedTierOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { tier.Close(context.Background()) })
+			}
+			ids, api := benchVideos(b, tier)
+			var firstBytes []time.Duration
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				stream, err := api.GetVideo(b.Context(), &whirlv1.GetVideoRequest{VideoId: ids[i%len(ids)]})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					ev, err := stream.Recv()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ev.GetChunk() != nil {
+						break
+					}
+				}
+				firstBytes = append(firstBytes, time.Since(start))
+				for {
+					if _, err := stream.Recv(); err != nil {
+						break
+					}
+				}
+			}
+			slices.Sort(firstBytes)
+			at := func(q float64) float64 { return float64(firstBytes[int(q*float64(len(firstBytes)-1))].Microseconds()) }
+			b.ReportMetric(at(.5), "µs-first-byte-p50")
+			b.ReportMetric(at(.99), "µs-first-byte-p99")
+		})
+	}
+}
+
+// benchVideos renders two default-size videos on one server and returns
+// their ids and a client of the server to read them from: the same server
+// (no tier), or a second one whose local cache holds only one of them,
+// behind tier.
+func benchVideos(b *testing.B, tier *cache.SharedTier) ([]string, whirlv1.AnimationServiceClient) {
+	store := cache.Open(b.TempDir(), 1<<30, nil, nil)
+	if tier != nil {
+		store.SetShared(tier)
+	}
+	api := benchServer(b, store)
+	var ids []string
+	var size int64
+	for _, seed := range []uint64{1, 2} {
+		id, n := benchRender(b, api, seed)
+		ids, size = append(ids, id), max(size, n)
+	}
+	if tier == nil {
+		return ids, api
+	}
+	tier.Wait()
+	small := cache.Open(b.TempDir(), size+size/2, nil, nil)
+	small.SetShared(tier)
+	return ids, benchServer(b, small)
+}
+
+func benchServer(b *testing.B, store *cache.Store) whirlv1.AnimationServiceClient {
+	reg := lease.NewMemory(lease.Config{Capacity: 2})
+	b.Cleanup(func() { _ = reg.Close() })
+	srv := testserver.Start(b, service.Config{Leases: reg, Cache: store})
+	return whirlv1.NewAnimationServiceClient(testserver.Dial(b, srv.Addr))
+}
+
+// benchRender renders seed's default video and returns its id and size.
+func benchRender(b *testing.B, api whirlv1.AnimationServiceClient, seed uint64) (string, int64) {
+	l, err := api.AcquireLease(b.Context(), &whirlv1.AcquireLeaseRequest{Holder: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream, err := api.RenderAnimation(b.Context(), &whirlv1.RenderAnimationRequest{
+		LeaseId: l.GetLeaseId(), Source: &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: seed}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			b.Fatalf("render ended without a trailer: %v", err)
+		}
+		if tr := ev.GetTrailer(); tr != nil {
+			return tr.GetVideoId(), tr.GetTotalBytes()
+		}
+	}
+}
