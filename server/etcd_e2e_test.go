@@ -2,14 +2,8 @@ package main_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/whirl-dev/whirl/internal/testetcd"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -36,69 +31,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// etcdProcess is the standalone etcd binary (Debian's etcd-server package,
-// or whatever `etcd` is on PATH) on loopback ports.
-type etcdProcess struct {
-	bin, dir, endpoint, peerURL string
-	cmd                         *exec.Cmd
-}
-
-// startEtcd starts etcd and waits for /health; it stops with the test.
-func startEtcd(t *testing.T) *etcdProcess {
+// startEtcd starts a one-member etcd (the standalone binary) that stops
+// with the test; it skips or fails as testetcd.Binary says when there is none.
+func startEtcd(t *testing.T) *testetcd.Member {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("WHIRL_REQUIRE_ETCD") != "" {
-			t.Fatalf("etcd binary not found (install with: apt-get install -y etcd-server): %v", err)
-		}
-		t.Skip("etcd binary not on PATH; scripts/test.sh installs it")
-	}
-	e := &etcdProcess{
-		bin:      bin,
-		dir:      filepath.Join(t.TempDir(), "etcd"),
-		endpoint: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		peerURL:  fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-	}
-	e.start(t)
-	t.Cleanup(e.stop)
-	return e
-}
-
-// start runs etcd on e's ports and data directory (again, after stop).
-func (e *etcdProcess) start(t *testing.T) {
-	t.Helper()
-	e.cmd = exec.Command(e.bin,
-		"--name", "whirl-test", "--data-dir", e.dir,
-		"--listen-client-urls", e.endpoint, "--advertise-client-urls", e.endpoint,
-		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
-		"--initial-cluster", "whirl-test="+e.peerURL, "--log-level", "error")
-	e.cmd.Stdout, e.cmd.Stderr = io.Discard, io.Discard
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(e.endpoint + "/health")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(body), `"true"`) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd at %s not healthy: %v", e.endpoint, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (e *etcdProcess) stop() {
-	if e.cmd != nil {
-		_ = e.cmd.Process.Kill()
-		_ = e.cmd.Wait()
-		e.cmd = nil
-	}
+	return testetcd.Start(t, 1).Members[0]
 }
 
 type replica struct {
@@ -124,7 +61,7 @@ func startReplica(t *testing.T, endpoint string, extra ...string) *replica {
 // TestTwoReplicasShareOneEtcd: the limit is global across replicas, a lease
 // moves freely between them, and it survives a replica's restart.
 func TestTwoReplicasShareOneEtcd(t *testing.T) {
-	endpoint := startEtcd(t).endpoint
+	endpoint := startEtcd(t).Endpoint
 	a, b := startReplica(t, endpoint), startReplica(t, endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -215,7 +152,7 @@ func TestTwoReplicasShareOneEtcd(t *testing.T) {
 // returns, both recover by themselves and the limit still holds.
 func TestEtcdOutageFailsClosed(t *testing.T) {
 	etcd := startEtcd(t)
-	r := startReplica(t, etcd.endpoint, "--etcd-timeout", "500ms", "--capacity", "1")
+	r := startReplica(t, etcd.Endpoint, "--etcd-timeout", "500ms", "--capacity", "1")
 	ctx := context.Background()
 	if _, err := r.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "before"}); err != nil {
 		t.Fatal(err)
@@ -241,13 +178,15 @@ func TestEtcdOutageFailsClosed(t *testing.T) {
 		}
 	}
 	waitHealth(healthpb.HealthCheckResponse_SERVING)
-	etcd.stop()
+	etcd.Stop()
 	if _, err := r.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "during"}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("acquire with etcd down: %v, want Unavailable", err)
 	}
 	waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 
-	etcd.start(t)
+	if err := etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitHealth(healthpb.HealthCheckResponse_SERVING)
 	// The lease granted before the outage still fills the only slot.
 	if _, err := r.api.AcquireLease(ctx, &whirlv1.AcquireLeaseRequest{Holder: "after"}); status.Code(err) != codes.ResourceExhausted {

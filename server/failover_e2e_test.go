@@ -26,7 +26,7 @@ import (
 // interrupted. Live leases, sampled all along, never pass the capacity.
 func TestFailoverResumesOnTheOtherReplica(t *testing.T) {
 	const capacity = 2
-	endpoint := startEtcd(t).endpoint
+	endpoint := startEtcd(t).Endpoint
 	extra := []string{"--capacity", "2", "--metrics-addr", "127.0.0.1:0"}
 	replicas := []*replica{startReplica(t, endpoint, extra...), startReplica(t, endpoint, extra...)}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)

@@ -11,25 +11,30 @@ import (
 // CutProxy forwards TCP connections to a server; the first connection's
 // server-to-client direction is cut (both sides closed) after a number of
 // bytes, as a network failure or a dying server would cut it. Later
-// connections go through whole.
+// connections go through whole. Sever cuts every connection at once and
+// refuses new ones until Heal, as a network partition would.
 type CutProxy struct {
 	lis      net.Listener
 	target   string
 	cutAfter int64
 	conns    atomic.Int32
 	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	severed bool
+	open    map[net.Conn]struct{}
 }
 
 // StartCutProxy listens on a loopback port and forwards to target, cutting
 // the first connection after cutAfter bytes from the server; it stops with
-// the test.
+// the test. A negative cutAfter cuts nothing.
 func StartCutProxy(t testing.TB, target string, cutAfter int64) *CutProxy {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &CutProxy{lis: lis, target: target, cutAfter: cutAfter}
+	p := &CutProxy{lis: lis, target: target, cutAfter: cutAfter, open: make(map[net.Conn]struct{})}
 	p.wg.Go(p.serve)
 	t.Cleanup(func() {
 		_ = lis.Close()
@@ -39,12 +44,7 @@ func StartCutProxy(t testing.TB, target string, cutAfter int64) *CutProxy {
 }
 
 func (p *CutProxy) serve() {
-	var open []net.Conn
-	defer func() {
-		for _, c := range open {
-			_ = c.Close()
-		}
-	}()
+	defer p.Sever()
 	for {
 		in, err := p.lis.Accept()
 		if err != nil {
@@ -55,13 +55,16 @@ func (p *CutProxy) serve() {
 			_ = in.Close()
 			continue
 		}
-		open = append(open, in, out)
+		if !p.track(in, out) {
+			continue
+		}
 		limit := int64(-1)
 		if p.conns.Add(1) == 1 {
 			limit = p.cutAfter
 		}
 		p.wg.Go(func() { _, _ = io.Copy(out, in); _ = out.Close() })
 		p.wg.Go(func() {
+			defer p.untrack(in, out)
 			if limit >= 0 {
 				_, _ = io.CopyN(in, out, limit)
 				_ = in.Close()
@@ -72,6 +75,47 @@ func (p *CutProxy) serve() {
 			_ = in.Close()
 		})
 	}
+}
+
+// track remembers a connection's two sides for Sever, or closes them if
+// the proxy is severed.
+func (p *CutProxy) track(in, out net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.severed {
+		_ = in.Close()
+		_ = out.Close()
+		return false
+	}
+	p.open[in], p.open[out] = struct{}{}, struct{}{}
+	return true
+}
+
+// untrack forgets a connection whose server side has ended.
+func (p *CutProxy) untrack(in, out net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.open, in)
+	delete(p.open, out)
+}
+
+// Sever closes every connection through the proxy and refuses new ones
+// (accepted, then closed at once) until Heal.
+func (p *CutProxy) Sever() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.severed = true
+	for c := range p.open {
+		_ = c.Close()
+	}
+	clear(p.open)
+}
+
+// Heal lets new connections through again after Sever.
+func (p *CutProxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.severed = false
 }
 
 // Addr is the proxy's address.

@@ -1,0 +1,91 @@
+package robustness
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckSamples(t *testing.T) {
+	tests := []struct {
+		name    string
+		samples []Sample
+		want    string // a substring of the first violation; empty: none
+	}{
+		{"within capacity", []Sample{{Encoders: []int{1, 2}, Gauges: []float64{1, 2}}}, ""},
+		{"encoders over capacity across replicas", []Sample{{Encoders: []int{2, 2}, Gauges: []float64{-1, -1}}}, "encoders over capacity"},
+		{"gauges over capacity", repeat(Sample{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}, overRun), "renders over capacity"},
+		{"gauges over capacity for a moment", repeat(Sample{Encoders: []int{0, 0}, Gauges: []float64{2, 2}}, overRun-1), ""},
+		{"a gauge under its encoders for long", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun), "gauge under-reports"},
+		{"a gauge under its encoders briefly", repeat(Sample{Encoders: []int{2}, Gauges: []float64{1}}, underReportRun-1), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := CheckSamples(tt.samples, 3)
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("violations %q, want none", got)
+			case tt.want != "" && (len(got) == 0 || !strings.Contains(got[0], tt.want)):
+				t.Errorf("violations %q, want one about %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func repeat(s Sample, n int) []Sample {
+	out := make([]Sample, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func TestCheckRendersAfterEnd(t *testing.T) {
+	render := func(lastEvent int64) Op {
+		op := onLease(0, KindRender, 0, lastEvent, "A", ResultEnded)
+		op.Output.LastEvent = lastEvent * ms
+		return op
+	}
+	tests := []struct {
+		name string
+		ops  []Op
+		bad  bool
+	}{
+		{"stops within the bound of its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1400)}, false},
+		{"streams on past its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1600)}, true},
+		{"streams on past its revocation", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRevoke, 100, 200, "A", ResultOK), render(3000)}, true},
+		{"a failed release ends nothing", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultUnknown), render(3000)}, false},
+		{"listed rendering while it stops", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(1000)}, false},
+		{"listed rendering long after its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(2000)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CheckRendersAfterEnd(tt.ops, testParams)
+			if (len(got) > 0) != tt.bad {
+				t.Errorf("violations %q, want some: %v", got, tt.bad)
+			}
+		})
+	}
+}
+
+func listRendering(at int64) Op {
+	op := list(2, at, at+5, map[string]string{"h-A": "a"})
+	op.Output.Rendering = []bool{true}
+	return op
+}
+
+func TestParseGauge(t *testing.T) {
+	tests := []struct {
+		text string
+		v    float64
+		name string
+	}{
+		{"# TYPE whirl_renders_running gauge\nwhirl_renders_in_flight 3\nwhirl_renders_running 2\nwhirl_renders_running_other 7\n", 2, "whirl_renders_running"},
+		{"whirl_renders_in_flight 3\nwhirl_renders_queued 1\n", 3, "whirl_renders_in_flight"},
+		{"whirl_cache_bytes 5\n", -1, ""},
+	}
+	for _, tt := range tests {
+		if v, name := parseGauge(strings.NewReader(tt.text)); v != tt.v || name != tt.name {
+			t.Errorf("parseGauge(%q) = %v, %q; want %v, %q", tt.text, v, name, tt.v, tt.name)
+		}
+	}
+}
