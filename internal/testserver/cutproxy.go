@@ -14,11 +14,14 @@ import (
 // connections go through whole. Sever cuts every connection at once and
 // refuses new ones until Heal, as a network partition would.
 type CutProxy struct {
-	lis      net.Listener
-	target   string
-	cutAfter int64
-	conns    atomic.Int32
-	wg       sync.WaitGroup
+	lis    net.Listener
+	target string
+	// firstDown carries the first connection's server-to-client direction
+	// until it returns; then both sides are closed.
+	firstDown func(client io.Writer, server io.Reader)
+	conns     atomic.Int32
+	dropped   atomic.Bool
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex
 	severed bool
@@ -30,11 +33,20 @@ type CutProxy struct {
 // the test. A negative cutAfter cuts nothing.
 func StartCutProxy(t testing.TB, target string, cutAfter int64) *CutProxy {
 	t.Helper()
+	var first func(io.Writer, io.Reader)
+	if cutAfter >= 0 {
+		first = func(client io.Writer, server io.Reader) { _, _ = io.CopyN(client, server, cutAfter) }
+	}
+	return startProxy(t, target, first)
+}
+
+func startProxy(t testing.TB, target string, firstDown func(client io.Writer, server io.Reader)) *CutProxy {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &CutProxy{lis: lis, target: target, cutAfter: cutAfter, open: make(map[net.Conn]struct{})}
+	p := &CutProxy{lis: lis, target: target, firstDown: firstDown, open: make(map[net.Conn]struct{})}
 	p.wg.Go(p.serve)
 	t.Cleanup(func() {
 		_ = lis.Close()
@@ -58,15 +70,15 @@ func (p *CutProxy) serve() {
 		if !p.track(in, out) {
 			continue
 		}
-		limit := int64(-1)
+		var first func(io.Writer, io.Reader)
 		if p.conns.Add(1) == 1 {
-			limit = p.cutAfter
+			first = p.firstDown
 		}
 		p.wg.Go(func() { _, _ = io.Copy(out, in); _ = out.Close() })
 		p.wg.Go(func() {
 			defer p.untrack(in, out)
-			if limit >= 0 {
-				_, _ = io.CopyN(in, out, limit)
+			if first != nil {
+				first(in, out)
 				_ = in.Close()
 				_ = out.Close()
 				return

@@ -3,14 +3,13 @@ package etcdtest
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/lease"
 	"github.com/whirl-dev/whirl/internal/lease/etcdlease"
+	"github.com/whirl-dev/whirl/internal/testserver"
 )
 
 // TestLeaseEndsUnderPinAcrossReplicas: a lease pinned on replica a and
@@ -87,10 +86,10 @@ func TestLeaseEndsUnderPinAcrossReplicas(t *testing.T) {
 func TestPinFencedWhenEtcdUnreachable(t *testing.T) {
 	t.Parallel()
 	endpoint := startEtcd(t)
-	proxy := startSeverableProxy(t, endpoint)
+	proxy := testserver.StartCutProxy(t, strings.TrimPrefix(endpoint, "http://"), -1)
 	prefix := uniquePrefix(t)
 	cfg := lease.Config{Capacity: 1, TTL: 6 * time.Second}
-	a := newRegistry(t, newClient(t, "http://"+proxy.addr()), cfg, prefix)
+	a := newRegistry(t, newClient(t, "http://"+proxy.Addr()), cfg, prefix)
 	b := newRegistry(t, newClient(t, endpoint), cfg, prefix)
 	ctx := t.Context()
 	l, err := a.Acquire(ctx, lease.AcquireRequest{Holder: "h"})
@@ -101,7 +100,7 @@ func TestPinFencedWhenEtcdUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy.sever()
+	proxy.Sever()
 	select {
 	case <-p.Lost():
 	case <-time.After(30 * time.Second):
@@ -122,67 +121,4 @@ func TestPinFencedWhenEtcdUnreachable(t *testing.T) {
 		_, err := b.Acquire(ctx, lease.AcquireRequest{Holder: "next"})
 		return err == nil
 	})
-}
-
-// severableProxy forwards TCP to an etcd endpoint until sever, which closes
-// every connection and refuses new ones: a replica cut off from etcd.
-type severableProxy struct {
-	lis    net.Listener
-	target string
-
-	mu      sync.Mutex
-	severed bool
-	conns   []net.Conn
-	wg      sync.WaitGroup
-}
-
-func startSeverableProxy(t *testing.T, endpoint string) *severableProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &severableProxy{lis: lis, target: endpoint[len("http://"):]}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		_ = lis.Close()
-		p.sever()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *severableProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *severableProxy) serve() {
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		p.mu.Lock()
-		if err != nil || p.severed {
-			p.mu.Unlock()
-			_ = in.Close()
-			if out != nil {
-				_ = out.Close()
-			}
-			continue
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(out, in); _ = out.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(in, out); _ = in.Close() })
-	}
-}
-
-func (p *severableProxy) sever() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.severed = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
 }
