@@ -227,17 +227,18 @@ func stopServer(t *testing.T, p *process) {
 
 // TestFiveIdenticalRequestsShareOneRender: five leases ask for the same
 // video at once; one ffmpeg runs, all five get the same bytes, four of them
-// marked SHARED. A request arriving halfway through joins too and gets the
-// whole file.
+// marked SHARED. A request arriving part-way through joins too and gets
+// the whole file.
 func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	ff := newFFmpegLog(t)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0", "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
 	// Long enough that the render still runs well after the progress event
-	// (sent every 0.5 s) that shows it half done, even on an idle machine,
-	// so the late joiner finds it running rather than cached.
-	const side, frames = 480, 600
+	// (sent every 0.5 s) that shows it a quarter done, even on an idle
+	// machine (where it draws 600 frames in about a second), so the late
+	// joiner finds it running rather than cached.
+	const side, frames = 480, 900
 	leases := make([]string, 6)
 	for i := range leases {
 		leases[i] = acquire(t, api)
@@ -246,15 +247,15 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 		wg      sync.WaitGroup
 		results = make([]rendered, 5)
 		errs    = make([]error, 5)
-		half    = make(chan struct{})
+		quarter = make(chan struct{})
 		once    sync.Once
 		ended   = make(chan struct{})
 	)
 	for i := range 5 {
 		wg.Go(func() {
 			results[i], errs[i] = renderStream(t.Context(), api, videoRequest(leases[i], 7, side, frames), func(ev *whirlv1.RenderAnimationResponse) {
-				if i == 0 && ev.GetProgress().GetFramesDone() >= frames/2 {
-					once.Do(func() { close(half) })
+				if i == 0 && ev.GetProgress().GetFramesDone() >= frames/4 {
+					once.Do(func() { close(quarter) })
 				}
 			})
 			if i == 0 {
@@ -262,14 +263,14 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 			}
 		})
 	}
-	// The sixth joins once the render is half done.
+	// The sixth joins once the render is a quarter done.
 	var late rendered
 	var lateErr error
 	wg.Go(func() {
 		select {
-		case <-half:
+		case <-quarter:
 		case <-ended:
-			lateErr = errors.New("no progress event showed the render half done before it ended")
+			lateErr = errors.New("no progress event showed the render a quarter done before it ended")
 			return
 		}
 		late, lateErr = renderStream(t.Context(), api, videoRequest(leases[5], 7, side, frames), nil)
