@@ -276,12 +276,18 @@ func trunInfo(p []byte, defaultDuration uint32) (trun, error) {
 			per += 4
 		}
 	}
-	if uint64(len(p)-off) < uint64(count)*uint64(per) {
+	if off > len(p) || uint64(len(p)-off) < uint64(count)*uint64(per) {
 		return t, fmt.Errorf("%w: trun lists %d samples but is only %d bytes", ErrMalformed, count, len(p))
 	}
 	t.samples = int(count)
 	if sizeAt < 0 {
 		t.bytes = -1
+	}
+	if per == 0 {
+		// No per-sample fields: nothing to read, however many samples the
+		// count claims (a loop over 2^32 of them would take seconds).
+		t.duration = uint64(count) * uint64(defaultDuration)
+		return t, nil
 	}
 	for i := range int(count) {
 		sample := p[off+i*per:]

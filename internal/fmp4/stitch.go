@@ -65,7 +65,7 @@ func (s *Stitcher) Add(seg Segment) error {
 		if s.index == 0 {
 			_, avcC, err := videoConfig(seg.Data)
 			if err != nil {
-				return fmt.Errorf("fmp4: span 0's init segment: %w", err)
+				return fmt.Errorf("fmp4: %w: span 0's init segment: %w", ErrStitch, err)
 			}
 			s.init, s.avcC = seg.Data, avcC
 			return s.sink(seg)
@@ -123,7 +123,7 @@ func (s *Stitcher) rewrite(data []byte) ([]byte, error) {
 func (s *Stitcher) sameInit(init []byte) error {
 	_, avcC, err := videoConfig(init)
 	if err != nil {
-		return fmt.Errorf("fmp4: span %d's init segment: %w", s.index, err)
+		return fmt.Errorf("fmp4: %w: span %d's init segment: %w", ErrStitch, s.index, err)
 	}
 	if !bytes.Equal(avcC, s.avcC) {
 		return fmt.Errorf("fmp4: %w: span %d's SPS/PPS (avcC %x) differ from span 0's (%x): its encoder ran with other settings", ErrStitch, s.index, avcC, s.avcC)
