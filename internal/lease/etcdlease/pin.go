@@ -2,6 +2,7 @@ package etcdlease
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -204,9 +205,9 @@ func (p *pin) endReason() error {
 	return lease.ErrReleased
 }
 
-// unpin stops the loop, then ends the pin: a lease that ended under it is
-// revoked now (its slot frees), a live one is renewed to min(now+TTL,
-// MaxExpiresAt). Errors are ignored: etcd ends the lease one TTL after the
+// unpin stops the loop, then ends the pin: a lease released or revoked
+// under it is revoked now (its slot frees); any other, fenced ones included,
+// is renewed to min(now+TTL, MaxExpiresAt) if etcd still holds it. Errors are ignored: etcd ends the lease one TTL after the
 // last keep-alive anyway.
 func (p *pin) unpin() {
 	close(p.stop)
@@ -225,7 +226,14 @@ func (p *pin) cleanup() {
 		).
 		Commit()
 	cancel()
-	ending := p.pin != nil && p.pin.Err() != nil
+	// A lease released or revoked under the pin ends here. A fenced one is
+	// not revoked: the render stopped because its lease could not be proven
+	// alive, but if etcd kept it, it is still its holder's, renewed below.
+	ending := false
+	if p.pin != nil {
+		why := p.pin.Err()
+		ending = errors.Is(why, lease.ErrReleased) || errors.Is(why, lease.ErrRevoked)
+	}
 	if err == nil && resp.Succeeded && resp.Responses[1].GetResponseRange().Count > 0 {
 		ending = true
 	}
