@@ -244,8 +244,10 @@ func TestRender(t *testing.T) {
 	if out.SHA256 != hex.EncodeToString(sum[:]) || out.Bytes != int64(len(data)) || out.Frames != 30 || !strings.HasPrefix(out.MIMEType, "video/mp4") {
 		t.Errorf("render --json %+v does not describe the %d-byte file", out, len(data))
 	}
-	if len(out.VideoID) != 64 || out.Source != "rendered" {
-		t.Errorf("render --json: videoId %q source %q, want an id and rendered", out.VideoID, out.Source)
+	// The package's server caches finished videos, so a repeated run
+	// (go test -count) finds this one cached.
+	if len(out.VideoID) != 64 || out.Source != "rendered" && out.Source != "cached" {
+		t.Errorf("render --json: videoId %q source %q, want an id and rendered (or cached)", out.VideoID, out.Source)
 	}
 	if n := liveLeases(t); n != 0 {
 		t.Errorf("%d leases live after renders", n)
