@@ -125,7 +125,7 @@ func TestDrainKeepsLeaseCalls(t *testing.T) {
 	if _, err := api.ReleaseLease(t.Context(), &whirlv1.ReleaseLeaseRequest{LeaseId: rendering.GetLeaseId()}); err != nil {
 		t.Fatalf("releasing the rendering lease while draining: %v", err)
 	}
-	wantLeaseEnded(t, collect(t, stream, nil), "LEASE_RELEASED")
+	wantLeaseEnded(t, rest(stream), "LEASE_RELEASED")
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}

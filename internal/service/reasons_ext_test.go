@@ -168,7 +168,7 @@ func leaseEndReasonCases() []reasonCase {
 			if err := end(e, l); err != nil {
 				t.Fatal(err)
 			}
-			return collect(t, stream, nil).err
+			return rest(stream).err
 		}
 	}
 	return []reasonCase{
