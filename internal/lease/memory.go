@@ -59,8 +59,7 @@ type Memory struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64
-	// seq numbers grants and pins, breaking AcquiredAt ties when listing and
-	// telling one pin from the next.
+	// seq numbers grants, breaking AcquiredAt ties when listing.
 	seq    uint64
 	closed bool
 }
@@ -70,9 +69,8 @@ type entry struct {
 	key   [sha256.Size]byte
 	lease Lease
 	seq   uint64
-	// pin is the id of the current pin, 0 when unpinned, so that a stale
-	// unpin from an earlier pin cannot end a later one; pinned is that pin.
-	pin    uint64
+	// pinned is the current pin, nil when unpinned; unpin compares it, so
+	// that a stale unpin from an earlier pin cannot end a later one.
 	pinned *Pin
 	// ending is why a pinned lease ended (ErrReleased, ErrRevoked); it
 	// keeps its slot until its pin is unpinned. nil while live.
@@ -290,26 +288,24 @@ func (m *Memory) Pin(_ context.Context, token string) (*Pin, error) {
 	if e.lease.Pinned {
 		return nil, ErrBusy
 	}
-	m.seq++
-	id := m.seq
-	e.pin = id
 	e.lease.Pinned = true
 	l := e.lease
 	l.Token = token
-	e.pinned = NewPin(l, func() { m.unpin(e, id) })
-	return e.pinned, nil
+	var p *Pin
+	p = NewPin(l, func() { m.unpin(e, p) })
+	e.pinned = p
+	return p, nil
 }
 
-// unpin ends pin id on e, if e still takes a slot under that pin. An ending
+// unpin ends pin p on e, if e still takes a slot under that pin. An ending
 // lease gives its slot up here.
-func (m *Memory) unpin(e *entry, id uint64) {
+func (m *Memory) unpin(e *entry, p *Pin) {
 	var t tally
 	now, err := m.lock(&t)
 	defer m.unlock(&t, now)
-	if err != nil || e.pin != id || m.byToken[e.key] != e {
+	if err != nil || e.pinned != p || m.byToken[e.key] != e {
 		return
 	}
-	e.pin = 0
 	e.pinned = nil
 	e.lease.Pinned = false
 	if e.ending != nil {

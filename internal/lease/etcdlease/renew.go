@@ -70,11 +70,7 @@ func (r *Registry) Revoke(ctx context.Context, handle string) error {
 	}
 	for _, kv := range resp.Kvs {
 		if rec, ok := decode(kv); ok && rec.Handle == handle {
-			tok, _, _, err := r.lookup(ctx, rec.TokenHash)
-			if err != nil {
-				return err
-			}
-			return r.end(ctx, tok, rec, endRevoked)
+			return r.end(ctx, kv, rec, endRevoked)
 		}
 	}
 	return lease.ErrNotFound
@@ -86,9 +82,10 @@ const (
 	endRevoked  = "revoked"
 )
 
-// end ends the lease whose token key is kv, in one transaction: an
-// unpinned lease loses its token key (so no Pin can start on it) and then
-// its etcd lease, which frees the slot; a pinned lease gets an ending marker
+// end ends the lease of kv, its slot or its token key (one transaction put
+// both, so they share the etcd lease and the create revision), in one
+// transaction: an unpinned lease loses its token key (so no Pin can start
+// on it) and then its etcd lease, which frees the slot; a pinned lease gets an ending marker
 // instead, which the pinning replica watches: it stops the render, then
 // revokes the etcd lease itself, so the slot frees only once the render has
 // stopped, on whichever replica it runs.
