@@ -35,9 +35,10 @@ type Video struct {
 	File *os.File
 	// SHA256 is the lowercase hex digest of the bytes, their entity tag.
 	SHA256 string
-	// Facts describe the video as a GetVideo header would; its curve is
-	// nil when the server does not know it.
-	Facts *whirlv1.RenderHeader
+	// Facts describes the video as a GetVideo header would; its curve is
+	// nil when the server does not know it. Only the JSON form calls it:
+	// decoding the facts costs more than sending a range.
+	Facts func() *whirlv1.RenderHeader
 }
 
 // videoID is the form of every video id (a lowercase hex SHA-256): an id
@@ -76,7 +77,7 @@ func videosHandler(videos Videos) http.Handler {
 		h.Set("Cache-Control", immutable)
 		if ext == "json" {
 			h.Set("Content-Type", "application/json")
-			b, err := protojson.Marshal(v.Facts)
+			b, err := protojson.Marshal(v.Facts())
 			if err != nil {
 				http.Error(w, "cannot describe the video", http.StatusInternalServerError)
 				return

@@ -60,16 +60,20 @@ func videoFacts(info json.RawMessage) recordedFacts {
 
 // FinishedVideo looks up a finished video in the server's cache tiers, for
 // front ends that serve it as a file (HTTP); ok is false when no tier holds
-// it. facts is a RenderHeader with what the server recorded about it (curve
-// and video facts, unset when unknown) and its id; no MIME type.
-func (s *Server) FinishedVideo(id string) (f cache.File, facts *whirlv1.RenderHeader, ok bool) {
+// it. facts returns a RenderHeader with what the server recorded about it
+// (curve and video facts, unset when unknown) and its id; no MIME type.
+// It decodes them on each call, which costs more than sending a range of
+// the video: call it only to describe the video.
+func (s *Server) FinishedVideo(id string) (f cache.File, facts func() *whirlv1.RenderHeader, ok bool) {
 	f, ok = s.animation.store.File(id)
 	if !ok {
 		return f, nil, false
 	}
-	vf := videoFacts(f.Info)
-	return f, &whirlv1.RenderHeader{
-		Curve: vf.Curve, Width: vf.Width, Height: vf.Height, Fps: vf.FPS, Frames: vf.Frames, Style: vf.Style, VideoId: id,
+	return f, func() *whirlv1.RenderHeader {
+		vf := videoFacts(f.Info)
+		return &whirlv1.RenderHeader{
+			Curve: vf.Curve, Width: vf.Width, Height: vf.Height, Fps: vf.FPS, Frames: vf.Frames, Style: vf.Style, VideoId: id,
+		}
 	}, true
 }
 

@@ -69,6 +69,51 @@ func BenchmarkGetVideoFirstByte(b *testing.B) {
 	}
 }
 
+// BenchmarkRepeatOnOtherReplica times a render on one replica (cold: drawn
+// and encoded) and the same request on a second replica sharing its
+// bucket, whose local tier never held the video: acquire, RenderAnimation
+// to the trailer, release, for a 720×720, 300-frame video, a new curve
+// each round. The second replica answers from the shared tier.
+func BenchmarkRepeatOnOtherReplica(b *testing.B) {
+	buckets := map[string]func(testing.TB) string{
+		"file": func(t testing.TB) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() },
+		"s3":   func(t testing.TB) string { return testserver.StartS3(t).URL },
+	}
+	for _, name := range []string{"file", "s3"} {
+		b.Run(name, func(b *testing.B) {
+			tier, err := cache.OpenSharedTier(b.Context(), buckets[name](b), cache.SharedTierOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { tier.Close(context.Background()) })
+			replica := func() whirlv1.AnimationServiceClient {
+				store := cache.Open(b.TempDir(), 1<<30, nil, nil)
+				store.SetShared(tier)
+				return benchServer(b, store)
+			}
+			one, two := replica(), replica()
+			var cold, repeat []time.Duration
+			for seed := uint64(100); b.Loop(); seed++ {
+				start := time.Now()
+				first := benchRender(b, one, seed)
+				cold = append(cold, time.Since(start))
+				tier.Wait() // the upload runs after the render's trailer
+				start = time.Now()
+				again := benchRender(b, two, seed)
+				repeat = append(repeat, time.Since(start))
+				if first.GetSource() != whirlv1.VideoSource_VIDEO_SOURCE_RENDERED || again.GetSource() != whirlv1.VideoSource_VIDEO_SOURCE_CACHED || again.GetVideoId() != first.GetVideoId() {
+					b.Fatalf("replica one: %v %s; replica two: %v %s", first.GetSource(), first.GetVideoId(), again.GetSource(), again.GetVideoId())
+				}
+			}
+			median := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+			c, r := median(cold), median(repeat)
+			b.ReportMetric(float64(c.Milliseconds()), "ms-cold-p50")
+			b.ReportMetric(float64(r.Microseconds())/1000, "ms-repeat-p50")
+			b.ReportMetric(float64(r)/float64(c), "repeat/cold")
+		})
+	}
+}
+
 // benchVideos renders two default-size videos on one server and returns
 // their ids and a client of the server to read them from: the same server
 // (no tier), or a second one whose local cache holds only one of them,
@@ -82,8 +127,8 @@ func benchVideos(b *testing.B, tier *cache.SharedTier) ([]string, whirlv1.Animat
 	var ids []string
 	var size int64
 	for _, seed := range []uint64{1, 2} {
-		id, n := benchRender(b, api, seed)
-		ids, size = append(ids, id), max(size, n)
+		tr := benchRender(b, api, seed)
+		ids, size = append(ids, tr.GetVideoId()), max(size, tr.GetTotalBytes())
 	}
 	if tier == nil {
 		return ids, api
@@ -101,12 +146,16 @@ func benchServer(b *testing.B, store *cache.Store) whirlv1.AnimationServiceClien
 	return whirlv1.NewAnimationServiceClient(testserver.Dial(b, srv.Addr))
 }
 
-// benchRender renders seed's default video and returns its id and size.
-func benchRender(b *testing.B, api whirlv1.AnimationServiceClient, seed uint64) (string, int64) {
+// benchRender renders seed's default video under a lease of its own,
+// released at the end, and returns its trailer.
+func benchRender(b *testing.B, api whirlv1.AnimationServiceClient, seed uint64) *whirlv1.RenderTrailer {
 	l, err := api.AcquireLease(b.Context(), &whirlv1.AcquireLeaseRequest{Holder: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer func() {
+		_, _ = api.ReleaseLease(context.Background(), &whirlv1.ReleaseLeaseRequest{LeaseId: l.GetLeaseId()})
+	}()
 	stream, err := api.RenderAnimation(b.Context(), &whirlv1.RenderAnimationRequest{
 		LeaseId: l.GetLeaseId(), Source: &whirlv1.RenderAnimationRequest_Generate{Generate: &whirlv1.GenerateCurveRequest{Seed: seed}},
 	})
@@ -119,7 +168,7 @@ func benchRender(b *testing.B, api whirlv1.AnimationServiceClient, seed uint64) 
 			b.Fatalf("render ended without a trailer: %v", err)
 		}
 		if tr := ev.GetTrailer(); tr != nil {
-			return tr.GetVideoId(), tr.GetTotalBytes()
+			return tr
 		}
 	}
 }
