@@ -119,14 +119,15 @@ func (r *Registry) end(ctx context.Context, kv *mvccpb.KeyValue, rec record, why
 	return nil
 }
 
+// revoke frees the slot of a lease whose token key end has just deleted:
+// the lease ended there. An etcd lease already gone is no failure: it
+// expired since, or this is the etcd client's retry of a revoke whose
+// reply was lost (a member dying under it), which etcd answers "not
+// found".
 func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) error {
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
-	_, err := r.cli.Revoke(octx, id)
-	if isLeaseNotFound(err) {
-		return lease.ErrNotFound
-	}
-	if err != nil {
+	if _, err := r.cli.Revoke(octx, id); err != nil && !isLeaseNotFound(err) {
 		return r.fail(ctx, err)
 	}
 	r.observe(lease.Observer.Released)
