@@ -1,6 +1,9 @@
 package robustness
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // underReportRun is how many samples in a row a replica may run more
 // encoders than its gauge says renders before the gauge is called wrong:
@@ -180,4 +183,29 @@ func CheckAccounted(ops []Op) []string {
 		}
 	}
 	return v.all()
+}
+
+// seenRun is how long a render must have streamed, in sample periods, to
+// be sure a sample caught its encoder.
+const seenRun = 10
+
+// CheckEncodersSeen: if any fresh render streamed to its end for seenRun
+// sample periods, some sample counted an encoder. A count that stays zero
+// (the replicas' children not found) would make the capacity check over
+// encoders pass without looking.
+func CheckEncodersSeen(samples []Sample, ops []Op) []string {
+	for _, s := range samples {
+		for _, n := range s.Encoders {
+			if n > 0 {
+				return nil
+			}
+		}
+	}
+	for _, op := range ops {
+		long := op.Return != math.MaxInt64 && op.Return-op.Call >= int64(seenRun*SamplePeriod)
+		if op.Input.Kind == KindRender && !op.Input.Resume && op.Output.Result == ResultOK && long {
+			return []string{fmt.Sprintf("encoders never seen: no sample of %d counted an ffmpeg encoder, yet a render streamed from %s to %s", len(samples), secs(op.Call), secs(op.Return))}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package robustness
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckSamples(t *testing.T) {
@@ -87,5 +88,33 @@ func TestParseGauge(t *testing.T) {
 		if v, name := parseGauge(strings.NewReader(tt.text)); v != tt.v || name != tt.name {
 			t.Errorf("parseGauge(%q) = %v, %q; want %v, %q", tt.text, v, name, tt.v, tt.name)
 		}
+	}
+}
+
+func TestCheckEncodersSeen(t *testing.T) {
+	long := int64(seenRun * SamplePeriod / time.Millisecond)
+	render := func(ms int64, res Result) Op { return onLease(0, KindRender, 0, ms, "A", res) }
+	resumed := render(long, ResultOK)
+	resumed.Input.Resume = true
+	none := repeat(Sample{Encoders: []int{0, 0}}, 50)
+	tests := []struct {
+		name    string
+		samples []Sample
+		ops     []Op
+		bad     bool
+	}{
+		{"a long render, no encoder counted", none, []Op{render(long, ResultOK)}, true},
+		{"a long render, an encoder counted", append(none, Sample{Encoders: []int{0, 1}}), []Op{render(long, ResultOK)}, false},
+		{"short renders only", none, []Op{render(long-1, ResultOK)}, false},
+		{"a long render cut short", none, []Op{render(long, ResultEnded)}, false},
+		{"a long resumed render (may come from the cache)", none, []Op{resumed}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CheckEncodersSeen(tt.samples, tt.ops)
+			if bad := len(got) > 0; bad != tt.bad {
+				t.Errorf("violations %q, want some: %v", got, tt.bad)
+			}
+		})
 	}
 }
