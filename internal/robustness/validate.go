@@ -1,9 +1,6 @@
 package robustness
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // underReportRun is how many samples in a row a replica may run more
 // encoders than its gauge says renders before the gauge is called wrong:
@@ -185,27 +182,39 @@ func CheckAccounted(ops []Op) []string {
 	return v.all()
 }
 
-// seenRun is how long a render must have streamed, in sample periods, to
-// be sure a sample caught its encoder.
-const seenRun = 10
+// seenRun is how many samples a completed render must span to be sure
+// that one of them caught its encoder (in runs, nearly every sample within
+// a render counts one).
+const seenRun = 3
 
-// CheckEncodersSeen: if any fresh render streamed to its end for seenRun
-// sample periods, some sample counted an encoder. A count that stays zero
-// (the replicas' children not found) would make the capacity check over
-// encoders pass without looking.
+// CheckEncodersSeen: every replica that completed a fresh render spanning
+// seenRun samples counted an encoder in some sample. A count stuck at zero
+// (the replica's children not found) would let the capacity check over
+// encoders pass without looking. Resumed renders may come from the cache.
 func CheckEncodersSeen(samples []Sample, ops []Op) []string {
+	seen := make(map[int]bool)
 	for _, s := range samples {
-		for _, n := range s.Encoders {
-			if n > 0 {
-				return nil
+		for i, n := range s.Encoders {
+			seen[i] = seen[i] || n > 0
+		}
+	}
+	var v violations
+	for _, op := range ops {
+		i := op.Input.Replica
+		if op.Input.Kind != KindRender || op.Input.Resume || op.Output.Result != ResultOK || seen[i] {
+			continue
+		}
+		spanned := 0
+		for _, s := range samples {
+			if s.T > op.Call && s.T < op.Return && i < len(s.Encoders) {
+				spanned++
 			}
 		}
-	}
-	for _, op := range ops {
-		long := op.Return != math.MaxInt64 && op.Return-op.Call >= int64(seenRun*SamplePeriod)
-		if op.Input.Kind == KindRender && !op.Input.Resume && op.Output.Result == ResultOK && long {
-			return []string{fmt.Sprintf("encoders never seen: no sample of %d counted an ffmpeg encoder, yet a render streamed from %s to %s", len(samples), secs(op.Call), secs(op.Return))}
+		if spanned >= seenRun {
+			v.add("encoders never seen", "replica %d completed a render from %s to %s over %d samples, and no sample of %d counted an ffmpeg encoder on it",
+				i, secs(op.Call), secs(op.Return), spanned, len(samples))
+			seen[i] = true // reported once
 		}
 	}
-	return nil
+	return v.all()
 }

@@ -3,7 +3,6 @@ package robustness
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCheckSamples(t *testing.T) {
@@ -92,22 +91,37 @@ func TestParseGauge(t *testing.T) {
 }
 
 func TestCheckEncodersSeen(t *testing.T) {
-	long := int64(seenRun * SamplePeriod / time.Millisecond)
-	render := func(ms int64, res Result) Op { return onLease(0, KindRender, 0, ms, "A", res) }
-	resumed := render(long, ResultOK)
+	// Samples every 40 ms from 0 to 400 ms on two replicas, none counting.
+	var none []Sample
+	for at := int64(0); at <= 400; at += 40 {
+		none = append(none, Sample{T: at * ms, Encoders: []int{0, 0}})
+	}
+	// counted is none with one encoder on replica in the last sample.
+	counted := func(replica int) []Sample {
+		last := Sample{T: 400 * ms, Encoders: []int{0, 0}}
+		last.Encoders[replica] = 1
+		return append(none[:len(none)-1:len(none)-1], last)
+	}
+	render := func(replica int, call, ret int64, res Result) Op {
+		op := onLease(0, KindRender, call, ret, "A", res)
+		op.Input.Replica = replica
+		return op
+	}
+	threeSamples := render(1, 30, 150, ResultOK) // 40, 80, 120
+	resumed := threeSamples
 	resumed.Input.Resume = true
-	none := repeat(Sample{Encoders: []int{0, 0}}, 50)
 	tests := []struct {
 		name    string
 		samples []Sample
 		ops     []Op
 		bad     bool
 	}{
-		{"a long render, no encoder counted", none, []Op{render(long, ResultOK)}, true},
-		{"a long render, an encoder counted", append(none, Sample{Encoders: []int{0, 1}}), []Op{render(long, ResultOK)}, false},
-		{"short renders only", none, []Op{render(long-1, ResultOK)}, false},
-		{"a long render cut short", none, []Op{render(long, ResultEnded)}, false},
-		{"a long resumed render (may come from the cache)", none, []Op{resumed}, false},
+		{"a render over three samples, no encoder counted", none, []Op{threeSamples}, true},
+		{"an encoder counted on its replica, at another time", counted(1), []Op{threeSamples}, false},
+		{"an encoder counted on the other replica only", counted(0), []Op{threeSamples}, true},
+		{"a render over two samples", none, []Op{render(1, 30, 110, ResultOK)}, false},
+		{"a render cut short", none, []Op{render(1, 30, 150, ResultEnded)}, false},
+		{"a resumed render (may come from the cache)", none, []Op{resumed}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
