@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/whirl-dev/whirl/internal/encode"
-	"github.com/whirl-dev/whirl/internal/procfs"
 )
 
 // TestFFmpegNice checks the niceness of the spare ffmpeg the server starts at
@@ -14,7 +13,7 @@ import (
 // server inherits this process's niceness, so every figure is compared with
 // that; the test holds under `nice -n 5 go test` too.
 func TestFFmpegNice(t *testing.T) {
-	self, err := procfs.ReadStat(os.Getpid())
+	self, err := procStat(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +42,11 @@ func TestFFmpegNice(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			for _, pid := range ffmpegs {
-				if st, err := procfs.ReadStat(pid); err != nil || st.Nice != tc.want {
+				if st, err := procStat(pid); err != nil || st.Nice != tc.want {
 					t.Errorf("ffmpeg %d runs at niceness %d (%v), want %d", pid, st.Nice, err, tc.want)
 				}
 			}
-			if st, err := procfs.ReadStat(p.srv.PID); err != nil || st.Nice != own {
+			if st, err := procStat(p.srv.PID); err != nil || st.Nice != own {
 				t.Errorf("server runs at niceness %d (%v), want its parent's %d", st.Nice, err, own)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/serverproc"
 )
 
@@ -33,7 +32,7 @@ func TestRunScriptForwardsSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := procfs.ReadStat(s.PID)
+	st, err := procStat(s.PID)
 	if err != nil || st.Comm != "whirl-server" {
 		s.Kill()
 		t.Fatalf("the pid run.sh started is %q (%v), not the server: the script did not exec it", st.Comm, err)

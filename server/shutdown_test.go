@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/whirl-dev/whirl/internal/procfs"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -32,15 +32,30 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
+// procStat reads /proc/<pid>/stat.
+func procStat(pid int) (procfs.ProcStat, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return procfs.ProcStat{}, err
+	}
+	return p.Stat()
+}
+
 // alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool { return procfs.Alive(pid) }
+func alive(pid int) bool {
+	st, err := procStat(pid)
+	return err == nil && st.State != "Z"
+}
 
 // childrenOf lists the live ffmpeg children of ppid.
 func childrenOf(ppid int) []int {
-	kids, _ := procfs.Processes(func(st procfs.Stat) bool { return st.PPID == ppid && st.Comm == "ffmpeg" })
-	out := make([]int, len(kids))
-	for i, st := range kids {
-		out[i] = st.PID
+	procs, _ := procfs.AllProcs()
+	var out []int
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err == nil && st.PPID == ppid && st.Comm == "ffmpeg" && st.State != "Z" {
+			out = append(out, p.PID)
+		}
 	}
 	return out
 }

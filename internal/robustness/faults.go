@@ -7,7 +7,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/procfs"
+	"github.com/prometheus/procfs"
+
 	"github.com/whirl-dev/whirl/internal/testetcd"
 	"github.com/whirl-dev/whirl/internal/testserver"
 )
@@ -102,13 +103,16 @@ func CutEtcd(proxies [][]*testserver.CutProxy, ttl time.Duration) Fault {
 // for one to appear.
 func KillFFmpeg(replicas []*Replica, videoSize string) Fault {
 	return Fault{Name: "kill-ffmpeg", Inject: func(ctx context.Context, rng *rand.Rand) (string, error) {
+		fs, err := procfs.NewDefaultFS()
+		if err != nil {
+			return "", err
+		}
 		deadline := time.Now().Add(2 * time.Second)
 		for ctx.Err() == nil && time.Now().Before(deadline) {
 			r := replicas[rng.IntN(len(replicas))]
 			if pid := r.PID(); pid != 0 {
-				kids, _ := procfs.Children(pid)
-				for _, k := range kids {
-					if isEncoder(k, videoSize) {
+				for _, k := range childPIDs(fs, pid) {
+					if isEncoder(fs, k, videoSize) {
 						return fmt.Sprintf("replica %d ffmpeg %d", r.Index, k), syscall.Kill(k, syscall.SIGKILL)
 					}
 				}

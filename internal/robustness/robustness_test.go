@@ -134,6 +134,18 @@ func finish(t *testing.T, name string, p robustness.Params, rep *robustness.Repo
 	t.Logf("%d operations %v", len(rep.History), counts)
 	t.Logf("%d samples, %.1f a second, %d gaps over 50 ms, the longest %v (at %.1fs); linearizability %s; running-renders gauge %q",
 		len(rep.Samples), rep.SampleRate, rep.SlowGaps, rep.LongestGap, float64(rep.GapAt)/1e9, rep.Check, rep.Gauge)
+	seen, most := 0, 0
+	for _, s := range rep.Samples {
+		n := 0
+		for _, e := range s.Encoders {
+			n += e
+		}
+		if n > 0 {
+			seen++
+		}
+		most = max(most, n)
+	}
+	t.Logf("ffmpeg encoders counted in %d of %d samples, at most %d at once", seen, len(rep.Samples), most)
 	for _, f := range rep.Faults {
 		t.Logf("fault %s at %.1fs-%.1fs: %s %s", f.Name, float64(f.Start)/1e9, float64(f.End)/1e9, f.Detail, f.Err)
 	}

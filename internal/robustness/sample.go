@@ -2,19 +2,18 @@ package robustness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"math"
 	"net/http"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/whirl-dev/whirl/internal/procfs"
+	"github.com/prometheus/procfs"
 )
 
 // The gauges of renders running each replica may export, the preferred
@@ -71,6 +70,7 @@ const maxGaugeAge = 250 * time.Millisecond
 // the latest reading (-1 if older than maxGaugeAge).
 func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
 	s.client.Timeout = maxGaugeAge
+	fs, fsErr := procfs.NewDefaultFS()
 	latest := make([]atomic.Pointer[gaugeReading], len(s.Replicas))
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -93,7 +93,11 @@ func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
 		}
 		smp := Sample{T: s.Rec.Now()}
 		for _, r := range s.Replicas {
-			smp.Encoders = append(smp.Encoders, s.encoders(r.PID()))
+			n := 0
+			if fsErr == nil {
+				n = encoders(fs, r.PID(), s.VideoSize)
+			}
+			smp.Encoders = append(smp.Encoders, n)
 		}
 		for i := range s.Replicas {
 			g := latest[i].Load()
@@ -107,38 +111,33 @@ func (s *Sampler) Run(ctx context.Context, period time.Duration) []Sample {
 	}
 }
 
-// encoders counts pid's live ffmpeg children encoding the suite's size.
-func (s *Sampler) encoders(pid int) int {
+// encoders counts pid's live ffmpeg children encoding size.
+func encoders(fs procfs.FS, pid int, size string) int {
 	if pid == 0 {
 		return 0
 	}
-	kids, ok := procfs.Children(pid)
-	if !ok {
-		all, err := procfs.Processes(func(st procfs.Stat) bool { return st.PPID == pid })
-		if err != nil {
-			return 0
-		}
-		for _, st := range all {
-			kids = append(kids, st.PID)
-		}
-	}
 	n := 0
-	for _, k := range kids {
-		if isEncoder(k, s.VideoSize) {
+	for _, k := range childPIDs(fs, pid) {
+		if isEncoder(fs, k, size) {
 			n++
 		}
 	}
 	return n
 }
 
-// isEncoder reports whether pid is a live ffmpeg whose arguments name size.
-func isEncoder(pid int, size string) bool {
-	st, err := procfs.ReadStat(pid)
-	if err != nil || st.Zombie() || st.Comm != "ffmpeg" {
+// isEncoder reports whether pid is a live ffmpeg with size among its
+// arguments.
+func isEncoder(fs procfs.FS, pid int, size string) bool {
+	p, err := fs.Proc(pid)
+	if err != nil {
 		return false
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && bytes.Contains(cmdline, []byte("\x00"+size+"\x00"))
+	st, err := p.Stat()
+	if err != nil || st.State == "Z" || st.Comm != "ffmpeg" {
+		return false
+	}
+	args, err := p.CmdLine()
+	return err == nil && len(args) > 1 && slices.Contains(args[1:], size)
 }
 
 // readGauge reads the running-renders gauge from a replica's /metrics; -1

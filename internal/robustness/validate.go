@@ -181,3 +181,40 @@ func CheckAccounted(ops []Op) []string {
 	}
 	return v.all()
 }
+
+// seenRun is how many samples a completed render must span to be sure
+// that one of them caught its encoder (in runs, nearly every sample within
+// a render counts one).
+const seenRun = 3
+
+// CheckEncodersSeen: every replica that completed a fresh render spanning
+// seenRun samples counted an encoder in some sample. A count stuck at zero
+// (the replica's children not found) would let the capacity check over
+// encoders pass without looking. Resumed renders may come from the cache.
+func CheckEncodersSeen(samples []Sample, ops []Op) []string {
+	seen := make(map[int]bool)
+	for _, s := range samples {
+		for i, n := range s.Encoders {
+			seen[i] = seen[i] || n > 0
+		}
+	}
+	var v violations
+	for _, op := range ops {
+		i := op.Input.Replica
+		if op.Input.Kind != KindRender || op.Input.Resume || op.Output.Result != ResultOK || seen[i] {
+			continue
+		}
+		spanned := 0
+		for _, s := range samples {
+			if s.T > op.Call && s.T < op.Return && i < len(s.Encoders) {
+				spanned++
+			}
+		}
+		if spanned >= seenRun {
+			v.add("encoders never seen", "replica %d completed a render from %s to %s over %d samples, and no sample of %d counted an ffmpeg encoder on it",
+				i, secs(op.Call), secs(op.Return), spanned, len(samples))
+			seen[i] = true // reported once
+		}
+	}
+	return v.all()
+}

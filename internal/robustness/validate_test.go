@@ -89,3 +89,46 @@ func TestParseGauge(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckEncodersSeen(t *testing.T) {
+	// Samples every 40 ms from 0 to 400 ms on two replicas, none counting.
+	var none []Sample
+	for at := int64(0); at <= 400; at += 40 {
+		none = append(none, Sample{T: at * ms, Encoders: []int{0, 0}})
+	}
+	// counted is none with one encoder on replica in the last sample.
+	counted := func(replica int) []Sample {
+		last := Sample{T: 400 * ms, Encoders: []int{0, 0}}
+		last.Encoders[replica] = 1
+		return append(none[:len(none)-1:len(none)-1], last)
+	}
+	render := func(replica int, call, ret int64, res Result) Op {
+		op := onLease(0, KindRender, call, ret, "A", res)
+		op.Input.Replica = replica
+		return op
+	}
+	threeSamples := render(1, 30, 150, ResultOK) // 40, 80, 120
+	resumed := threeSamples
+	resumed.Input.Resume = true
+	tests := []struct {
+		name    string
+		samples []Sample
+		ops     []Op
+		bad     bool
+	}{
+		{"a render over three samples, no encoder counted", none, []Op{threeSamples}, true},
+		{"an encoder counted on its replica, at another time", counted(1), []Op{threeSamples}, false},
+		{"an encoder counted on the other replica only", counted(0), []Op{threeSamples}, true},
+		{"a render over two samples", none, []Op{render(1, 30, 110, ResultOK)}, false},
+		{"a render cut short", none, []Op{render(1, 30, 150, ResultEnded)}, false},
+		{"a resumed render (may come from the cache)", none, []Op{resumed}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CheckEncodersSeen(tt.samples, tt.ops)
+			if bad := len(got) > 0; bad != tt.bad {
+				t.Errorf("violations %q, want some: %v", got, tt.bad)
+			}
+		})
+	}
+}

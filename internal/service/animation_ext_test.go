@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prometheus/procfs"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,7 +20,6 @@ import (
 	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
 	"github.com/whirl-dev/whirl/internal/lease"
-	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -304,7 +304,14 @@ func TestCancelMidStream(t *testing.T) {
 }
 
 // processExists reports whether pid is alive and not a zombie.
-func processExists(pid int) bool { return procfs.Alive(pid) }
+func processExists(pid int) bool {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return false
+	}
+	st, err := p.Stat()
+	return err == nil && st.State != "Z"
+}
 
 // TestFFmpegKilledMidStream: the stream ends with INTERNAL and no trailer.
 func TestFFmpegKilledMidStream(t *testing.T) {

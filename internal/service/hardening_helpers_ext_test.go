@@ -3,12 +3,12 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"go.uber.org/goleak"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -16,7 +16,6 @@ import (
 	"github.com/whirl-dev/whirl/internal/encode"
 	"github.com/whirl-dev/whirl/internal/fmp4"
 	"github.com/whirl-dev/whirl/internal/lease"
-	"github.com/whirl-dev/whirl/internal/procfs"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
@@ -211,10 +210,13 @@ func noGoroutinesLeft(t *testing.T, ignore goleak.Option) {
 // pgid: encode puts each ffmpeg in a group of its own, so this finds
 // anything a fake ffmpeg script started too.
 func groupMembers(pgid int) []int {
-	members, _ := procfs.Processes(func(st procfs.Stat) bool { return st.PGRP == pgid })
-	out := make([]int, len(members))
-	for i, st := range members {
-		out[i] = st.PID
+	procs, _ := procfs.AllProcs()
+	var out []int
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err == nil && st.PGRP == pgid && st.State != "Z" {
+			out = append(out, p.PID)
+		}
 	}
 	return out
 }
@@ -231,11 +233,15 @@ func heapInuse() uint64 {
 // vmRSS is this process's resident set from /proc/self/status, in bytes.
 func vmRSS(t *testing.T) uint64 {
 	t.Helper()
-	m, err := procfs.ReadMemory(os.Getpid())
-	if err != nil || m.RSS == 0 {
+	self, err := procfs.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := self.NewStatus()
+	if err != nil || st.VmRSS == 0 {
 		t.Fatalf("no VmRSS: %v", err)
 	}
-	return uint64(m.RSS) << 10
+	return st.VmRSS
 }
 
 const mib = 1 << 20

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/whirl-dev/whirl/internal/procfs"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -267,40 +266,31 @@ func (r *loadRun) progressLoop(ctx context.Context) {
 type usage struct {
 	cpu        float64
 	delay      time.Duration
-	machine    procfs.MachineCPU
+	busy       float64 // the machine's busy CPU seconds
 	machineErr error
 	loadAvg    float64
 }
 
 func takeUsage() usage {
 	u := usage{cpu: selfCPU(), loadAvg: loadAvg()}
-	u.delay, _ = procfs.RunDelay(os.Getpid())
-	u.machine, u.machineErr = procfs.ReadMachineCPU()
+	u.delay, _ = runDelay(os.Getpid())
+	u.busy, u.machineErr = machineBusy()
 	return u
-}
-
-// loadAvg is the 1-minute load average, or -1 if unknown.
-func loadAvg() float64 {
-	l, err := procfs.LoadAvg()
-	if err != nil {
-		return -1
-	}
-	return l
 }
 
 // fill puts what this process and the machine spent since u into rep;
 // the server's part comes from rep.Process, filled before.
 func (u usage) fill(rep *Report) {
 	rep.LoadCPUSeconds = selfCPU() - u.cpu
-	if d, err := procfs.RunDelay(os.Getpid()); err == nil {
+	if d, err := runDelay(os.Getpid()); err == nil {
 		rep.LoadRunQueueSeconds = (d - u.delay).Seconds()
 	}
-	machine, err := procfs.ReadMachineCPU()
+	busy, err := machineBusy()
 	if err != nil || u.machineErr != nil {
 		return
 	}
 	m := &MachineReport{
-		BusyCPUSeconds: float64(machine.Busy-u.machine.Busy) / procfs.UserHZ,
+		BusyCPUSeconds: busy - u.busy,
 		LoadAvgStart:   u.loadAvg,
 		LoadAvgEnd:     loadAvg(),
 	}
