@@ -105,7 +105,7 @@ func Run(ctx context.Context, s Scenario) *Report {
 	rep.GaugeSeen, rep.Gauge = gaugeSeen, sampler.Gauge()
 	rep.Violations = append(rep.Violations, sampled...)
 	rep.Violations = append(rep.Violations, CheckEncodersSeen(rep.Samples, rep.History)...)
-	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, s.Params)...)
+	rep.Violations = append(rep.Violations, CheckRendersAfterEnd(rep.History, rep.Faults, s.Params)...)
 	rep.Violations = append(rep.Violations, CheckAccounted(rep.History)...)
 	rep.Check, rep.Info = porcupine.CheckOperationsVerbose(s.Params.Model(), s.Params.Operations(rep.History), s.CheckTimeout)
 	switch rep.Check {

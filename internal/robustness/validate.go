@@ -93,7 +93,13 @@ func CheckSamples(samples []Sample, capacity int) (found []string, gaugeSeen boo
 // under it after that (on etcd, after one more TTL and its lateness: a
 // replica cut off from etcd stops its render but cannot clear the mark).
 // The listings see the renders whose clients went away (orphans).
-func CheckRendersAfterEnd(ops []Op, p Params) []string {
+//
+// On etcd, a render on a replica cut off from etcd (a cut-etcd fault in
+// faults) cannot hear that its lease ended on another replica: it stops
+// when its pin is fenced, before etcd could expire the lease, so within
+// one TTL of the cut's start (plus the time a render takes to stop); its
+// slot stays taken until then, which the capacity checks hold it to.
+func CheckRendersAfterEnd(ops []Op, faults []FaultLog, p Params) []string {
 	byHandle, ended := endedLeases(ops)
 	allow := int64(p.StopWithin + p.Tolerance)
 	listAllow := allow
@@ -105,7 +111,11 @@ func CheckRendersAfterEnd(ops []Op, p Params) []string {
 		switch {
 		case op.Input.Kind == KindRender && op.Output.LastEvent != 0:
 			at, ok := ended[op.Input.LeaseID]
-			if ok && op.Output.LastEvent > at+allow {
+			stopBy := at + allow
+			if cut, isCut := cutFromEtcd(faults, op.Input.Replica, at, stopBy); isCut && !p.Memory {
+				stopBy = max(stopBy, cut+int64(p.TTL)+allow)
+			}
+			if ok && op.Output.LastEvent > stopBy {
 				v.add("render outlived its lease", "client %d's render on replica %d under lease %s streamed until %s, %s after the lease's end returned at %s (result %s %s)",
 					op.Client, op.Input.Replica, short(op.Input.LeaseID), secs(op.Output.LastEvent), secs(op.Output.LastEvent-at), secs(at), op.Output.Result, op.Output.Code)
 			}
@@ -120,6 +130,24 @@ func CheckRendersAfterEnd(ops []Op, p Params) []string {
 		}
 	}
 	return v.all()
+}
+
+// cutFromEtcd reports when replica's cut from etcd began, if a cut-etcd
+// fault on it overlapped the time from a lease's end to stopBy.
+func cutFromEtcd(faults []FaultLog, replica int, end, stopBy int64) (start int64, ok bool) {
+	for _, f := range faults {
+		var r int
+		if f.Name != "cut-etcd" || f.Err != "" {
+			continue
+		}
+		if _, err := fmt.Sscanf(f.Detail, "replica %d", &r); err != nil || r != replica {
+			continue
+		}
+		if f.Start <= stopBy && f.End >= end && (!ok || f.Start < start) {
+			start, ok = f.Start, true
+		}
+	}
+	return start, ok
 }
 
 // endedLeases maps handles to lease ids, and the leases released or

@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -45,21 +46,34 @@ func TestCheckRendersAfterEnd(t *testing.T) {
 		op.Output.LastEvent = lastEvent * ms
 		return op
 	}
+	etcd := testParams
+	etcd.Memory = false // TTL 2 s: a replica cut off at 150 ms stops its renders by 2150 ms + 1300 ms
+	cut := func(replica int, start, end int64) []FaultLog {
+		return []FaultLog{{Name: "cut-etcd", Start: start * ms, End: end * ms, Detail: fmt.Sprintf("replica %d", replica)}}
+	}
+	released := []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK)}
 	tests := []struct {
-		name string
-		ops  []Op
-		bad  bool
+		name   string
+		ops    []Op
+		faults []FaultLog
+		p      Params
+		bad    bool
 	}{
-		{"stops within the bound of its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1400)}, false},
-		{"streams on past its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1600)}, true},
-		{"streams on past its revocation", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRevoke, 100, 200, "A", ResultOK), render(3000)}, true},
-		{"a failed release ends nothing", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultUnknown), render(3000)}, false},
-		{"listed rendering while it stops", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(1000)}, false},
-		{"listed rendering long after its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(2000)}, true},
+		{"stops within the bound of its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1400)}, nil, testParams, false},
+		{"streams on past its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), render(1600)}, nil, testParams, true},
+		{"streams on past its revocation", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRevoke, 100, 200, "A", ResultOK), render(3000)}, nil, testParams, true},
+		{"a failed release ends nothing", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultUnknown), render(3000)}, nil, testParams, false},
+		{"listed rendering while it stops", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(1000)}, nil, testParams, false},
+		{"listed rendering long after its release", []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK), listRendering(2000)}, nil, testParams, true},
+		{"on a replica cut off from etcd, stops once fenced", append(released[:2:2], render(3400)), cut(0, 150, 4000), etcd, false},
+		{"on a replica cut off from etcd, streams on past fencing", append(released[:2:2], render(3600)), cut(0, 150, 4000), etcd, true},
+		{"another replica's cut excuses nothing", append(released[:2:2], render(3400)), cut(1, 150, 4000), etcd, true},
+		{"a cut healed before the release excuses nothing", append(released[:2:2], render(3400)), cut(0, 0, 50), etcd, true},
+		{"the memory store has no etcd to be cut from", append(released[:2:2], render(3400)), cut(0, 150, 4000), testParams, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CheckRendersAfterEnd(tt.ops, testParams)
+			got := CheckRendersAfterEnd(tt.ops, tt.faults, tt.p)
 			if (len(got) > 0) != tt.bad {
 				t.Errorf("violations %q, want some: %v", got, tt.bad)
 			}
