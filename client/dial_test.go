@@ -18,23 +18,12 @@ import (
 	"github.com/whirl-dev/whirl/client"
 	"github.com/whirl-dev/whirl/internal/service"
 	"github.com/whirl-dev/whirl/internal/testcert"
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
-}
-
 func TestDialUnreachable(t *testing.T) {
-	addr := closedAddr(t)
+	addr := testserver.FreeAddr(t)
 	start := time.Now()
 	c, err := client.Dial(context.Background(), addr)
 	if c != nil || !errors.Is(err, client.ErrUnreachable) || status.Code(err) != codes.Unavailable {

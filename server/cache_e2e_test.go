@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/whirl-dev/whirl/internal/fmp4/mp4check"
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -167,7 +168,7 @@ func metric(t *testing.T, addr, name string) float64 {
 func TestCacheRepeatAndRestart(t *testing.T) {
 	ff := newFFmpegLog(t)
 	dir := t.TempDir()
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := testserver.FreeAddr(t)
 	args := []string{"--cache-dir", dir, "--ffmpeg", ff.script, "--metrics-addr", metricsAddr}
 	p := startServer(t, args...)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
@@ -231,7 +232,7 @@ func stopServer(t *testing.T, p *process) {
 // the whole file.
 func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 	ff := newFFmpegLog(t)
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := testserver.FreeAddr(t)
 	p := startServer(t, "--cache-dir", t.TempDir(), "--ffmpeg", ff.script, "--capacity", "6", "--acquire-rate", "0", "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
 	// Long enough that the render still runs well after the progress event
@@ -312,7 +313,7 @@ func TestFiveIdenticalRequestsShareOneRender(t *testing.T) {
 // then chunks from exactly that offset, then the whole file's trailer; a
 // changed video id is VIDEO_CHANGED, an offset past the end OUT_OF_RANGE.
 func TestResumeOverTheWire(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := testserver.FreeAddr(t)
 	p := startServer(t, "--cache-dir", t.TempDir(), "--metrics-addr", metricsAddr)
 	api := whirlv1.NewAnimationServiceClient(dial(t, p.addr))
 	lease := acquire(t, api)
@@ -404,7 +405,7 @@ func TestCacheFaults(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := cmp.Or(tc.dir, filepath.Join(t.TempDir(), "cache"))
-			metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			metricsAddr := testserver.FreeAddr(t)
 			p := startServerWith(t, cmp.Or(tc.bin, bins.server), "--cache-dir", dir, "--metrics-addr", metricsAddr)
 			if tc.setup != nil {
 				tc.setup(t, dir)

@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"io"
-	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,17 +18,6 @@ import (
 	"github.com/whirl-dev/whirl/internal/testetcd"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startEtcd starts a one-member etcd (the standalone binary) that stops
 // with the test; it skips or fails as testetcd.Binary says when there is none.

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/whirl-dev/whirl/internal/testserver"
 	whirlv1 "github.com/whirl-dev/whirl/proto/whirl/v1"
 )
 
@@ -53,7 +53,7 @@ func TestVersion(t *testing.T) {
 
 // TestBuildInfoMetric: /metrics has whirl_build_info with the build's labels.
 func TestBuildInfoMetric(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := testserver.FreeAddr(t)
 	startServer(t, "--metrics-addr", metricsAddr)
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {

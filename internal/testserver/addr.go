@@ -22,3 +22,16 @@ func NonLoopbackIP(t testing.TB) string {
 	t.Skip("this machine has no non-loopback IPv4 address to dial")
 	return ""
 }
+
+// FreeAddr is a loopback address nothing listens on now: for a server a
+// test starts on a port it must know first, or for a dial that must fail.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}

@@ -42,7 +42,7 @@ func StartS3(t testing.TB) *S3 {
 	if err := os.Mkdir(filepath.Join(root, s3Bucket), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopbackAddr(t)
+	addr := FreeAddr(t)
 	const access, secret = "whirl-test-access", "whirl-test-secret-key"
 	cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "posix", root)
 	// Its access log (a line per request) would drown the test's output.
@@ -80,7 +80,7 @@ func UnreachableS3URL(t testing.TB) string {
 	t.Setenv("AWS_ACCESS_KEY_ID", "nobody")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "nothing")
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	return fmt.Sprintf("s3://%s?endpoint=http://%s&region=us-east-1&use_path_style=true", s3Bucket, freeLoopbackAddr(t))
+	return fmt.Sprintf("s3://%s?endpoint=http://%s&region=us-east-1&use_path_style=true", s3Bucket, FreeAddr(t))
 }
 
 func versitygw() string {
@@ -100,16 +100,4 @@ func versitygw() string {
 func fileExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir()
-}
-
-// freeLoopbackAddr is a loopback address no one listens on (now).
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
 }
