@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -21,20 +20,16 @@ import (
 // in turn, so that every call misses locally and downloads, verifies and
 // stores the video before its first byte.
 func BenchmarkGetVideoFirstByte(b *testing.B) {
-	buckets := map[string]func(testing.TB) string{
-		"local":       nil,
-		"shared-file": func(t testing.TB) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() },
-		"shared-s3":   func(t testing.TB) string { return testserver.StartS3(t).URL },
-	}
-	for _, name := range []string{"local", "shared-file", "shared-s3"} {
+	// The first, without a bucket, is the local tier alone.
+	for _, bucket := range append([]sharedBucket{{kind: "local"}}, sharedBuckets()...) {
+		name := bucket.kind
+		if bucket.url != nil {
+			name = "shared-" + name
+		}
 		b.Run(name, func(b *testing.B) {
 			var tier *cache.SharedTier
-			if open := buckets[name]; open != nil {
-				var err error
-				if tier, err = cache.OpenSharedTier(b.Context(), open(b), cache.SharedTierOptions{}); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { tier.Close(context.Background()) })
+			if bucket.url != nil {
+				tier = openBenchTier(b, bucket)
 			}
 			ids, api := benchVideos(b, tier)
 			var firstBytes []time.Duration
@@ -75,17 +70,9 @@ func BenchmarkGetVideoFirstByte(b *testing.B) {
 // to the trailer, release, for a 720×720, 300-frame video, a new curve
 // each round. The second replica answers from the shared tier.
 func BenchmarkRepeatOnOtherReplica(b *testing.B) {
-	buckets := map[string]func(testing.TB) string{
-		"file": func(t testing.TB) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() },
-		"s3":   func(t testing.TB) string { return testserver.StartS3(t).URL },
-	}
-	for _, name := range []string{"file", "s3"} {
-		b.Run(name, func(b *testing.B) {
-			tier, err := cache.OpenSharedTier(b.Context(), buckets[name](b), cache.SharedTierOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { tier.Close(context.Background()) })
+	for _, bucket := range sharedBuckets() {
+		b.Run(bucket.kind, func(b *testing.B) {
+			tier := openBenchTier(b, bucket)
 			replica := func() whirlv1.AnimationServiceClient {
 				store := cache.Open(b.TempDir(), 1<<30, nil, nil)
 				store.SetShared(tier)
@@ -112,6 +99,17 @@ func BenchmarkRepeatOnOtherReplica(b *testing.B) {
 			b.ReportMetric(float64(r)/float64(c), "repeat/cold")
 		})
 	}
+}
+
+// openBenchTier opens a shared tier on a new bucket of its kind, closed
+// with the benchmark.
+func openBenchTier(b *testing.B, bucket sharedBucket) *cache.SharedTier {
+	tier, err := cache.OpenSharedTier(b.Context(), bucket.url(b), cache.SharedTierOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tier.Close(context.Background()) })
+	return tier
 }
 
 // benchVideos renders two default-size videos on one server and returns

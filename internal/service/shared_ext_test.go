@@ -63,17 +63,28 @@ func startSharedReplica(t *testing.T, bucketURL string) sharedReplica {
 	}
 }
 
+// sharedBucket is a kind of bucket the shared tier is tested on; url makes
+// a new, empty one for the test.
+type sharedBucket struct {
+	kind string
+	url  func(testing.TB) string
+}
+
+// sharedBuckets are a directory (file://) and S3 on versitygw.
+func sharedBuckets() []sharedBucket {
+	return []sharedBucket{
+		{"file", func(t testing.TB) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() }},
+		{"s3", func(t testing.TB) string { return testserver.StartS3(t).URL }},
+	}
+}
+
 // TestSharedTierAcrossReplicas: a video rendered on one replica is CACHED
 // on another sharing the bucket, for RenderAnimation, GetVideo and HTTP
 // alike, with no ffmpeg started there.
 func TestSharedTierAcrossReplicas(t *testing.T) {
-	buckets := map[string]func(*testing.T) string{
-		"file": func(t *testing.T) string { return (&url.URL{Scheme: "file", Path: t.TempDir()}).String() },
-		"s3":   func(t *testing.T) string { return testserver.StartS3(t).URL },
-	}
-	for kind, bucket := range buckets {
-		t.Run(kind, func(t *testing.T) {
-			url := bucket(t)
+	for _, bucket := range sharedBuckets() {
+		t.Run(bucket.kind, func(t *testing.T) {
+			url := bucket.url(t)
 			one, two := startSharedReplica(t, url), startSharedReplica(t, url)
 			reqs := []*whirlv1.RenderAnimationRequest{smallVideo(21, 30), smallVideo(22, 30), smallVideo(23, 30)}
 			var rendered []result
