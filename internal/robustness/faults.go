@@ -57,6 +57,13 @@ func injectFaults(ctx context.Context, rec *Recorder, faults []Fault, rng *rand.
 	}
 }
 
+// The Name of the fault that cuts a replica off from etcd, and the Detail
+// of a fault on one replica: CheckRendersAfterEnd reads both back.
+const (
+	cutEtcdFault  = "cut-etcd"
+	replicaDetail = "replica %d"
+)
+
 // KillReplica SIGKILLs a replica and restarts it. On the memory store the
 // pool dies with it: the history gets a crash operation spanning the
 // outage, which empties the model's pool.
@@ -68,7 +75,7 @@ func KillReplica(replicas []*Replica, rec *Recorder, crashClient int) Fault {
 		sleep(ctx, time.Duration(200+rng.IntN(800))*time.Millisecond)
 		err := r.Restart(context.WithoutCancel(ctx))
 		done(Output{Result: ResultOK})
-		return fmt.Sprintf("replica %d", r.Index), err
+		return fmt.Sprintf(replicaDetail, r.Index), err
 	}}
 }
 
@@ -86,7 +93,7 @@ func KillEtcdMember(c *testetcd.Cluster) Fault {
 // CutEtcd severs every connection of one replica to etcd (its proxies) for
 // longer than a lease's TTL, then heals them.
 func CutEtcd(proxies [][]*testserver.CutProxy, ttl time.Duration) Fault {
-	return Fault{Name: "cut-etcd", Inject: func(ctx context.Context, rng *rand.Rand) (string, error) {
+	return Fault{Name: cutEtcdFault, Inject: func(ctx context.Context, rng *rand.Rand) (string, error) {
 		i := rng.IntN(len(proxies))
 		for _, p := range proxies[i] {
 			p.Sever()
@@ -95,7 +102,7 @@ func CutEtcd(proxies [][]*testserver.CutProxy, ttl time.Duration) Fault {
 		for _, p := range proxies[i] {
 			p.Heal()
 		}
-		return fmt.Sprintf("replica %d", i), nil
+		return fmt.Sprintf(replicaDetail, i), nil
 	}}
 }
 

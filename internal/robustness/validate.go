@@ -111,11 +111,16 @@ func CheckRendersAfterEnd(ops []Op, faults []FaultLog, p Params) []string {
 		switch {
 		case op.Input.Kind == KindRender && op.Output.LastEvent != 0:
 			at, ok := ended[op.Input.LeaseID]
-			stopBy := at + allow
-			if cut, isCut := cutFromEtcd(faults, op.Input.Replica, at, stopBy); isCut && !p.Memory {
-				stopBy = max(stopBy, cut+int64(p.TTL)+allow)
+			if !ok {
+				continue
 			}
-			if ok && op.Output.LastEvent > stopBy {
+			stopBy := at + allow
+			if !p.Memory {
+				if cut, isCut := cutFromEtcd(faults, op.Input.Replica, at, stopBy); isCut {
+					stopBy = max(stopBy, cut+int64(p.TTL)+allow)
+				}
+			}
+			if op.Output.LastEvent > stopBy {
 				v.add("render outlived its lease", "client %d's render on replica %d under lease %s streamed until %s, %s after the lease's end returned at %s (result %s %s)",
 					op.Client, op.Input.Replica, short(op.Input.LeaseID), secs(op.Output.LastEvent), secs(op.Output.LastEvent-at), secs(at), op.Output.Result, op.Output.Code)
 			}
@@ -137,10 +142,10 @@ func CheckRendersAfterEnd(ops []Op, faults []FaultLog, p Params) []string {
 func cutFromEtcd(faults []FaultLog, replica int, end, stopBy int64) (start int64, ok bool) {
 	for _, f := range faults {
 		var r int
-		if f.Name != "cut-etcd" || f.Err != "" {
+		if f.Name != cutEtcdFault || f.Err != "" {
 			continue
 		}
-		if _, err := fmt.Sscanf(f.Detail, "replica %d", &r); err != nil || r != replica {
+		if _, err := fmt.Sscanf(f.Detail, replicaDetail, &r); err != nil || r != replica {
 			continue
 		}
 		if f.Start <= stopBy && f.End >= end && (!ok || f.Start < start) {

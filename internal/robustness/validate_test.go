@@ -49,7 +49,7 @@ func TestCheckRendersAfterEnd(t *testing.T) {
 	etcd := testParams
 	etcd.Memory = false // TTL 2 s: a replica cut off at 150 ms stops its renders by 2150 ms + 1300 ms
 	cut := func(replica int, start, end int64) []FaultLog {
-		return []FaultLog{{Name: "cut-etcd", Start: start * ms, End: end * ms, Detail: fmt.Sprintf("replica %d", replica)}}
+		return []FaultLog{{Name: cutEtcdFault, Start: start * ms, End: end * ms, Detail: fmt.Sprintf(replicaDetail, replica)}}
 	}
 	released := []Op{acquireOK(0, 0, 10, "a", "", "A"), onLease(1, KindRelease, 100, 200, "A", ResultOK)}
 	tests := []struct {
