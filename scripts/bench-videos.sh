@@ -27,13 +27,15 @@ trap cleanup EXIT
 go build -o "$work/whirl-server" ./server
 go build -o "$work/whirl" ./client/cmd/whirl
 go build -o "$work/servefile" ./internal/bench/servefile
+# up URL: wait up to 10 s for URL to answer 2xx.
+up() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return; sleep 0.1; done; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port) http_port=$(free_port) nginx_port=$(free_port) floor_port=$(free_port)
 "$work/whirl-server" --addr "127.0.0.1:$grpc_port" --http-addr "127.0.0.1:$http_port" --cache-dir "$work/cache" \
 	--video-rate 0 --video-inflight 0 \
 	--log-format json 2>"$work/server.log" &
 pids+=($!)
-for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$http_port/" && break; sleep 0.1; done
+up "http://127.0.0.1:$http_port/"
 
 # The default video: 720×720, 300 frames at 30 fps.
 id=$("$work/whirl" --server "127.0.0.1:$grpc_port" render --seed 42 -o "$work/video.mp4" --json |
@@ -66,10 +68,10 @@ http {
 EOF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 pids+=($!)
-for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$nginx_port/v1/videos/$id.mp4" && break; sleep 0.1; done
+up "http://127.0.0.1:$nginx_port/v1/videos/$id.mp4"
 "$work/servefile" "127.0.0.1:$floor_port" "$work/cache/$id.mp4" &
 pids+=($!)
-for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$floor_port/v1/videos/$id.mp4" && break; sleep 0.1; done
+up "http://127.0.0.1:$floor_port/v1/videos/$id.mp4"
 for port in $nginx_port $http_port $floor_port; do
 	cmp <(curl -fsS "http://127.0.0.1:$port/v1/videos/$id.mp4") "$work/video.mp4"
 done
